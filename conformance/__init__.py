@@ -1,0 +1,1 @@
+"""The conformance suite users run: `pytest conformance`. Kernels judged against the oracle."""

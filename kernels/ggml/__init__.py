@@ -1,0 +1,1 @@
+"""libggml, as bundled in llama-cpp-python, driven through ctypes."""

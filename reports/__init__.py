@@ -1,0 +1,1 @@
+"""Command line, certification reports, golden-vector export and offline verification."""
