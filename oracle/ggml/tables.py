@@ -1,0 +1,68 @@
+"""Code tables and small scalar rules that several GGML block modules share.
+
+Values are facts from ggml/src/ggml-common.h (the `kvalues_*` tables) and ggml/src/ggml-impl.h
+(GGML_FP32_TO_FP16, ggml_e8m0_to_fp32_half); see each module for where they are used.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# ggml-common.h `kvalues_iq4nl`: the 16 non-linear IQ4_NL / IQ4_XS levels, sorted ascending.
+KVALUES_IQ4NL = np.array(
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int8
+)
+
+# ggml-common.h `kvalues_fp4` (alias `kvalues_mxfp4`): the E2M1 values doubled, indexed by code.
+KVALUES_MXFP4 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.int8)
+
+
+def f16_bytes_sw(x: np.ndarray) -> np.ndarray:
+    """float32 (n,) -> (n, 2) uint8 as ggml-base's software GGML_FP32_TO_FP16 writes it.
+
+    Round to nearest even like numpy, except NaN: ggml writes sign | 0x7E00 whatever the
+    payload, numpy keeps the top payload bits. Only matters where a NaN input reaches a scale
+    (q8_0, q8_1, tq1_0, tq2_0 via their NaN-propagating MAX), but there it changes the bytes.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    canon = np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)).astype(np.float32)
+    x = np.where(np.isnan(x), canon, x)
+    return x.astype("<f2").view(np.uint8).reshape(-1, 2)
+
+
+def e8m0_to_fp32_half(e: np.ndarray) -> np.ndarray:
+    """ggml_e8m0_to_fp32_half: 2^(e-128) as float32, exact, with 0 and 1 as subnormals.
+
+    ggml does not special-case 0xFF (OCP's NaN): it gives 2^127, and so does this.
+    """
+    e = np.asarray(e).astype(np.uint32)
+    bits = np.where(e < 2, np.uint32(0x00200000) << e, (e - np.uint32(1)) << np.uint32(23))
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def seq_max_abs(blocks: np.ndarray) -> np.ndarray:
+    """`amax = MAX(amax, fabsf(v))` from amax = 0, one element at a time, as ggml's q8/tq code does.
+
+    ggml's MAX is `a > b ? a : b`, so a NaN replaces the running max and the next value
+    replaces the NaN: only a NaN in the last position survives (with its payload, sign cleared).
+    """
+    a = np.abs(blocks)
+    amax = np.zeros(blocks.shape[0], dtype=np.float32)
+    for j in range(blocks.shape[1]):
+        amax = np.where(amax > a[:, j], amax, a[:, j])
+    return amax
+
+
+def seq_min_max(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) from FLT_MAX / -FLT_MAX with strict `v < min`, `v > max`, as q4_1 / q5_1 scan.
+
+    NaN never wins, the first of equal values (0.0 before -0.0) is kept, and a block of +inf
+    keeps min = FLT_MAX.
+    """
+    big = np.float32(np.finfo(np.float32).max)
+    mn = np.full(blocks.shape[0], big, dtype=np.float32)
+    mx = np.full(blocks.shape[0], -big, dtype=np.float32)
+    for j in range(blocks.shape[1]):
+        v = blocks[:, j]
+        mn = np.where(v < mn, v, mn)
+        mx = np.where(v > mx, v, mx)
+    return mn, mx
