@@ -180,7 +180,7 @@ def ulp(x, dtype) -> np.ndarray:
     # below a binade boundary: correct it against exact powers of two.
     e = np.where(np.exp2(e) > a, e - 1, e)
     e = np.where(np.exp2(e + 1) <= a, e + 1, e)
-    e = np.maximum(e, spec.emin)
+    e = np.maximum(np.where(a > 0, e, spec.emin), spec.emin)
     return np.exp2(e - (spec.precision - 1))
 
 
