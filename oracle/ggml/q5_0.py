@@ -67,7 +67,8 @@ class Q5_0(Format, name="q5_0.nofma"):
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         d = f16_field(blocks, 0)
         q = unpack_q5(blocks[:, 2:6], blocks[:, 6:]).astype(np.int32) - 16
-        return (q.astype(np.float32) * d[:, None]).astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            return (q.astype(np.float32) * d[:, None]).astype(np.float32)
 
 
 class Q5_0Ref(Q5_0, name="q5_0"):

@@ -26,7 +26,8 @@ def f16_bytes_sw(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     canon = np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)).astype(np.float32)
     x = np.where(np.isnan(x), canon, x)
-    return x.astype("<f2").view(np.uint8).reshape(-1, 2)
+    with np.errstate(over="ignore"):
+        return x.astype("<f2").view(np.uint8).reshape(-1, 2)
 
 
 def e8m0_to_fp32_half(e: np.ndarray) -> np.ndarray:
