@@ -1,0 +1,137 @@
+"""Conventions against torch's ops and torchao's primitives: codes, scales and zeros byte for byte."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import oracle.conventions as conventions
+
+torch = pytest.importorskip("torch", reason="torch is the upstream reference for these conventions")
+
+
+def _w(seed: int, n: int = 8, k: int = 128) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    w[0, :] = 0.0  # an all-zero row: eps paths
+    w[1, 5] = -w[1].__abs__().max() * 3  # a dominant negative value
+    return w
+
+
+def _primitives():
+    return pytest.importorskip("torchao.quantization.quant_primitives", reason="torchao not installed")
+
+
+_AFFINE = {  # convention -> (mapping, target dtype, qmin, qmax, eps, zp dtype)
+    "torchao.int8.sym": ("SYMMETRIC", "int8", -128, 127, 1.1920928955078125e-07),
+    "torchao.int8.asym": ("ASYMMETRIC", "int8", -128, 127, 1.1920928955078125e-07),
+    "torchao.int4.sym": ("SYMMETRIC", "int8", -8, 7, None),
+    "torchao.int4.asym": ("ASYMMETRIC", "int8", -8, 7, None),
+    "torchao.da8w4.pr2128": ("SYMMETRIC", "uint8", 0, 15, 1.1920928955078125e-07),
+    "torchao.da8w4.opaque": ("ASYMMETRIC", "uint8", 0, 15, 1e-6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_AFFINE))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_torchao_affine(name: str, seed: int) -> None:
+    qp = _primitives()
+    mapping, target, qmin, qmax, eps = _AFFINE[name]
+    conv = conventions.get(name)
+    w = _w(seed)
+    gs = w.shape[1] if conv.group_size == -1 else conv.group_size
+    t = torch.from_numpy(w)
+    scale, zp = qp.choose_qparams_affine(t, getattr(qp.MappingType, mapping), (1, gs), getattr(torch, target),
+                                         quant_min=qmin, quant_max=qmax, eps=eps, scale_dtype=torch.float32,
+                                         zero_point_dtype=torch.int32)
+    q = qp.quantize_affine(t, (1, gs), scale, zp, getattr(torch, target), quant_min=qmin, quant_max=qmax)
+    deq = qp.dequantize_affine(q, (1, gs), scale, zp, getattr(torch, target), quant_min=qmin, quant_max=qmax)
+    ours = conv.quantize(w)
+    assert np.array_equal(ours.codes, q.numpy().astype(np.int32))
+    assert np.array_equal(ours.scales.view(np.uint32), scale.reshape(ours.scales.shape).numpy().view(np.uint32))
+    zp_np = zp.reshape(ours.scales.shape).numpy().astype(np.int32)
+    if ours.zeros is None:
+        assert np.all(zp_np == conv.zero_offset)
+    else:
+        assert np.array_equal(ours.zeros, zp_np)
+    assert np.array_equal(conv.dequantize(ours).view(np.uint32), deq.numpy().view(np.uint32))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tinygemm_torchao_quantizer_and_kernel(seed: int) -> None:
+    qp = _primitives()
+    conv = conventions.get("tinygemm.torchao")
+    w = _w(seed, n=16, k=128)
+    t = torch.from_numpy(w)
+    bs = (1, conv.group_size)
+    scale, zero = qp._choose_qparams_affine_tinygemm(t, qp.MappingType.ASYMMETRIC, bs, torch.int32, 0, 15, 1e-6,
+                                                     None, torch.float32)
+    q = qp._quantize_affine_tinygemm(t, bs, scale, zero, torch.int32, 0, 15)
+    deq = qp._dequantize_affine_tinygemm(q, bs, scale, zero, torch.int32, 0, 15)
+    ours = conv.quantize(w)
+    assert np.array_equal(ours.codes, q.numpy())
+    assert np.array_equal(ours.scales, scale.reshape(ours.scales.shape).numpy())
+    assert np.array_equal(ours.zeros, zero.reshape(ours.scales.shape).numpy())
+    assert np.array_equal(conv.dequantize(ours), deq.numpy())
+    # the kernel computes with our packed inputs what x @ dequantized.T gives: identity rows pick weights
+    p = conv.pack(ours)
+    packed = torch._convert_weight_to_int4pack_for_cpu(torch.from_numpy(p["weight"]), 1)
+    eye = torch.eye(w.shape[1], dtype=torch.float32)
+    out = torch._weight_int4pack_mm_for_cpu(eye, packed, conv.group_size, torch.from_numpy(p["scales_and_zeros"]))
+    dq = conv.dequantize(ours)
+    fused = ((ours.codes - 8).astype(np.float64) * np.repeat(ours.scales, conv.group_size, 1)
+             + np.repeat(ours.zeros, conv.group_size, 1)).astype(np.float32)  # one rounding: an FMA
+    got = out.numpy().T
+    assert np.all((got == dq) | (got == fused)), "kernel dequant is neither (q-8)*s+z rounded twice nor fused"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tinygemm_torch_test_quantizer(seed: int) -> None:
+    cq = pytest.importorskip("torch.testing._internal.common_quantization", reason="torch test helpers absent")
+    conv = conventions.get("tinygemm.torch_test")
+    w = _w(seed, n=16, k=128)
+    q, sz = cq._group_quantize_tensor(torch.from_numpy(w).t(), 4, conv.group_size)  # takes [K, N]
+    ours = conv.quantize(w)
+    assert np.array_equal(ours.codes, q.numpy())
+    assert np.array_equal(conv.pack(ours)["scales_and_zeros"], sz.numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_int8pack_quantizer_and_kernel(seed: int) -> None:
+    cq = pytest.importorskip("torch.testing._internal.common_quantization", reason="torch test helpers absent")
+    conv = conventions.get("torch.int8pack")
+    w = _w(seed, n=16, k=64)
+    q, s, _ = cq._dynamically_quantize_per_channel(torch.from_numpy(w), -128, 127, torch.int8)
+    ours = conv.quantize(w)
+    assert np.array_equal(conv.pack(ours)["weight"], q.numpy())
+    assert np.array_equal(ours.scales[:, 0], s.numpy())
+    eye = torch.eye(w.shape[1], dtype=torch.float32)
+    out = torch._weight_int8pack_mm(eye, torch.from_numpy(conv.pack(ours)["weight"]), torch.from_numpy(ours.scales[:, 0]))
+    assert np.array_equal(out.numpy().T, conv.dequantize(ours))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dyn_quant_4bit_weights(seed: int) -> None:
+    cq = pytest.importorskip("torch.testing._internal.common_quantization", reason="torch test helpers absent")
+    conv = conventions.get("torch.dyn_quant_4bit")
+    w = _w(seed, n=16, k=128)
+    packed, scales = cq._group_quantize_tensor_symmetric(torch.from_numpy(w).t(), 4, conv.group_size)  # takes [K, N]
+    ours = conv.quantize(w)
+    assert np.array_equal(conv.pack(ours)["weight"], packed.numpy().reshape(w.shape[0], -1))  # rows of one group each
+    assert np.array_equal(ours.scales.reshape(-1), scales.numpy().reshape(-1))
+
+
+def test_partial_last_group_matches_torchao() -> None:
+    qp = _primitives()
+    conv = dataclasses.replace(conventions.get("torchao.da8w4.opaque"), group_size=16)
+    w = _w(3, n=4, k=40)  # 16 + 16 + 8
+    ours = conv.quantize(w)
+    for g, (s, e) in enumerate(conv.groups(w.shape[1])):
+        t = torch.from_numpy(np.ascontiguousarray(w[:, s:e]))
+        scale, zp = qp.choose_qparams_affine(t, qp.MappingType.ASYMMETRIC, (1, e - s), torch.uint8, quant_min=0,
+                                             quant_max=15, eps=1e-6, scale_dtype=torch.float32,
+                                             zero_point_dtype=torch.int32)
+        q = qp.quantize_affine(t, (1, e - s), scale, zp, torch.uint8, quant_min=0, quant_max=15)
+        assert np.array_equal(ours.codes[:, s:e], q.numpy().astype(np.int32))
+        assert np.array_equal(ours.scales[:, g], scale.reshape(-1).numpy())
