@@ -258,7 +258,8 @@ class Convention:
                 out["weight"] = _pack_bits(codes, self.bits)
         if qw.zeros is not None:
             z = qw.zeros.astype(np.int32)
-            out["zeros"] = _pack_bits(z, self.bits) if self.pack_zeros else z.astype(np.int8 if self.qmin < 0 else np.uint8)
+            # unused slots of the last zero-point byte hold the default zero point 2^(bits-1), as MLAS leaves them
+            out["zeros"] = _pack_bits(z, self.bits, fill=1 << (self.bits - 1)) if self.pack_zeros else z.astype(np.int8 if self.qmin < 0 else np.uint8)
         return out
 
     def unpack(self, packed: dict[str, np.ndarray], k: int) -> QuantizedWeight:
@@ -373,12 +374,12 @@ def _nearest_code(t: np.ndarray, values: tuple[float, ...]) -> np.ndarray:
     return order[idx].astype(np.int32)
 
 
-def _pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
-    """Pack b-bit codes along the last axis, the lowest bits holding the lowest index."""
+def _pack_bits(codes: np.ndarray, bits: int, fill: int = 0) -> np.ndarray:
+    """Pack b-bit codes along the last axis, the lowest bits holding the lowest index; `fill` pads."""
     per = 8 // bits
     n, k = codes.shape
     kp = -(-k // per) * per
-    c = np.zeros((n, kp), dtype=np.uint16)
+    c = np.full((n, kp), fill, dtype=np.uint16)
     c[:, :k] = codes.astype(np.int64) & ((1 << bits) - 1)
     c = c.reshape(n, kp // per, per)
     out = np.zeros((n, kp // per), dtype=np.uint16)
