@@ -90,4 +90,4 @@ register(Convention(
     inverse="divide", packing="bytes",
     source="aten/src/ATen/native/quantized/cpu/QuantUtils.h: ChooseQuantizationParams; torch.quantize_per_tensor_dynamic",
     summary="per-tensor quint8 (PyTorch/fbgemm dynamic): s = range/255 (0 in range), zp = nearbyint(-min/s), q = RNE(x/s) + zp",
-    confirmed="torch.quantize_per_tensor_dynamic (tests/test_activations.py)"))
+    confirmed="NOT exact yet: fbgemm computes the scale in double, this model in float32 (xfail in tests/test_activations.py)"))
