@@ -12,8 +12,14 @@ which numpy converts with correct rounding itself.
 | bf16   | 16   | inf                                                             | NaN       |
 | e4m3fn | 8    | NaN (0x7f/0xff): no inf in this format                          | NaN       |
 | e5m2   | 8    | inf                                                             | NaN       |
-| e8m0   | 8    | see `encode`: ml_dtypes rounds the significand half-up; 0 -> NaN | 0xff      |
-| e2m1   | 4    | saturates to +-6 (inf too); NaN encodes as -0 (code 8)           | no NaN    |
+| e8m0   | 8    | from 1.5 * 2^127 up: NaN (0xff); see the note below             | 0xff      |
+| e2m1   | 4    | saturates to +-6 (inf too); NaN -> zero of the opposite sign    | no NaN    |
+
+Note e2m1: +NaN encodes as code 8 (-0), -NaN as code 0 (+0) (ml_dtypes' conversion).
+Note e8m0 (ml_dtypes' conversion, not round-to-nearest everywhere): a normal float32 gets its
+own exponent, plus one when its significand is at least 1.5 (ties go up); a float32 subnormal
+gets code 0 (2^-127) up to 2^-127 and code 1 (2^-126) anywhere above it, even where 2^-127 is
+nearer; zero, negative values (-0 too), inf and NaN give 0xff (NaN).
 
 e8m0 (OCP MX scale: 2^(code-127), 0xff = NaN, no zero, no sign) is almost never produced by
 rounding in a kernel: MX quantizers compute its exponent from floor(log2(amax)); those rules
