@@ -12,9 +12,11 @@ the first of equal values stays, a block of +inf keeps min = FLT_MAX); d = (max 
 and id = d ? 1/d : 0 in float32 (id from the float32 d); code = MIN(15, (int8_t)((x-min)*id
 + 0.5f)).
 
-`(x-min)*id + 0.5f` is contractible, and so is the dequantizer's `x0*d + m`: GCC fuses both on
-FMA targets (aarch64 builds), not in ggml-base on x86-64 (baseline ISA). `q4_1.nofma` rounds
-each operation, `q4_1.fma` fuses both directions; `q4_1` is the x86-64 (and gguf-py) rounding.
+`(x-min)*id + 0.5f` is contractible: GCC fuses it on FMA targets (aarch64 builds), not in
+ggml-base on x86-64 (baseline ISA). `q4_1.nofma` rounds twice, `q4_1.fma` once; `q4_1` is the
+x86-64 (and gguf-py) rounding. The dequantizer's `x0*d + m` is contractible too, but the
+product of a code below 32 and an fp16 d has at most 16 significant bits, so it is exact in
+float32 and fusing cannot change the sum: one dequantizer serves both variants.
 NaN or out-of-range `(int8_t)` casts follow x86-64 (`c_float_to_int`: low byte of INT_MIN, 0).
 """
 from __future__ import annotations
@@ -47,13 +49,10 @@ def offset(blocks: np.ndarray, mn: np.ndarray, inv: np.ndarray, fused: bool) -> 
         return (diff * inv[:, None]).astype(np.float32) + np.float32(0.5)
 
 
-def affine(q: np.ndarray, d: np.ndarray, m: np.ndarray, fused: bool) -> np.ndarray:
-    """`q*d + m` for integer codes q, rounded twice or (fused) once."""
-    qf = q.astype(np.float32)
+def affine(q: np.ndarray, d: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """`q*d + m` for integer codes q (the product is exact, see the module docstring)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if fused:
-            return fmaf(qf, np.broadcast_to(d[:, None], qf.shape), np.broadcast_to(m[:, None], qf.shape))
-        return (qf * d[:, None]).astype(np.float32) + m[:, None]
+        return (q.astype(np.float32) * d[:, None]).astype(np.float32) + m[:, None]
 
 
 class Q4_1(Format, name="q4_1.nofma"):
@@ -74,7 +73,7 @@ class Q4_1(Format, name="q4_1.nofma"):
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         d, m = f16_field(blocks, 0), f16_field(blocks, 2)
         lo, hi = unpack_nibbles(blocks[:, 4:])
-        return affine(np.concatenate([lo, hi], axis=1), d, m, cls.fused)
+        return affine(np.concatenate([lo, hi], axis=1), d, m)
 
 
 class Q4_1Ref(Q4_1, name="q4_1"):
@@ -82,6 +81,6 @@ class Q4_1Ref(Q4_1, name="q4_1"):
 
 
 class Q4_1Fma(Q4_1, name="q4_1.fma"):
-    source = "ggml/src/ggml-quants.c: quantize_row_q4_1_ref, dequantize_row_q4_1 with FMA contraction (aarch64)"
-    summary = "GGML q4_1 with (x-min)*id + 0.5f and q*d + m each one fused multiply-add"
+    source = "ggml/src/ggml-quants.c: quantize_row_q4_1_ref compiled with FMA contraction (aarch64)"
+    summary = "GGML q4_1 with (x-min)*id + 0.5f as one fused multiply-add (aarch64 and FMA-contracted builds)"
     fused = True

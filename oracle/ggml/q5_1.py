@@ -10,8 +10,8 @@ Dequantize (ggml-quants.c `dequantize_row_q5_1`): x = code*fp32(d) + fp32(m).
 Quantize (ggml-quants.c `quantize_row_q5_1_ref`, which `quantize_q5_1` calls without an
 imatrix): min / max and d = (max - min) / 31, id as in q4_1; code = (uint8_t)((x-min)*id +
 0.5f) with no MIN clamp (a code of 32 cannot arise from finite input; a NaN or inf gives 0).
-Fused and unfused roundings as q4_1: `q5_1.nofma` (x86-64, gguf-py), `q5_1.fma` (both
-`(x-min)*id + 0.5f` and `code*d + m` fused), `q5_1` = nofma.
+Fused and unfused roundings as q4_1: `q5_1.nofma` (x86-64, gguf-py), `q5_1.fma`
+(`(x-min)*id + 0.5f` fused), `q5_1` = nofma; code*d is exact, so both dequantize alike.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class Q5_1(Format, name="q5_1.nofma"):
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         d, m = f16_field(blocks, 0), f16_field(blocks, 2)
-        return affine(unpack_q5(blocks[:, 4:8], blocks[:, 8:]), d, m, cls.fused)
+        return affine(unpack_q5(blocks[:, 4:8], blocks[:, 8:]), d, m)
 
 
 class Q5_1Ref(Q5_1, name="q5_1"):
@@ -52,6 +52,6 @@ class Q5_1Ref(Q5_1, name="q5_1"):
 
 
 class Q5_1Fma(Q5_1, name="q5_1.fma"):
-    source = "ggml/src/ggml-quants.c: quantize_row_q5_1_ref, dequantize_row_q5_1 with FMA contraction (aarch64)"
-    summary = "GGML q5_1 with (x-min)*id + 0.5f and q*d + m each one fused multiply-add"
+    source = "ggml/src/ggml-quants.c: quantize_row_q5_1_ref compiled with FMA contraction (aarch64)"
+    summary = "GGML q5_1 with (x-min)*id + 0.5f as one fused multiply-add (aarch64 and FMA-contracted builds)"
     fused = True
