@@ -5,6 +5,11 @@ block holds, how many bytes it takes, where upstream its reference code lives, a
 a (n_blocks, block_size) float32 array into (n_blocks, block_bytes) uint8 bytes and back.
 A format name is the lower-case GGML type name for the reference path (`q4_0`), with a dotted
 suffix for another real-world rounding of the same bytes (`q4_0.fma`, `q8_0.x86`).
+
+The same two functions serve the named conventions of oracle/conventions/ (group-wise affine
+and float formats whose codes, scales and zero points live in separate arrays): for those,
+`quantize` returns the dict of arrays in the kernel's layout (`Convention.pack`) plus the
+row length under "k", and `dequantize` takes that dict back.
 """
 from __future__ import annotations
 
@@ -64,12 +69,31 @@ def get_format(name: str) -> type[Format]:
     """The format class for `name`, or a one-line ValueError listing the known names."""
     _load()
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise ValueError(f"unknown format {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}; "
+                         "conventions: see `qoracle conventions`")
     return _REGISTRY[name]
 
 
-def quantize(x: np.ndarray, name: str) -> np.ndarray:
-    """float32 (rows, K) -> uint8 (rows, K // block_size * block_bytes), laid out as ggml does."""
+def _convention(name: str):
+    """The convention called `name` when it is not a block format, else None."""
+    _load()
+    if name in _REGISTRY:
+        return None
+    from oracle import conventions
+
+    return conventions.get(name) if name in conventions.names() else None
+
+
+def quantize(x: np.ndarray, name: str) -> np.ndarray | dict[str, np.ndarray]:
+    """float32 (rows, K) -> uint8 (rows, K // block_size * block_bytes), laid out as ggml does.
+
+    For a convention name: the dict of packed arrays in the kernel's layout, with "k".
+    """
+    conv = _convention(name) if isinstance(name, str) else None
+    if conv is not None:
+        packed = conv.pack(conv.quantize(x))
+        packed["k"] = np.array(x.shape[-1], dtype=np.int64)
+        return packed
     fmt = get_format(name)
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
         raise ValueError(f"{name}: quantize takes a float32 numpy array, got {_describe(x)}")
@@ -84,8 +108,16 @@ def quantize(x: np.ndarray, name: str) -> np.ndarray:
     return q.reshape(rows, (k // fmt.block_size) * fmt.block_bytes)
 
 
-def dequantize(q: np.ndarray, name: str) -> np.ndarray:
-    """uint8 (rows, n_blocks * block_bytes) -> float32 (rows, n_blocks * block_size)."""
+def dequantize(q: np.ndarray | dict[str, np.ndarray], name: str) -> np.ndarray:
+    """uint8 (rows, n_blocks * block_bytes) -> float32 (rows, n_blocks * block_size).
+
+    For a convention name: the dict `quantize` returned -> float32 (rows, K).
+    """
+    conv = _convention(name) if isinstance(name, str) else None
+    if conv is not None:
+        if not isinstance(q, dict) or "k" not in q:
+            raise ValueError(f"{name}: dequantize takes the dict of arrays that quantize returned")
+        return conv.dequantize(conv.unpack(q, int(q["k"])))
     fmt = get_format(name)
     if not isinstance(q, np.ndarray) or q.dtype != np.uint8:
         raise ValueError(f"{name}: dequantize takes a uint8 numpy array, got {_describe(q)}")
