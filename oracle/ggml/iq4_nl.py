@@ -70,7 +70,8 @@ def _pass(xb: np.ndarray, w: np.ndarray, inv: np.ndarray) -> tuple[np.ndarray, n
 
 def subblock_scales(xb: np.ndarray) -> np.ndarray:
     """The float32 scale `quantize_row_iq4_nl_impl` (ntry = 7, no imatrix) finds for each 32-value row."""
-    w = (xb * xb).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = (xb * xb).astype(np.float32)
     amax, mx = first_absmax(xb)
     small = amax < GROUP_MAX_EPS
     safe_max = np.where(small, np.float32(1), mx).astype(np.float32)

@@ -37,7 +37,7 @@ def ref_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0))
         t = (blocks * inv.astype(np.float32)[:, None]).astype(np.float32)
-    return d, c_float_to_int(half_away(t), 8).astype(np.int8)
+        return d, c_float_to_int(half_away(t), 8).astype(np.int8)
 
 
 def _maxps(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ def ternary_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0))
         v = (blocks * inv.astype(np.float32)[:, None]).astype(np.float32)
-    return d, lround_low_byte(v)
+        return d, lround_low_byte(v)
 
 
 def scaled_trits(t: np.ndarray, d: np.ndarray) -> np.ndarray:
