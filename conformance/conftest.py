@@ -16,7 +16,9 @@ import shlex
 
 import pytest
 
-from kernels.isa import LEVELS, host_has, knobs_for
+from conformance.known_defects import lookup
+from kernels.isa import LEVELS, ORDER, host_has, knobs_for
+from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
 
 
@@ -66,17 +68,36 @@ class Session:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel(name): the kernel adapter a test drives")
+    for family in sorted({k.family for k in all_kernels()}):
+        config.addinivalue_line("markers", f"{family}: kernels of the {family} family")
+    for level in (*ORDER, "native"):
+        config.addinivalue_line("markers", f"isa_{level}: run under --isa {level}")
     config._qoracle = Session(config)  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    isa = config.getoption("isa")
-    if isa != "native":
-        ok, why = host_has(isa)
+    """Apply --kernel/--convention selection, family and ISA markers, the ISA skip, known defects."""
+    s: Session = config._qoracle  # type: ignore[attr-defined]
+    ok, why = host_has(s.isa) if s.isa != "native" else (True, "")
+    keep, drop = [], []
+    for item in items:
+        m = item.get_closest_marker("kernel")
+        name = m.args[0] if m else ""
+        conv = item.callspec.params.get("convention") if hasattr(item, "callspec") else None
+        if m and not s.selected(name, conv if isinstance(conv, str) else None):
+            drop.append(item)
+            continue
+        keep.append(item)
+        item.add_marker(getattr(pytest.mark, f"isa_{s.isa}"))
+        if m:
+            item.add_marker(getattr(pytest.mark, name.split(".", 1)[0]))
         if not ok:
-            skip = pytest.mark.skip(reason=f"--isa {isa} cannot run here: {why}")
-            for item in items:
-                item.add_marker(skip)
+            item.add_marker(pytest.mark.skip(reason=f"--isa {s.isa} cannot run here: {why}"))
+        elif m and (d := lookup(name, s.isa, item.nodeid)):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known defect: {d.why} ({d.reference})"))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
