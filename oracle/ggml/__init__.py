@@ -8,7 +8,7 @@ ggml/src/ggml-quants.c (reference quantizers and dequantizers), ggml/src/ggml-co
 import importlib
 import pkgutil
 
-_HELPERS = {"fields", "tables"}
+_HELPERS = {"fields", "tables", "kquant_search"}
 
 for _m in pkgutil.iter_modules(__path__):
     if _m.name not in _HELPERS and not _m.name.startswith("_"):

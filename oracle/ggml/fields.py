@@ -5,8 +5,17 @@ import numpy as np
 
 
 def f16_bytes(x: np.ndarray) -> np.ndarray:
-    """float32 (n,) -> (n, 2) uint8: GGML_FP32_TO_FP16, round to nearest even, little-endian."""
-    return np.asarray(x, dtype=np.float32).astype("<f2").view(np.uint8).reshape(-1, 2)
+    """float32 (n,) -> (n, 2) uint8 as ggml-base's software GGML_FP32_TO_FP16 writes it.
+
+    Round to nearest even like numpy, except NaN: ggml writes sign | 0x7E00 whatever the
+    payload, numpy keeps the top payload bits. Only matters where a NaN input reaches a scale
+    (q8_0, q8_1, tq1_0, tq2_0 via their NaN-propagating MAX), but there it changes the bytes.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    canon = np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)).astype(np.float32)
+    x = np.where(np.isnan(x), canon, x)
+    with np.errstate(over="ignore"):
+        return x.astype("<f2").view(np.uint8).reshape(-1, 2)
 
 
 def f16_field(blocks: np.ndarray, offset: int) -> np.ndarray:

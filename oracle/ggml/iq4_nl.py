@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field, first_absmax, sum_in_order, unpack_nibbles
-from oracle.ggml.tables import KVALUES_IQ4NL, f16_bytes_sw
+from oracle.ggml.fields import f16_bytes, f16_field, first_absmax, sum_in_order, unpack_nibbles
+from oracle.ggml.tables import KVALUES_IQ4NL
 
 QK = 32
 NTRY = 7
@@ -113,7 +113,7 @@ class IQ4_NL(Format, name="iq4_nl"):
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             inv = np.where(scale != 0, np.float32(1) / np.where(scale != 0, scale, np.float32(1)), np.float32(0))
             idx = best_index_int8((inv.astype(np.float32)[:, None] * blocks).astype(np.float32))
-        return np.concatenate([f16_bytes_sw(scale), pack_indices(idx)], axis=1)
+        return np.concatenate([f16_bytes(scale), pack_indices(idx)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

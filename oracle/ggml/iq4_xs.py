@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field, first_absmax
+from oracle.ggml.fields import f16_bytes, f16_field, first_absmax
 from oracle.ggml.iq4_nl import best_index_int8, pack_indices, subblock_scales, unpack_values
-from oracle.ggml.tables import f16_bytes_sw
 from oracle.rounding import nearest_int
 
 QK_K = 256
@@ -63,7 +62,7 @@ class IQ4_XS(Format, name="iq4_xs"):
         low = (ls & np.uint16(0x0F)).astype(np.uint8)
         scales_l = low[:, 0::2] | (low[:, 1::2] << np.uint8(4))
         h = scales_h.astype("<u2").view(np.uint8).reshape(n, 2)
-        return np.concatenate([f16_bytes_sw(d), h, scales_l, pack_indices(idx)], axis=1)
+        return np.concatenate([f16_bytes(d), h, scales_l, pack_indices(idx)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field, unpack_nibbles
-from oracle.ggml.tables import f16_bytes_sw, seq_min_max
+from oracle.ggml.fields import f16_bytes, f16_field, unpack_nibbles
+from oracle.ggml.tables import seq_min_max
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
@@ -67,7 +67,7 @@ class Q4_1(Format, name="q4_1.nofma"):
         mn, d, inv = scale_min(blocks, 15)
         code = np.minimum(15, c_float_to_int(offset(blocks, mn, inv, cls.fused), 8)).astype(np.uint8)
         qs = code[:, : QK // 2] | (code[:, QK // 2 :] << np.uint8(4))
-        return np.concatenate([f16_bytes_sw(d), f16_bytes_sw(mn), qs], axis=1)
+        return np.concatenate([f16_bytes(d), f16_bytes(mn), qs], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

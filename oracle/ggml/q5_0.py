@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field, first_absmax, unpack_nibbles
-from oracle.ggml.tables import f16_bytes_sw
+from oracle.ggml.fields import f16_bytes, f16_field, first_absmax, unpack_nibbles
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
@@ -61,7 +60,7 @@ class Q5_0(Format, name="q5_0.nofma"):
                 t = (blocks * inv[:, None]).astype(np.float32) + np.float32(16.5)
         code = np.minimum(31, c_float_to_int(t, 8)).astype(np.uint8)  # negative wraps as uint8_t does
         qh, qs = pack_q5(code)
-        return np.concatenate([f16_bytes_sw(d), qh, qs], axis=1)
+        return np.concatenate([f16_bytes(d), qh, qs], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

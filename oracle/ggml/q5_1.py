@@ -18,10 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field
+from oracle.ggml.fields import f16_bytes, f16_field
 from oracle.ggml.q4_1 import affine, offset, scale_min
 from oracle.ggml.q5_0 import pack_q5, unpack_q5
-from oracle.ggml.tables import f16_bytes_sw
 from oracle.rounding import c_float_to_int
 
 QK = 32
@@ -39,7 +38,7 @@ class Q5_1(Format, name="q5_1.nofma"):
         mn, d, inv = scale_min(blocks, 31)
         code = c_float_to_int(offset(blocks, mn, inv, cls.fused), 8).astype(np.uint8)
         qh, qs = pack_q5(code)
-        return np.concatenate([f16_bytes_sw(d), f16_bytes_sw(mn), qh, qs], axis=1)
+        return np.concatenate([f16_bytes(d), f16_bytes(mn), qh, qs], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from oracle.formats import Format
 from oracle.ggml.fields import f16_bytes, f16_field
-from oracle.ggml.tables import f16_bytes_sw, seq_max_abs
+from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import c_float_to_int, half_away, rne
 
 QK = 32
@@ -74,7 +74,7 @@ class Q8_0(Format, name="q8_0"):
     @classmethod
     def quantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         d, q = ref_codes(blocks)
-        return np.concatenate([f16_bytes_sw(d), q.view(np.uint8)], axis=1)
+        return np.concatenate([f16_bytes(d), q.view(np.uint8)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

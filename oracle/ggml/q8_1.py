@@ -23,7 +23,6 @@ import numpy as np
 from oracle.formats import Format
 from oracle.ggml.fields import f16_bytes, f16_field
 from oracle.ggml.q8_0 import ref_codes, x86_codes
-from oracle.ggml.tables import f16_bytes_sw
 
 QK = 32
 
@@ -40,7 +39,7 @@ class Q8_1(Format, name="q8_1"):
         total = q.astype(np.int32).sum(axis=1).astype(np.float32)
         with np.errstate(invalid="ignore", over="ignore"):
             s = (total * d).astype(np.float32)
-        return np.concatenate([f16_bytes_sw(d), f16_bytes_sw(s), q.view(np.uint8)], axis=1)
+        return np.concatenate([f16_bytes(d), f16_bytes(s), q.view(np.uint8)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

@@ -16,20 +16,6 @@ KVALUES_IQ4NL = np.array(
 KVALUES_MXFP4 = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.int8)
 
 
-def f16_bytes_sw(x: np.ndarray) -> np.ndarray:
-    """float32 (n,) -> (n, 2) uint8 as ggml-base's software GGML_FP32_TO_FP16 writes it.
-
-    Round to nearest even like numpy, except NaN: ggml writes sign | 0x7E00 whatever the
-    payload, numpy keeps the top payload bits. Only matters where a NaN input reaches a scale
-    (q8_0, q8_1, tq1_0, tq2_0 via their NaN-propagating MAX), but there it changes the bytes.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    canon = np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)).astype(np.float32)
-    x = np.where(np.isnan(x), canon, x)
-    with np.errstate(over="ignore"):
-        return x.astype("<f2").view(np.uint8).reshape(-1, 2)
-
-
 def e8m0_to_fp32_half(e: np.ndarray) -> np.ndarray:
     """ggml_e8m0_to_fp32_half: 2^(e-128) as float32, exact, with 0 and 1 as subnormals.
 

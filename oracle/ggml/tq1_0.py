@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field
-from oracle.ggml.tables import f16_bytes_sw
+from oracle.ggml.fields import f16_bytes, f16_field
 from oracle.ggml.tq2_0 import scaled_trits, ternary_codes
 
 QK_K = 256
@@ -55,7 +54,7 @@ class TQ1_0(Format, name="tq1_0"):
         b = _pack(code[:, 160:240].reshape(n, 5, 16))
         h4 = code[:, 240:].reshape(n, 4, 4)
         h = _pack(np.concatenate([h4, np.zeros((n, 1, 4), dtype=h4.dtype)], axis=1))
-        return np.concatenate([a, b, h, f16_bytes_sw(d)], axis=1)
+        return np.concatenate([a, b, h, f16_bytes(d)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:

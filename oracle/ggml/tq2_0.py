@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_field
-from oracle.ggml.tables import f16_bytes_sw, seq_max_abs
+from oracle.ggml.fields import f16_bytes, f16_field
+from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import half_away
 
 QK_K = 256
@@ -59,7 +59,7 @@ class TQ2_0(Format, name="tq2_0"):
         d, code = ternary_codes(blocks)
         c = (code & 3).astype(np.uint8).reshape(-1, 2, 4, 32)
         qs = c[:, :, 0] | (c[:, :, 1] << 2) | (c[:, :, 2] << 4) | (c[:, :, 3] << 6)
-        return np.concatenate([qs.reshape(-1, 64).astype(np.uint8), f16_bytes_sw(d)], axis=1)
+        return np.concatenate([qs.reshape(-1, 64).astype(np.uint8), f16_bytes(d)], axis=1)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
