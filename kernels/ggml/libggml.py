@@ -1,0 +1,340 @@
+"""ctypes adapter to libggml as bundled in llama-cpp-python: quantize, dequantize, vec_dot.
+
+What it calls (declarations from the installed headers `include/ggml.h` and
+`include/ggml-cpu.h` that the llama-cpp-python 0.3.36 wheel ships; ggml 0.25.x):
+- `ggml_quantize_chunk(type, src, dst, start, nrows, n_per_row, imatrix)` (libggml-base):
+  single-threaded; dispatches to `quantize_<type>` (ggml/src/ggml.c). A type without such a
+  function (q8_1, q8_K, the integer types) reaches `assert(false)` and then a failing
+  GGML_ASSERT, which aborts the process, and iq2_xxs, iq2_xs and iq1_s abort without an
+  importance matrix (`ggml_quantize_requires_imatrix`). The adapter refuses all of these with
+  a reason before calling, except that q8_1 and q8_K get their reference bytes from the
+  exported `quantize_row_<type>_ref` (the same functions ggml's type traits name as
+  `from_float_ref`).
+- `ggml_get_type_traits(type)->to_float` (libggml-base): the reference dequantizer.
+- `ggml_get_type_traits_cpu(type)->{from_float, vec_dot, vec_dot_type}` (libggml-cpu): the
+  CPU backend's SIMD activation quantizer and dot product, compiled for its ISA.
+Type names are ggml's own (`ggml_type_name`), lower-cased: 'q4_0', 'q4_k', 'iq4_nl', 'mxfp4'.
+
+The CPU backend in this wheel is ONE library, `lib/libggml-cpu.so`, built with
+GGML_NATIVE=OFF defaults: AVX, AVX2, FMA, F16C, BMI2, no AVX512 (ggml_cpu_has_* report the
+compile-time flags, see `cpu_features()`). There is no runtime ISA knob for it: the x86 code
+path is fixed when the wheel is built. To get another path, rebuild llama-cpp-python with
+CMAKE_ARGS, e.g. `-DGGML_NATIVE=OFF -DGGML_AVX512=ON` (one library) or
+`-DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON` (one `libggml-cpu-<variant>.so` per ISA:
+x64, sse42, sandybridge, haswell, skylakex, icelake, alderlake, sapphirerapids; ggml's own
+loader picks the supported one with the highest `ggml_backend_score()`). With variant
+libraries present, `load(cpu_variant=...)` or the environment variable
+QORACLE_GGML_CPU_VARIANT selects one by name; without either, the highest-scoring one is used
+as ggml would. `LLAMA_CPP_LIB_PATH` (llama-cpp-python's own knob) overrides the lib folder.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["LibGGML", "LibGGMLUnavailable", "LibGGMLUnsupported", "load", "find_lib_dir"]
+
+VARIANT_ENV = "QORACLE_GGML_CPU_VARIANT"
+
+_TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+_FROM_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+_VEC_DOT = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                            ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+
+
+class _TypeTraits(ctypes.Structure):
+    """struct ggml_type_traits (ggml.h)."""
+
+    _fields_ = [
+        ("type_name", ctypes.c_char_p),
+        ("blck_size", ctypes.c_int64),
+        ("blck_size_interleave", ctypes.c_int64),
+        ("type_size", ctypes.c_size_t),
+        ("is_quantized", ctypes.c_bool),
+        ("to_float", ctypes.c_void_p),
+        ("from_float_ref", ctypes.c_void_p),
+    ]
+
+
+class _TypeTraitsCpu(ctypes.Structure):
+    """struct ggml_type_traits_cpu (ggml-cpu.h)."""
+
+    _fields_ = [
+        ("from_float", ctypes.c_void_p),
+        ("vec_dot", ctypes.c_void_p),
+        ("vec_dot_type", ctypes.c_int),
+        ("nrows", ctypes.c_int64),
+    ]
+
+
+class LibGGMLUnavailable(RuntimeError):
+    """libggml cannot be used here; the message says why (not installed, file or symbol missing)."""
+
+
+class LibGGMLUnsupported(ValueError):
+    """This libggml cannot do the request for this type without aborting the process."""
+
+
+_CPU_FEATURES = ("sse3", "ssse3", "avx", "avx_vnni", "avx2", "bmi2", "f16c", "fma", "avx512",
+                 "avx512_vbmi", "avx512_vnni", "avx512_bf16", "amx_int8", "neon", "arm_fma",
+                 "fp16_va", "dotprod", "matmul_int8", "sve", "sme", "sme2", "riscv_v", "vsx",
+                 "vxe", "wasm_simd", "llamafile")
+_TYPE_COUNT_0_3_36 = 43  # GGML_TYPE_COUNT in the ggml.h that llama-cpp-python 0.3.36 ships
+_CHUNK_EXTRA = ("f32", "f16", "bf16")  # handled inline by ggml_quantize_chunk (ggml.c)
+
+
+def find_lib_dir() -> Path:
+    """The folder with libggml-base.so: $LLAMA_CPP_LIB_PATH, else the llama_cpp package's lib/."""
+    env = os.environ.get("LLAMA_CPP_LIB_PATH")
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec("llama_cpp")
+    if spec is None or not spec.submodule_search_locations:
+        raise LibGGMLUnavailable("llama-cpp-python is not installed (no llama_cpp package)")
+    return Path(list(spec.submodule_search_locations)[0]) / "lib"
+
+
+@dataclass(frozen=True)
+class _Type:
+    id: int
+    name: str  # ggml's spelling, as in symbol names ('q4_K')
+    blck_size: int
+    type_size: int
+    to_float: int | None
+    from_float_ref: int | None
+
+
+@dataclass
+class LibGGML:
+    """A loaded libggml-base + libggml-cpu pair. Build it with `load()`."""
+
+    base: ctypes.CDLL
+    cpu: ctypes.CDLL
+    cpu_lib: Path
+    version: str
+    _types: dict[str, _Type] = field(default_factory=dict)
+
+    # ---- types ---------------------------------------------------------------------------
+    def type_names(self) -> list[str]:
+        """Every type this libggml knows, lower-case, in enum order."""
+        return list(self._types)
+
+    def _type(self, type_name: str) -> _Type:
+        t = self._types.get(type_name.lower()) if isinstance(type_name, str) else None
+        if t is None:
+            raise ValueError(f"unknown ggml type {type_name!r}; known: {', '.join(self._types)}")
+        return t
+
+    def type_id(self, type_name: str) -> int:
+        return self._type(type_name).id
+
+    def block_size(self, type_name: str) -> int:
+        return self._type(type_name).blck_size
+
+    def type_size(self, type_name: str) -> int:
+        """Bytes per block."""
+        return self._type(type_name).type_size
+
+    def row_bytes(self, type_name: str, k: int) -> int:
+        t = self._type(type_name)
+        return k // t.blck_size * t.type_size
+
+    def _check_k(self, t: _Type, k: int) -> None:
+        if k <= 0 or k % t.blck_size:
+            raise ValueError(f"{t.name.lower()}: K={k} is not a positive multiple of the block size {t.blck_size}")
+
+    # ---- reference quantize / dequantize ------------------------------------------------
+    def quantize_refusal(self, type_name: str) -> str | None:
+        """Why `quantize` refuses this type (it would abort the process), or None."""
+        t = self._type(type_name)
+        if self.base.ggml_quantize_requires_imatrix(t.id):
+            return f"{t.name}: ggml_quantize_chunk needs an importance matrix (it aborts without one)"
+        if self._chunk_handles(t) or self._ref_row(t) is not None:
+            return None
+        return f"{t.name}: ggml_quantize_chunk has no case for it (it aborts) and no quantize_row_{t.name}_ref"
+
+    def _chunk_handles(self, t: _Type) -> bool:
+        return t.name.lower() in _CHUNK_EXTRA or hasattr(self.base, f"quantize_{t.name}")
+
+    def _ref_row(self, t: _Type) -> ctypes._CFuncPtr | None:
+        return getattr(self.base, f"quantize_row_{t.name}_ref", None)
+
+    def quantize(self, x: np.ndarray, type_name: str) -> np.ndarray:
+        """float32 (rows, K) -> uint8 (rows, row bytes): ggml_quantize_chunk, no imatrix.
+
+        q8_1 and q8_K, which quantize_chunk does not handle, use quantize_row_<type>_ref.
+        """
+        t = self._type(type_name)
+        x = _f32_2d(x)
+        rows, k = x.shape
+        self._check_k(t, k)
+        why = self.quantize_refusal(type_name)
+        if why:
+            raise LibGGMLUnsupported(why)
+        out = np.zeros((rows, self.row_bytes(type_name, k)), dtype=np.uint8)
+        if self._chunk_handles(t):
+            self.base.ggml_quantize_init(t.id)
+            n = self.base.ggml_quantize_chunk(t.id, _ptr(x), _ptr(out), 0, rows, k, None)
+            if n != out.nbytes:
+                raise RuntimeError(f"{t.name}: ggml_quantize_chunk wrote {n} bytes, expected {out.nbytes}")
+        else:
+            fn = self._ref_row(t)
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+            fn.restype = None
+            fn(_ptr(x), _ptr(out), rows * k)  # blocks are independent and rows contiguous
+        return out
+
+    def dequantize(self, q: np.ndarray, type_name: str, k: int) -> np.ndarray:
+        """uint8 (rows, row bytes) -> float32 (rows, k) through the type's `to_float`."""
+        t = self._type(type_name)
+        self._check_k(t, k)
+        if t.to_float is None:
+            raise LibGGMLUnsupported(f"{t.name}: type traits have no to_float")
+        q = _u8_2d(q, self.row_bytes(type_name, k))
+        out = np.empty((q.shape[0], k), dtype=np.float32)
+        _TO_FLOAT(t.to_float)(_ptr(q), _ptr(out), q.shape[0] * k)
+        return out
+
+    # ---- CPU backend (SIMD) paths --------------------------------------------------------
+    def _cpu_traits(self, t: _Type) -> _TypeTraitsCpu:
+        return self.cpu.ggml_get_type_traits_cpu(t.id).contents
+
+    def vec_dot_type(self, type_name: str) -> str:
+        """The type the CPU backend quantizes activations to before `vec_dot` with this type."""
+        vt = self._cpu_traits(self._type(type_name)).vec_dot_type
+        return next(n for n, tt in self._types.items() if tt.id == vt)
+
+    def from_float_cpu(self, x: np.ndarray, type_name: str) -> np.ndarray:
+        """float32 (rows, K) -> uint8 through the CPU backend's from_float (x86 SIMD path)."""
+        t = self._type(type_name)
+        x = _f32_2d(x)
+        rows, k = x.shape
+        self._check_k(t, k)
+        fn = self._cpu_traits(t).from_float
+        if not fn:
+            raise LibGGMLUnsupported(f"{t.name}: the CPU backend has no from_float")
+        out = np.zeros((rows, self.row_bytes(type_name, k)), dtype=np.uint8)
+        f = _FROM_FLOAT(fn)
+        for r in range(rows):
+            f(_ptr(x[r]), _ptr(out[r]), k)
+        return out
+
+    def vec_dot(self, type_name: str, n: int, x_bytes: np.ndarray, y_bytes: np.ndarray) -> float:
+        """One dot product of n values: x in `type_name`, y in `vec_dot_type(type_name)`."""
+        t = self._type(type_name)
+        self._check_k(t, n)
+        ct = self._cpu_traits(t)
+        if not ct.vec_dot:
+            raise LibGGMLUnsupported(f"{t.name}: the CPU backend has no vec_dot")
+        yt = next(tt for tt in self._types.values() if tt.id == ct.vec_dot_type)
+        self._check_k(yt, n)
+        x = _u8_2d(np.asarray(x_bytes).reshape(1, -1), self.row_bytes(type_name, n))
+        y = _u8_2d(np.asarray(y_bytes).reshape(1, -1), n // yt.blck_size * yt.type_size)
+        s = np.zeros(1, dtype=np.float32)
+        _VEC_DOT(ct.vec_dot)(n, _ptr(s), 0, _ptr(x), 0, _ptr(y), 0, 1)
+        return float(s[0])
+
+    def cpu_features(self) -> dict[str, bool]:
+        """ggml_cpu_has_*: the ISA extensions libggml-cpu was COMPILED for (not the host's)."""
+        return {f: bool(getattr(self.cpu, "ggml_cpu_has_" + f)()) for f in _CPU_FEATURES
+                if hasattr(self.cpu, "ggml_cpu_has_" + f)}
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return ctypes.c_void_p(a.ctypes.data)
+
+
+def _f32_2d(x: np.ndarray) -> np.ndarray:
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2:
+        raise ValueError(f"expected a float32 array of shape (rows, K), got {getattr(x, 'dtype', type(x).__name__)}")
+    return np.ascontiguousarray(x)
+
+
+def _u8_2d(q: np.ndarray, row_bytes: int) -> np.ndarray:
+    if not isinstance(q, np.ndarray) or q.dtype != np.uint8 or q.ndim != 2 or q.shape[1] != row_bytes:
+        raise ValueError(f"expected uint8 of shape (rows, {row_bytes}), got {getattr(q, 'dtype', '?')} {getattr(q, 'shape', '')}")
+    return np.ascontiguousarray(q)
+
+
+def _pick_cpu_lib(lib_dir: Path, variant: str | None) -> Path:
+    variants = sorted(lib_dir.glob("libggml-cpu-*.so"))
+    if variant:
+        p = lib_dir / f"libggml-cpu-{variant}.so"
+        if not p.exists():
+            have = ", ".join(v.stem.removeprefix("libggml-cpu-") for v in variants) or "none"
+            raise LibGGMLUnavailable(f"no CPU variant {variant!r} in {lib_dir} (variants: {have})")
+        return p
+    if (lib_dir / "libggml-cpu.so").exists():
+        return lib_dir / "libggml-cpu.so"
+    best, best_score = None, 0
+    for v in variants:  # as ggml's loader does: the supported variant with the highest score
+        score_fn = getattr(ctypes.CDLL(str(v)), "ggml_backend_score", None)
+        score = score_fn() if score_fn else 0
+        if score > best_score:
+            best, best_score = v, score
+    if best is None:
+        raise LibGGMLUnavailable(f"no usable libggml-cpu*.so in {lib_dir}")
+    return best
+
+
+def _type_count(lib_dir: Path) -> int:
+    """GGML_TYPE_COUNT from the ggml.h installed beside the package, else the 0.3.36 value."""
+    header = lib_dir.parent.parent / "include" / "ggml.h"
+    if header.exists():
+        m = re.search(r"GGML_TYPE_COUNT\s*=\s*(\d+)", header.read_text(errors="replace"))
+        if m:
+            return int(m.group(1))
+    return _TYPE_COUNT_0_3_36
+
+
+def _symbol(lib: ctypes.CDLL, name: str, restype: object, argtypes: list) -> None:
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise LibGGMLUnavailable(f"symbol {name} missing from {lib._name}") from None
+    fn.restype = restype
+    fn.argtypes = argtypes
+
+
+def load(cpu_variant: str | None = None) -> LibGGML:
+    """Load libggml-base and the CPU backend, or raise LibGGMLUnavailable with the reason."""
+    lib_dir = find_lib_dir()
+    base_path = lib_dir / "libggml-base.so"
+    if not base_path.exists():
+        raise LibGGMLUnavailable(f"libggml-base.so not found in {lib_dir}")
+    cpu_path = _pick_cpu_lib(lib_dir, cpu_variant or os.environ.get(VARIANT_ENV) or None)
+    try:
+        base = ctypes.CDLL(str(base_path), mode=ctypes.RTLD_GLOBAL)
+        cpu = ctypes.CDLL(str(cpu_path), mode=ctypes.RTLD_GLOBAL)
+    except OSError as e:
+        raise LibGGMLUnavailable(f"cannot load libggml: {e}") from None
+    i64, vp = ctypes.c_int64, ctypes.c_void_p
+    _symbol(base, "ggml_quantize_chunk", ctypes.c_size_t, [ctypes.c_int, vp, vp, i64, i64, i64, vp])
+    _symbol(base, "ggml_quantize_init", None, [ctypes.c_int])
+    _symbol(base, "ggml_quantize_requires_imatrix", ctypes.c_bool, [ctypes.c_int])
+    _symbol(base, "ggml_get_type_traits", ctypes.POINTER(_TypeTraits), [ctypes.c_int])
+    _symbol(base, "ggml_type_name", ctypes.c_char_p, [ctypes.c_int])
+    _symbol(cpu, "ggml_get_type_traits_cpu", ctypes.POINTER(_TypeTraitsCpu), [ctypes.c_int])
+    _symbol(cpu, "ggml_cpu_init", None, [])
+    cpu.ggml_cpu_init()  # fills the CPU backend's fp16 tables used by from_float / vec_dot
+    try:
+        version = importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    lib = LibGGML(base=base, cpu=cpu, cpu_lib=cpu_path, version=version)
+    for i in range(_type_count(lib_dir)):  # ggml_type_name does not bounds-check its argument
+        raw = base.ggml_type_name(i)
+        name = raw.decode("ascii", "replace") if raw else ""
+        tr = base.ggml_get_type_traits(i).contents
+        if not name or tr.blck_size == 0 or "REMOVED" in name:  # ids of removed types
+            continue
+        lib._types[name.lower()] = _Type(i, name, tr.blck_size, tr.type_size,
+                                         tr.to_float or None, tr.from_float_ref or None)
+    return lib
