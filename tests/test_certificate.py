@@ -1,0 +1,32 @@
+"""The certificate's verdict follows its cases: any FAIL or CRASHED fails it, nothing judged is EMPTY."""
+import json
+
+from reports.certificate import SCHEMA, build, markdown, write_all
+
+
+def _case(status, kernel="k.one", isa="avx2"):
+    return {"nodeid": "conformance/test_x.py::t", "kernel": kernel, "isa_requested": isa, "status": status,
+            "detail": "first bad element (0, 3)", "reproduce": "pytest conformance/test_x.py::t --isa avx2"}
+
+
+def _run(*cases, rc=0, isa="avx2"):
+    return {"isa_requested": isa, "cases": list(cases), "pytest_exit_code": rc}
+
+
+def test_pass_fail_empty():
+    assert build([_run(_case("BIT_EXACT"), _case("BOUNDED"))], kernels=[], profile="quick")["summary"]["verdict"] == "PASSED"
+    assert build([_run(_case("BIT_EXACT"), _case("CRASHED"), rc=1)], kernels=[], profile="quick")["summary"]["verdict"] == "FAILED"
+    assert build([_run()], kernels=[], profile="quick")["summary"]["verdict"] == "EMPTY"
+    # a pytest error outside any case still fails the certificate
+    assert build([_run(_case("BIT_EXACT"), rc=2)], kernels=[], profile="quick")["summary"]["verdict"] == "FAILED"
+
+
+def test_counts_per_kernel_and_isa_and_markdown(tmp_path):
+    cert = build([_run(_case("BIT_EXACT"), _case("FAIL"), rc=1), _run(_case("UNAVAILABLE", "k.two"), isa="scalar")],
+                 kernels=["k.*"], profile="quick")
+    assert cert["schema"] == SCHEMA
+    assert cert["summary"]["kernels"]["k.one"]["avx2"] == {"BIT_EXACT": 1, "FAIL": 1}
+    md = markdown(cert)
+    assert "FAILED" in md and "reproduce: pytest conformance/test_x.py::t --isa avx2" in md and "k.two" in md
+    js, _ = write_all(cert, str(tmp_path))
+    assert json.load(open(js))["summary"]["counts"] == {"BIT_EXACT": 1, "FAIL": 1, "UNAVAILABLE": 1}
