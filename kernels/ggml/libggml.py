@@ -10,7 +10,8 @@ What it calls (declarations from the installed headers `include/ggml.h` and
   a reason before calling, except that q8_1 and q8_K get their reference bytes from the
   exported `quantize_row_<type>_ref` (the same functions ggml's type traits name as
   `from_float_ref`).
-- `ggml_get_type_traits(type)->to_float` (libggml-base): the reference dequantizer.
+- `ggml_get_type_traits(type)->to_float` (libggml-base): the reference dequantizer, or the
+  exported `dequantize_row_<type>` where the traits have none (q8_K); q8_1 has neither.
 - `ggml_get_type_traits_cpu(type)->{from_float, vec_dot, vec_dot_type}` (libggml-cpu): the
   CPU backend's SIMD activation quantizer and dot product, compiled for its ISA.
 Type names are ggml's own (`ggml_type_name`), lower-cased: 'q4_0', 'q4_k', 'iq4_nl', 'mxfp4'.
@@ -192,14 +193,21 @@ class LibGGML:
         return out
 
     def dequantize(self, q: np.ndarray, type_name: str, k: int) -> np.ndarray:
-        """uint8 (rows, row bytes) -> float32 (rows, k) through the type's `to_float`."""
+        """uint8 (rows, row bytes) -> float32 (rows, k) through the type's `to_float`.
+
+        k is the number of values per row; q's bytes are read as rows of row_bytes(k), so
+        blocks (n, block bytes) with k = n * block size give one row.
+
+        q8_K's traits have no to_float in this ggml; its exported dequantize_row_q8_K is used.
+        """
         t = self._type(type_name)
         self._check_k(t, k)
-        if t.to_float is None:
-            raise LibGGMLUnsupported(f"{t.name}: type traits have no to_float")
-        q = _u8_2d(q, self.row_bytes(type_name, k))
+        fn = t.to_float or ctypes.cast(getattr(self.base, f"dequantize_row_{t.name}", None), ctypes.c_void_p).value
+        if not fn:
+            raise LibGGMLUnsupported(f"{t.name}: no to_float in its type traits and no dequantize_row_{t.name}")
+        q = _u8_rows(q, self.row_bytes(type_name, k))
         out = np.empty((q.shape[0], k), dtype=np.float32)
-        _TO_FLOAT(t.to_float)(_ptr(q), _ptr(out), q.shape[0] * k)
+        _TO_FLOAT(fn)(_ptr(q), _ptr(out), q.shape[0] * k)
         return out
 
     # ---- CPU backend (SIMD) paths --------------------------------------------------------
@@ -261,6 +269,12 @@ def _u8_2d(q: np.ndarray, row_bytes: int) -> np.ndarray:
     if not isinstance(q, np.ndarray) or q.dtype != np.uint8 or q.ndim != 2 or q.shape[1] != row_bytes:
         raise ValueError(f"expected uint8 of shape (rows, {row_bytes}), got {getattr(q, 'dtype', '?')} {getattr(q, 'shape', '')}")
     return np.ascontiguousarray(q)
+
+
+def _u8_rows(q: np.ndarray, row_bytes: int) -> np.ndarray:
+    if not isinstance(q, np.ndarray) or q.dtype != np.uint8 or q.size == 0 or q.size % row_bytes:
+        raise ValueError(f"expected uint8 holding whole rows of {row_bytes} bytes, got {getattr(q, 'dtype', '?')} {getattr(q, 'shape', '')}")
+    return np.ascontiguousarray(q).reshape(-1, row_bytes)
 
 
 def _pick_cpu_lib(lib_dir: Path, variant: str | None) -> Path:
