@@ -1,0 +1,78 @@
+"""Worker-side helpers shared by the PyTorch adapters: availability, observation, array conversion.
+
+Only the worker imports this module's torch; numpy arrays cross the process boundary, with
+bfloat16 carried as ml_dtypes.bfloat16 (same bits, viewed through int16 on the torch side).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import ml_dtypes
+import numpy as np
+
+TORCH_DTYPES = ("fp32", "fp16", "bf16")
+
+
+def torch_version() -> str:
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001  (any import failure means unavailable)
+        return f"unavailable: {type(e).__name__}: {e}"
+    return torch.__version__
+
+
+def op_available(*paths: str) -> dict:
+    """ok when torch imports and every dotted attribute path under it exists (e.g. 'ops.quantized.linear_dynamic')."""
+    try:
+        import torch
+    except Exception as e:  # noqa: BLE001
+        return {"ok": False, "reason": f"torch does not import: {type(e).__name__}: {e}", "version": ""}
+    for path in paths:
+        obj = torch
+        try:
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except (AttributeError, RuntimeError) as e:
+            return {"ok": False, "reason": f"torch {torch.__version__} has no torch.{path} ({e})",
+                    "version": torch.__version__}
+    return {"ok": True, "reason": "", "version": torch.__version__}
+
+
+def observe_torch() -> dict:
+    """What the running torch says about itself: ATen's capability, oneDNN, the quantized engine."""
+    import torch
+
+    return {"aten_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkldnn": bool(torch.backends.mkldnn.is_available()),
+            "quantized_engine": torch.backends.quantized.engine,
+            "torch": torch.__version__}
+
+
+@contextlib.contextmanager
+def onednn_verbose() -> Iterator[None]:
+    """Make oneDNN print its ISA line and each primitive's implementation to the worker's stdout."""
+    import torch
+
+    with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+        yield
+
+
+def to_torch(a: np.ndarray):
+    """numpy (fp32/fp16/ml_dtypes bf16/int) -> torch tensor with the same bits."""
+    import torch
+
+    a = np.ascontiguousarray(a)
+    if a.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(a.copy())
+
+
+def to_numpy(t) -> np.ndarray:
+    """torch tensor -> numpy with the same bits (bf16 as ml_dtypes.bfloat16)."""
+    import torch
+
+    t = t.detach().contiguous().cpu()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
+    return t.numpy().copy()

@@ -1,0 +1,57 @@
+"""torch.ops.quantized.linear_dynamic under each quantized engine (fbgemm, x86, onednn, qnnpack).
+
+Upstream: aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp (`PackedLinearWeight::apply_dynamic_impl`
+for fbgemm/x86, `PackedLinearWeightsOnednn::apply_dynamic_impl`, the qnnpack variant): the fp32
+input is quantized per tensor to quint8 (`ChooseQuantizationParams`, range widened to 0, the
+act.torch.per_tensor.quint8 convention), multiplied by the qint8 weights with exact int32
+accumulation, and scaled back to fp32 with the bias. Each engine is its own kernel name.
+fbgemm picks its ISA from cpuid (no knob); oneDNN follows ONEDNN_MAX_CPU_ISA.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.pytorch._torch import observe_torch, onednn_verbose, op_available, to_numpy, to_torch
+from kernels.registry import KernelInfo, register
+
+ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
+_KNOBS = {"fbgemm": (), "x86": ("ONEDNN_MAX_CPU_ISA",), "onednn": ("ONEDNN_MAX_CPU_ISA",), "qnnpack": ()}
+
+INFOS = {e: register(KernelInfo(
+    name=f"torch.quantized.linear_dynamic.{e}", package="torch", op="torch.ops.quantized.linear_dynamic",
+    module=__name__, conventions=("act.torch.per_tensor.quint8", "w8a8.int32_exact"), isa_knobs=_KNOBS[e],
+    dtypes=("fp32",), extra={"engine": e},
+    notes=f"torch.backends.quantized.engine = {e!r}; qint8 weights per tensor or per channel"))
+    for e in ENGINES}
+
+
+def available(engine: str = "fbgemm") -> dict:
+    r = op_available("ops.quantized.linear_dynamic", "ops.quantized.linear_prepack")
+    if r["ok"]:
+        import torch
+
+        if engine not in torch.backends.quantized.supported_engines:
+            return {"ok": False, "version": r["version"],
+                    "reason": f"engine {engine} not in {torch.backends.quantized.supported_engines}"}
+    return r
+
+
+def observe() -> dict:
+    return observe_torch()
+
+
+def linear_dynamic(engine: str, x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None,
+                   reduce_range: bool = False) -> np.ndarray:
+    """x fp32 (M, K); w int8 (N, K) with a scalar (per tensor) or (N,) (per channel) scale, zero point 0."""
+    import torch
+
+    torch.backends.quantized.engine = engine
+    wt = to_torch(w)
+    if np.ndim(w_scale) == 0:
+        qw = torch._make_per_tensor_quantized_tensor(wt, float(w_scale), 0)
+    else:
+        qw = torch._make_per_channel_quantized_tensor(wt, to_torch(w_scale.astype(np.float64)),
+                                                      torch.zeros(w.shape[0], dtype=torch.int64), 0)
+    with onednn_verbose():
+        packed = torch.ops.quantized.linear_prepack(qw, None if bias is None else to_torch(bias))
+        return to_numpy(torch.ops.quantized.linear_dynamic(to_torch(x), packed, reduce_range))

@@ -1,0 +1,38 @@
+"""torch._weight_int4pack_mm_for_cpu with its packer `_convert_weight_to_int4pack_for_cpu`.
+
+Upstream: aten/src/ATen/native/cpu/int4mm_kernel.cpp (`weight_to_int4pack_kernel`,
+`int4pack_mm_kernel_`): w = (q - 8) * scale + zero (tinygemm float zero point), fp32
+accumulation, output in x's dtype; scales_and_zeros [K/group, N, 2] in x's dtype. The packed
+layout depends on the ATen capability (n paired with n+1, n+16 or n+32), so packing and the
+matmul happen in the same worker call, under the same capability.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.pytorch._torch import TORCH_DTYPES, observe_torch, op_available, to_numpy, to_torch
+from kernels.registry import KernelInfo, register
+
+INFO = register(KernelInfo(
+    name="torch.weight_int4pack_mm", package="torch", op="torch._weight_int4pack_mm_for_cpu", module=__name__,
+    conventions=("tinygemm.torchao", "tinygemm.torch_test"), isa_knobs=("ATEN_CPU_CAPABILITY",), dtypes=TORCH_DTYPES,
+    notes="N a multiple of 16, K a multiple of the group size (32..256)",
+    extra={"group_sizes": (32, 64, 128, 256)}))
+
+
+def available() -> dict:
+    return op_available("_weight_int4pack_mm_for_cpu", "_convert_weight_to_int4pack_for_cpu")
+
+
+def observe() -> dict:
+    return observe_torch()
+
+
+def int4pack_mm(x: np.ndarray, codes: np.ndarray, scales_and_zeros: np.ndarray, group_size: int,
+                inner_k_tiles: int = 2) -> dict:
+    """Pack int32 codes (N, K) in 0..15 and run; returns the output and the packed bytes."""
+    import torch
+
+    packed = torch._convert_weight_to_int4pack_for_cpu(to_torch(codes.astype(np.int32)), inner_k_tiles)
+    y = torch._weight_int4pack_mm_for_cpu(to_torch(x), packed, group_size, to_torch(scales_and_zeros))
+    return {"y": to_numpy(y), "packed": to_numpy(packed)}

@@ -1,0 +1,32 @@
+"""torch._weight_int8pack_mm: x (M, K) fp32/fp16/bf16 @ int8 w (N, K).T, times per-channel scales.
+
+Upstream: aten/src/ATen/native/cpu/int8mm_kernel.cpp `int8pack_mm_kernel_` (dot product of x
+with the int8 row in fp32, then `* scale[n]`, cast to x's dtype). Scales are in x's dtype.
+Weights come from the torch.int8pack convention (torch's tests' per-channel quantizer).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.pytorch._torch import TORCH_DTYPES, observe_torch, op_available, to_numpy, to_torch
+from kernels.registry import KernelInfo, register
+
+INFO = register(KernelInfo(
+    name="torch.weight_int8pack_mm", package="torch", op="torch._weight_int8pack_mm", module=__name__,
+    conventions=("torch.int8pack",), isa_knobs=("ATEN_CPU_CAPABILITY",), dtypes=TORCH_DTYPES,
+    notes="fp32 accumulation of x * w, then the per-channel scale, then the cast to x's dtype"))
+
+
+def available() -> dict:
+    return op_available("_weight_int8pack_mm")
+
+
+def observe() -> dict:
+    return observe_torch()
+
+
+def int8pack_mm(x: np.ndarray, w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """x (M, K), w int8 (N, K), scales (N,) in x's dtype -> (M, N) in x's dtype."""
+    import torch
+
+    return to_numpy(torch._weight_int8pack_mm(to_torch(x), to_torch(w), to_torch(scales)))
