@@ -19,9 +19,12 @@ exactly as the upstream path produces them.
 - BesTLA (intel/neural-speed bestla/bestla/kernel_ref.h `quantize_fp_s8_colblock`,
   `quantize_fp_u8_colblock`): s8 scale = max(FLT_MIN, amax)/127, q = cast<int8>(x * (1/s));
   u8 scale = (max - min(min, 0))/255, zp = cast<uint8>(-min / s), q = zp + cast<int>(x * (1/s)).
-- PyTorch per-tensor dynamic quantization (`torch.quantize_per_tensor_dynamic`, fbgemm
-  `ChooseQuantizationParams` in aten/src/ATen/native/quantized/cpu/QuantUtils.h): quint8,
-  range widened to 0, scale = range / 255, zp = clamp(nearbyint(0 - min / scale)), q = RNE(x / scale) + zp.
+- PyTorch per-tensor dynamic quantization (`torch.quantize_per_tensor_dynamic`, the same qparams as
+  `torch._choose_qparams_per_tensor`; quant_utils::ChooseQuantizationParams in
+  aten/src/ATen/native/quantized/cpu/QuantUtils.h, a copy of FBGEMM's): range widened to 0, the scale
+  computed in double and rounded to float once, the zero point in double, and codes from fbgemm's
+  AVX2 `Quantize`, which fuses `x * (1/scale) + zp` (see `Convention._quantize_fbgemm`). quint8 and
+  qint8, each with and without reduce_range (the qparams use half the range, codes keep the dtype's).
 """
 from __future__ import annotations
 
@@ -84,10 +87,19 @@ register(Convention(
     source="intel/neural-speed bestla/bestla/kernel_ref.h: quantize_fp_u8_colblock",
     summary="per-K-block uint8 (BesTLA u8): s = range/255 (0 in range), zp = roundf(-min/s), q = zp + roundf(x/s)",
     confirmed="source reading only"))
-register(Convention(
-    name="act.torch.per_tensor.quint8", kind="activation", bits=8, symmetric=False, group_size=0,
-    scale_rule="range_with_zero", divisor=255, qmin=0, qmax=255, rounding="rne", zero_domain="int",
-    inverse="divide", packing="bytes",
-    source="aten/src/ATen/native/quantized/cpu/QuantUtils.h: ChooseQuantizationParams; torch.quantize_per_tensor_dynamic",
-    summary="per-tensor quint8 (PyTorch/fbgemm dynamic): s = range/255 (0 in range), zp = nearbyint(-min/s), q = RNE(x/s) + zp",
-    confirmed="NOT exact yet: fbgemm computes the scale in double, this model in float32 (xfail in tests/test_activations.py)"))
+_FBGEMM_SRC = ("aten/src/ATen/native/quantized/QTensor.cpp: quantize_per_tensor_dynamic, _choose_qparams_per_tensor; "
+               "aten/src/ATen/native/quantized/cpu/QuantUtils.h: ChooseQuantizationParams; "
+               "FBGEMM src/QuantUtilsAvx2.cc: QuantizeAvx2")
+_FBGEMM_OK = ("torch.quantize_per_tensor_dynamic and torch._choose_qparams_per_tensor byte for byte, "
+              "half-step inputs included (tests/test_activations.py)")
+for _dt, _lo, _hi in (("quint8", 0, 255), ("qint8", -128, 127)):
+    for _rr in (False, True):
+        _range = (_lo // 2, _hi // 2) if _rr else (_lo, _hi)
+        register(Convention(
+            name=f"act.torch.per_tensor.{_dt}" + (".reduce_range" if _rr else ""), kind="activation", bits=8,
+            symmetric=False, group_size=0, scale_rule="fbgemm_minmax", divisor=_range[1] - _range[0],
+            qmin=_lo, qmax=_hi, rounding="rne", zero_domain="int", qparam_range=_range, packing="bytes",
+            source=_FBGEMM_SRC, confirmed=_FBGEMM_OK,
+            summary=f"per-tensor {_dt} (PyTorch/fbgemm dynamic{', reduce_range' if _rr else ''}): "
+                    f"s = float((double)range/{_range[1] - _range[0]}), zp from the smaller-error end in double, "
+                    "q = rint(fmaf(x, 1/s, zp))"))

@@ -135,3 +135,38 @@ def test_partial_last_group_matches_torchao() -> None:
         q = qp.quantize_affine(t, (1, e - s), scale, zp, torch.uint8, quant_min=0, quant_max=15)
         assert np.array_equal(ours.codes[:, s:e], q.numpy().astype(np.int32))
         assert np.array_equal(ours.scales[:, g], scale.reshape(-1).numpy())
+
+
+def _nvfp4():
+    return pytest.importorskip("torchao.prototype.mx_formats.nvfp4_tensor", reason="torchao NVFP4 absent")
+
+
+def _nvfp4_input(seed: int) -> np.ndarray:
+    """Weights with zero blocks, tiny blocks (scale clamp at 2^-6) and e2m1 half steps."""
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((8, 128)) * rng.uniform(0.01, 50, (8, 1))).astype(np.float32)
+    w[0, :16] = 0.0
+    w[1, 16:32] *= np.float32(1e-6)
+    w[2, :16] = np.float32(0.25) * np.arange(-8, 8, dtype=np.float32)  # multiples of half an e2m1 step
+    w[2, 15] = 6.0
+    return w
+
+
+@pytest.mark.parametrize("two_level", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nvfp4_against_torchao(two_level: bool, seed: int) -> None:
+    m = _nvfp4()
+    conv = conventions.get("nvfp4.two_level" if two_level else "nvfp4.one_level")
+    w = _nvfp4_input(seed)
+    t = torch.from_numpy(w)
+    pts = m.per_tensor_amax_to_scale(t.abs().max()) if two_level else None
+    s8, data = m.nvfp4_quantize(t, 16, pts)
+    ours = conv.quantize(w)
+    packed = conv.pack(ours)
+    assert np.array_equal(packed["weight"], data.numpy().view(np.uint8))
+    assert np.array_equal(packed["scales"], s8.view(torch.uint8).numpy())
+    if two_level:
+        assert packed["tensor_scale"].view(np.uint32)[0] == pts.reshape(1).numpy().view(np.uint32)[0]
+    nv = m.NVFP4Tensor(data, s8, 16, torch.float32, per_tensor_scale=pts)
+    assert np.array_equal(conv.dequantize(conv.unpack({**packed, "k": w.shape[1]}, w.shape[1])).view(np.uint32),
+                          nv.dequantize(torch.float32).numpy().view(np.uint32))

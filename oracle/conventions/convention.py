@@ -36,7 +36,7 @@ REGISTRY: dict[str, "Convention"] = {}
 
 _COMPUTE = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16, "fp16": np.float16}
 _STAT_RULES = {"absmax", "signed_absmax_first", "signed_absmax_min_ties", "range", "range_with_zero",
-               "mx_floor_log2"}
+               "mx_floor_log2", "fbgemm_minmax", "nvfp4"}
 _INVERSES = {"reciprocal", "divide", "divisor_over_stat"}
 _ZERO_DOMAINS = {"fixed", "int", "int_clamp_then_round", "float", "float_from_min"}
 _PACKINGS = {"k_adjacent", "bytes", "tinygemm_cpu_input"}
@@ -48,13 +48,15 @@ class QuantizedWeight:
 
     codes: int32 (rows, K). scales: float32 (rows, n_groups), the value after rounding to the
     scale dtype. zeros: (rows, n_groups) int32 for integer zero points, float32 for float
-    zeros (tinygemm), None when the zero point is the fixed `zero_offset`.
+    zeros (tinygemm), None when the zero point is the fixed `zero_offset`. tensor_scale: the
+    float32 second-level scale of a two-level format (NVFP4), else None.
     """
 
     codes: np.ndarray
     scales: np.ndarray
     zeros: np.ndarray | None
     convention: str
+    tensor_scale: np.float32 | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Convention:
     scale_dtype: str = "fp32"  # storage dtype of the scale: fp32, fp16, bf16, e8m0, e4m3fn
     eps: float | None = None
     eps_on: str = "scale"  # "scale": s = max(s, eps); "statistic": stat = max(stat, eps) first
+    qparam_range: tuple[int, int] | None = None  # fbgemm: the (qmin, qmax) the qparams use (reduce_range)
+    two_level: bool = False  # nvfp4: block scales relative to an fp32 per-tensor scale
     clamp: bool = True
     values: tuple[float, ...] | None = None  # non-uniform code table (code -> value), nearest-value codes
     packing: str = "k_adjacent"
@@ -110,6 +114,11 @@ class Convention:
             return [(0, k)]
         return [(s, min(s + self.group_size, k)) for s in range(0, k, self.group_size)]
 
+    @property
+    def whole_groups_only(self) -> bool:
+        """True where upstream rejects a K that is not a multiple of the group size (NVFP4)."""
+        return self.scale_rule == "nvfp4"
+
     def describe(self) -> dict[str, object]:
         """The fields a listing shows (`qoracle conventions --json`)."""
         return {"name": self.name, "kind": self.kind, "bits": self.bits, "symmetric": self.symmetric,
@@ -123,6 +132,10 @@ class Convention:
     def quantize(self, x: np.ndarray) -> QuantizedWeight:
         """float32 (rows, K) -> codes, scales, zeros, exactly as the upstream quantizer stores them."""
         x = _check_input(self.name, x)
+        if self.scale_rule == "fbgemm_minmax":
+            return self._quantize_fbgemm(x)
+        if self.scale_rule == "nvfp4":
+            return self._quantize_nvfp4(x)
         shape = x.shape
         if self.group_size == 0:
             x = x.reshape(1, -1)
@@ -144,6 +157,10 @@ class Convention:
             sc = qw.scales[:, g:g + 1].astype(np.float32)
             if self.values is not None:
                 out[:, s:e] = np.asarray(self.values, dtype=np.float32)[q] * sc
+            elif self.scale_rule == "nvfp4":  # torchao: e2m1 * (tensor_scale * block_scale)
+                if qw.tensor_scale is not None:
+                    sc = (np.float32(qw.tensor_scale) * sc).astype(np.float32)
+                out[:, s:e] = floats.decode(q, "e2m1") * sc
             elif self.scale_rule == "mx_floor_log2":
                 out[:, s:e] = floats.decode(q, self.values_format) * sc
             elif self.zero_domain in ("float", "float_from_min"):
@@ -218,6 +235,69 @@ class Convention:
             zero = _in(dt, lo.astype(np.float32) + prod.astype(np.float32))
             return _store(zero.astype(np.float32), self.scale_dtype)
 
+    def _quantize_fbgemm(self, x: np.ndarray) -> QuantizedWeight:
+        """PyTorch per-tensor dynamic quantization (quant_utils::ChooseQuantizationParams, fbgemm Quantize).
+
+        The range is widened to hold 0; scale = float((double(max) - min) / (qmax - qmin)), 0.1 when
+        that is 0 or its float reciprocal overflows, raised to 6.1e-5 (min and max scaled with it);
+        the zero point comes from whichever of (qmin, min) and (qmax, max) has the smaller error
+        term, in double, clamped then nearbyint. Codes are nearbyint(fmaf(x, 1/scale, zp)): fbgemm's
+        AVX2 Quantize fuses the multiply and the zero-point add.
+        """
+        f32 = np.float32
+        lo_q, hi_q = self.qparam_range or (self.qmin, self.qmax)
+        span = hi_q - lo_q
+        mn, mx = min(f32(x.min()), f32(0)), max(f32(x.max()), f32(0))
+        scale = f32((np.float64(mx) - np.float64(mn)) / np.float64(span))
+        with np.errstate(divide="ignore", over="ignore"):
+            if scale == 0 or np.isinf(f32(1) / scale):
+                scale = f32(0.1)
+        small = f32(6.1e-5)
+        if scale < small:
+            amplifier = f32(small / scale)
+            if mn == 0:
+                mx = f32(small * f32(span))
+            elif mx == 0:
+                mn = f32(-small * f32(span))
+            else:
+                mn, mx = f32(mn * amplifier), f32(mx * amplifier)
+            scale = small
+        s64 = np.float64(scale)
+        from_min, from_max = lo_q - np.float64(mn) / s64, hi_q - np.float64(mx) / s64
+        err_min = abs(lo_q) + abs(np.float64(mn) / s64)
+        err_max = abs(hi_q) + abs(np.float64(mx) / s64)
+        z = from_min if err_min < err_max else from_max
+        zp = lo_q if z < lo_q else hi_q if z > hi_q else int(np.rint(z))
+        inv = np.full_like(x, f32(1) / scale)
+        q = rounding.rne(rounding.fmaf(x, inv, np.full_like(x, f32(zp))))
+        codes = _to_int(np.clip(q, self.qmin, self.qmax))
+        return QuantizedWeight(codes, np.array([[scale]], dtype=np.float32), np.array([[zp]], dtype=np.int32), self.name)
+
+    def _quantize_nvfp4(self, x: np.ndarray) -> QuantizedWeight:
+        """NVFP4 as torchao's `nvfp4_quantize`: e2m1 codes, one e4m3 scale per 16 elements.
+
+        Block scale amax/6 (fp32), divided by the fp32 tensor scale amax_tensor/(448*6) when
+        two-level, clamped to [2^-6, 448] and rounded to e4m3fn (RNE); elements are
+        x * (1/s8) (one level) or x * ((1/tensor_scale)/s8) (two levels), clamped to +-6 and rounded
+        to e2m1 (RNE, sign kept). An all-zero tensor has tensor scale 0 and NaN scales, as upstream.
+        """
+        f32 = np.float32
+        n, k = x.shape
+        if self.whole_groups_only and k % self.group_size:
+            raise ValueError(f"{self.name}: K must be a multiple of {self.group_size}, got {k}")
+        xb = x.reshape(n, k // self.group_size, self.group_size)
+        block = (np.abs(xb).max(axis=2) / f32(6)).astype(f32)
+        ts = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.two_level:
+                ts = f32(f32(np.abs(x).max()) / f32(448 * 6))
+                block = (block / ts).astype(f32)
+            s8 = floats.round_to(np.clip(block, f32(2.0 ** -6), f32(448)), "e4m3fn").astype(f32)
+            recip = (f32(1) / s8) if ts is None else ((f32(1) / ts) / s8)
+            scaled = np.clip((xb * recip.astype(f32)[:, :, None]).astype(f32), f32(-6), f32(6))
+        codes = floats.encode(scaled, "e2m1").reshape(n, k).astype(np.int32)
+        return QuantizedWeight(codes, s8, None, self.name, ts)
+
     def _quantize_mx(self, x: np.ndarray, amax: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
         """OCP MX: shared exponent floor(log2(amax)) - emax(element), elements rounded RNE, saturating."""
         elem = self.values_format
@@ -241,6 +321,8 @@ class Convention:
     def pack(self, qw: QuantizedWeight) -> dict[str, np.ndarray]:
         """The arrays a kernel reads, in its layout: codes, scales in their storage dtype, zeros."""
         out: dict[str, np.ndarray] = {"scales": _scale_storage(qw.scales, self.scale_dtype)}
+        if qw.tensor_scale is not None:
+            out["tensor_scale"] = np.array([qw.tensor_scale], dtype=np.float32)
         if self.packing == "tinygemm_cpu_input":
             # `_convert_weight_to_int4pack_for_cpu` takes int32 codes [N, K]; scales_and_zeros is [G, N, 2]
             out["weight"] = qw.codes.astype(np.int32)
@@ -263,8 +345,10 @@ class Convention:
         return out
 
     def unpack(self, packed: dict[str, np.ndarray], k: int) -> QuantizedWeight:
-        """Inverse of `pack` for K values per row."""
+        """Inverse of `pack` for K values per row; keys it does not use (such as "k") are ignored."""
         scales = _scale_values(packed["scales"], self.scale_dtype)
+        ts = packed.get("tensor_scale")
+        ts = None if ts is None else np.float32(np.asarray(ts, dtype=np.float32).reshape(-1)[0])
         n_groups = len(self.groups(k))
         if self.packing == "tinygemm_cpu_input":
             sz = packed["scales_and_zeros"].transpose(1, 0, 2)
@@ -282,7 +366,7 @@ class Convention:
             zeros = (_unpack_bits(z, self.bits)[:, :n_groups] if self.pack_zeros else z.astype(np.int32))
             if self.qmin < 0 and not self.pack_zeros:
                 zeros = z.astype(np.int8).astype(np.int32)
-        return QuantizedWeight(codes, scales, zeros, self.name)
+        return QuantizedWeight(codes, scales, zeros, self.name, ts)
 
     def _padded(self, codes: np.ndarray, qw: QuantizedWeight) -> np.ndarray:
         n, k = codes.shape

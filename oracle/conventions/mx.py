@@ -4,8 +4,7 @@ OCP Microscaling Formats (MX) v1.0 specification, section 6.3 (the quantization 
 shared exponent = floor(log2(amax)) - emax of the element format (2 for e2m1, 8 for e4m3),
 scale = 2^exponent stored as e8m0, each element x / scale rounded to nearest even and saturated
 to the element's largest finite value. An all-zero block gets the smallest scale, 2^-127.
-NVFP4 (16-element blocks, e4m3 block scales and an fp32 tensor scale) is two-level and is not
-modelled by this engine yet.
+NVFP4 (16-element blocks, e4m3 block scales and an fp32 tensor scale) is in `nvfp4.py`.
 """
 from oracle.conventions.convention import Convention, register
 
