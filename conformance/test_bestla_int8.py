@@ -1,0 +1,117 @@
+"""auto-round-lib's int8 entry points: `woqgemm_s8` (dynamic int8 activations) and `igemm_s8s8s32`.
+
+`woqgemm_s8` runs on the oneDNN the package bundles (ONEDNN_VERBOSE: abs, max reduction over
+the whole tensor, linear by 1/127, reorder f32 -> s8 with a destination scale, s8 x s8 matmul
+with src (per tensor) and wei (per column) scales). Its arithmetic is modelled here from those
+primitives' documented semantics (oneDNN dev guide: reorder `dst = round(src / scale)` with
+saturation, matmul `dst = scale_src * scale_wei * acc + bias`):
+  sa = fp32(amax * fp32(1/127)); q = RNE(x / sa) saturated to int8;
+  y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum.
+The GEMM value and bound are oracle.gemm.w8a8's. On AVX2 without VNNI oneDNN runs s8 x s8 as
+u8 (q + 128) x s8 with vpmaddubsw, whose int16 pair sums saturate: full-range weights give
+wrong sums (known defect); weights within [-63, 63] cannot saturate.
+`igemm_s8s8s32` promises the exact int32 product (oracle.gemm.w8a8.int8_matmul).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
+from oracle.strategies import float_arrays, int8_codes
+from oracle.verdict import Result, compare_bounded, compare_exact
+
+MOD = "kernels.bestla.ark"
+S8_CONV = "act.onednn.s8.per_tensor (modelled here)"
+
+
+def _call(qsession, judge, kernel, func, *args, convention, shape):
+    av = qsession.worker.call(MOD, "available")
+    if not (av.ok and av.value["ok"]):
+        judge(Result("UNAVAILABLE", convention, func, detail=av.value["reason"] if av.ok else av.detail),
+              kernel=kernel, shape=shape)
+    out = qsession.worker.call(MOD, func, *args)
+    if not out.ok:
+        status = "CRASHED" if out.status in ("crashed", "timeout") else "FAIL"
+        judge(Result(status, convention, func, detail=f"{out.status}: {out.detail[:600]}"), kernel=kernel, shape=shape)
+    return out.value
+
+
+def quantize_per_tensor(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """oneDNN's dynamic per-tensor int8: sa = amax * fp32(1/127), q = RNE(x / sa) saturated."""
+    amax = np.float32(np.max(np.abs(x))) if x.size else np.float32(0)
+    sa = np.float32(amax * np.float32(1 / 127))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.rint((x / sa).astype(np.float32))
+    return np.clip(np.nan_to_num(q), -128, 127).astype(np.int8), sa
+
+
+def s8_case(qsession, judge, x, w, sb, bias):
+    shape = (x.shape[0], x.shape[1], w.shape[0])
+    y = _call(qsession, judge, "bestla.woqgemm_s8", "woqgemm_s8", x, w, sb, bias, convention=S8_CONV, shape=shape)
+    q, sa = quantize_per_tensor(x)
+    exact, bound = w8a8_exact(q, sa, w, sb, bias, out="fp32")
+    pred = epilogue(wrap_int32(int8_matmul(q, w)), sa, sb, "acc*(sa*sb)")
+    if bias is not None:
+        pred = (pred + bias.astype(np.float32)).astype(np.float32)
+    res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=S8_CONV, predicted=pred,
+                          what="woqgemm_s8 fp32 = int8 per-tensor x int8 per-channel")
+    judge(res, kernel="bestla.woqgemm_s8", shape=shape)
+
+
+@pytest.mark.kernel("bestla.woqgemm_s8")
+@pytest.mark.parametrize("wmax", [63, 127], ids=["w63", "w127"])
+@pytest.mark.parametrize("mkn", [(1, 256, 16), (7, 4096, 33)], ids=["gemv", "k4096"])
+def test_woqgemm_s8(qsession, judge, wmax, mkn):
+    m, k, n = mkn
+    rng = np.random.default_rng(wmax + k)
+    w = rng.integers(-wmax, wmax + 1, (n, k)).astype(np.int8)
+    sb = (rng.random(n) / 100 + 1e-4).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    s8_case(qsession, judge, x, w, sb, rng.standard_normal(n).astype(np.float32))
+
+
+@pytest.mark.kernel("bestla.woqgemm_s8")
+def test_woqgemm_s8_ties(qsession, judge):
+    """amax 127 makes sa = 1 (127 * fp32(1/127) rounds to 1): x = j + 0.5 sit on RNE ties."""
+    x = np.zeros((2, 64), np.float32)
+    x[:, 0] = 127
+    x[0, 1:] = np.arange(63) % 9 - 4.5
+    x[1, 1:] = -(np.arange(63) % 7) - 0.5
+    w = np.eye(64, dtype=np.int8)[:32] * 63
+    s8_case(qsession, judge, x, w, np.ones(32, np.float32), None)
+
+
+@pytest.mark.kernel("bestla.woqgemm_s8")
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], max_examples=10)
+@given(data=st.data())
+def test_woqgemm_s8_hypothesis(qsession, judge, data):
+    m = data.draw(st.sampled_from([1, 3, 8, 17]))
+    k = 2 * data.draw(st.integers(16, 256))
+    n = data.draw(st.sampled_from([1, 8, 32]))
+    x = data.draw(float_arrays((m, k), kinds=("normal", "zero_group", "half_steps", "max_ties", "mixed")))
+    w = (data.draw(int8_codes((n, k))).astype(np.int16) // 2).astype(np.int8)  # [-64, 63]: no int16 saturation
+    s8_case(qsession, judge, x, w, np.full(n, 0.01, np.float32), None)
+
+
+def igemm_case(qsession, judge, a, b):
+    shape = (a.shape[0], a.shape[1], b.shape[0])
+    c = _call(qsession, judge, "bestla.igemm_s8s8s32", "igemm_s8s8s32", a, b, convention="w8a8 int32", shape=shape)
+    res = compare_exact(wrap_int32(int8_matmul(a, b)), c, convention="w8a8 int32", what="igemm_s8s8s32 int32 sums")
+    judge(res, kernel="bestla.igemm_s8s8s32", shape=shape)
+
+
+@pytest.mark.kernel("bestla.igemm_s8s8s32")
+@pytest.mark.parametrize("pattern", ["ones", "random", "extremes"])
+def test_igemm(qsession, judge, pattern):
+    rng = np.random.default_rng(3)
+    if pattern == "ones":
+        a, b = np.ones((2, 64), np.int8), np.ones((8, 64), np.int8)
+    elif pattern == "extremes":
+        a = np.full((3, 128), -128, np.int8)
+        b = np.where(rng.random((16, 128)) < 0.5, -128, 127).astype(np.int8)
+    else:
+        a, b = rng.integers(-128, 128, (5, 256), dtype=np.int8), rng.integers(-128, 128, (48, 256), dtype=np.int8)
+    igemm_case(qsession, judge, a, b)
