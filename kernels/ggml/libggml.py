@@ -243,8 +243,10 @@ class LibGGML:
             raise LibGGMLUnsupported(f"{t.name}: the CPU backend has no vec_dot")
         yt = next(tt for tt in self._types.values() if tt.id == ct.vec_dot_type)
         self._check_k(yt, n)
-        x = _u8_2d(np.asarray(x_bytes).reshape(1, -1), self.row_bytes(type_name, n))
-        y = _u8_2d(np.asarray(y_bytes).reshape(1, -1), n // yt.blck_size * yt.type_size)
+        x = _u8_rows(x_bytes, self.row_bytes(type_name, n))
+        y = _u8_rows(y_bytes, n // yt.blck_size * yt.type_size)
+        if len(x) != 1 or len(y) != 1:
+            raise ValueError(f"{t.name}: vec_dot takes the bytes of one row of {n} values for x and y")
         s = np.zeros(1, dtype=np.float32)
         _VEC_DOT(ct.vec_dot)(n, _ptr(s), 0, _ptr(x), 0, _ptr(y), 0, 1)
         return float(s[0])
@@ -265,15 +267,10 @@ def _f32_2d(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-def _u8_2d(q: np.ndarray, row_bytes: int) -> np.ndarray:
-    if not isinstance(q, np.ndarray) or q.dtype != np.uint8 or q.ndim != 2 or q.shape[1] != row_bytes:
-        raise ValueError(f"expected uint8 of shape (rows, {row_bytes}), got {getattr(q, 'dtype', '?')} {getattr(q, 'shape', '')}")
-    return np.ascontiguousarray(q)
-
-
 def _u8_rows(q: np.ndarray, row_bytes: int) -> np.ndarray:
     if not isinstance(q, np.ndarray) or q.dtype != np.uint8 or q.size == 0 or q.size % row_bytes:
-        raise ValueError(f"expected uint8 holding whole rows of {row_bytes} bytes, got {getattr(q, 'dtype', '?')} {getattr(q, 'shape', '')}")
+        got = f"{q.dtype} {q.shape}" if isinstance(q, np.ndarray) else type(q).__name__
+        raise ValueError(f"expected uint8 holding whole rows of {row_bytes} bytes, got {got}")
     return np.ascontiguousarray(q).reshape(-1, row_bytes)
 
 
