@@ -1,0 +1,33 @@
+"""torchao (PyPI wheel) CPU paths: the DA8W4 op where a build provides it, and the int8 matmuls.
+
+Worker-side functions are in kernels/torchao/ao.py.
+- `torchao::da8w4_linear_cpu` / `da8w4_linear_prepack_cpu`: the 0.18.0 wheel is a CUDA build; its
+  torchao/ops.py declares the schemas with Meta kernels only, so the ops exist by name with no
+  CPU kernel. A source build with the C++ CPU kernels (pytorch/ao setup.py, USE_CPP_KERNELS /
+  the `torchao/csrc/cpu` extension) needs the pytorch/ao sources: the package registry has no
+  sdist for any recent torchao (only 0.0.1, 0.0.3 and 0.1), and GitHub is out of reach here.
+- `torchao.kernel.intmm.int_matmul` on CPU: `safe_int_mm`, an int32 torch.matmul (exact).
+- `torchao.kernel.intmm.int_scaled_matmul` on CPU: `_int_scaled_matmul_cpu`, torch._int_mm
+  (oneDNN) then `c.to(fp32) * scales1`; on AVX512_VNNI hosts without AMX (torch >= 2.12) it
+  shifts A to u8 and subtracts 128 * colsum(B) instead, the same exact int32 when nothing wraps.
+"""
+from kernels.registry import KernelInfo, register
+
+_MOD = "kernels.torchao.ao"
+_ATEN = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
+register(KernelInfo(
+    name="torchao.da8w4_linear_cpu", package="torchao", op="torch.ops.torchao.da8w4_linear_cpu", module=_MOD,
+    conventions=("torchao.da8w4.opaque", "torchao.da8w4.pr2128", "act.torchao.da8w4.asym.fp32"),
+    dtypes=("fp32", "bf16", "fp16"),
+    notes="oracle.gemm.da8w4 is its bit-exact model; the PyPI wheel has no CPU kernel for it (see available())",
+))
+register(KernelInfo(
+    name="torchao.int_matmul", package="torchao", op="torchao.kernel.intmm.int_matmul", module=_MOD,
+    isa_knobs=_ATEN, dtypes=("int8",), notes="CPU: safe_int_mm -> int32 torch.matmul, exact int32",
+))
+register(KernelInfo(
+    name="torchao.int_scaled_matmul", package="torchao", op="torchao.kernel.intmm.int_scaled_matmul", module=_MOD,
+    isa_knobs=_ATEN, dtypes=("int8", "fp32"),
+    notes="CPU: torch._int_mm then float(acc) * scales1 (per row): oracle.gemm.w8a8 '(acc*sa)*sb' with sb = 1",
+))
