@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from kernels.pytorch import evidence
 from oracle.gemm.w8a8 import int8_matmul, wrap_int32
 from oracle.strategies import gemm_shapes, int8_codes
-from oracle.verdict import Result, compare_exact
+from oracle.verdict import compare_exact
 
 KERNEL = "torch.int_mm"
 MODULE = "kernels.pytorch.int_mm"
@@ -23,7 +23,7 @@ def _judge(qsession, judge, a: np.ndarray, b: np.ndarray) -> None:
     run = evidence.run(qsession.worker, MODULE, "int_mm", a, np.ascontiguousarray(b.T))
     shape = (a.shape[0], a.shape[1], b.shape[0])
     if not run.outcome.ok:
-        judge(Result(*evidence.failure(run.outcome), convention=CONV, what="_int_mm int32 output"),
+        judge(evidence.failure(run.outcome, CONV, "_int_mm int32 output"),
               kernel=KERNEL, shape=shape)
     exact = int8_matmul(a, b)
     res = compare_exact(wrap_int32(exact), run.outcome.value, convention=CONV, what="_int_mm int32 output")

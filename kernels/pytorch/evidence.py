@@ -147,11 +147,12 @@ def run(worker: Worker, module: str, func: str, *args, **kwargs) -> Run:
     return Run(out, observed, parse_onednn(out.stdout))
 
 
-def failure(outcome: Outcome) -> tuple[str, str]:
-    """(status, detail) for a call that did not return: CRASHED for a signal/exit/hang, FAIL for an error."""
+def failure(outcome: Outcome, convention: str, what: str) -> Result:
+    """The Result of a call that did not return: CRASHED for a signal/exit/hang, FAIL for an error it raised."""
     if outcome.status in ("crashed", "timeout"):
-        return "CRASHED", f"{outcome.status}: {outcome.detail}"
-    return "FAIL", f"the kernel raised on a valid input: {outcome.detail.strip().splitlines()[0] if outcome.detail else ''}"
+        return Result("CRASHED", convention, what, detail=f"{outcome.status}: {outcome.detail}")
+    first = outcome.detail.strip().splitlines()[0] if outcome.detail else ""
+    return Result("FAIL", convention, what, detail=f"the kernel raised on a valid input: {first}")
 
 
 def unavailable(worker: Worker, module: str, convention: str, *args) -> Result | None:
