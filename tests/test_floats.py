@@ -24,6 +24,10 @@ import pytest
 
 from oracle import floats
 
+# numpy warns when the codecs cast inf/NaN/out-of-range values, which these tests do on purpose
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning",
+                                        "ignore:invalid value encountered in cast:RuntimeWarning")
+
 # name: (exponent bits, mantissa bits, bias, signed)
 SPEC = {
     "fp16": (5, 10, 15, True),
