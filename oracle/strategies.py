@@ -16,7 +16,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 __all__ = ["LLM_LAYER_SHAPES", "GROUP_SIZES", "KINDS", "INT8_PATTERNS", "group_sizes", "gemm_shapes",
-           "float_arrays", "int8_codes"]
+           "float_arrays", "int8_codes", "structured"]
 
 # (K, N) of real linear layers: Llama-2-7B (hidden 4096, MLP 11008), Llama-3-8B (MLP 14336,
 # GQA kv 1024), Qwen2.5-7B (hidden 3584, MLP 18944, kv 512), Phi-3-mini (3072, MLP 8192),
@@ -56,7 +56,11 @@ def gemm_shapes(draw, group_size: int | None = None, *, max_k: int = 4096, max_m
     return m, k, n
 
 
-def _fill(kind: str, shape: tuple[int, ...], group: int, rng: np.random.Generator, scale: float) -> np.ndarray:
+def structured(kind: str, shape: tuple[int, ...], group: int, rng: np.random.Generator, scale: float) -> np.ndarray:
+    """float32 array of one structural kind (see KINDS), groups of `group` along the last axis.
+
+    Plain numpy and deterministic for a given rng, so suites can also use it for crafted cases.
+    """
     x = rng.standard_normal(shape) * scale
     flat = x.reshape(-1, shape[-1])
     k = shape[-1]
@@ -99,7 +103,7 @@ def float_arrays(draw, shape: tuple[int, ...], *, group_size: int = 32, kinds=KI
     scale = draw(st.sampled_from([1e-3, 0.1, 1.0, 30.0]))
     group = group_size if group_size > 0 else shape[-1]
     rng = np.random.default_rng(seed)
-    x = _fill(kind, tuple(shape), group, rng, scale)
+    x = structured(kind, tuple(shape), group, rng, scale)
     if nonfinite == "inject" and x.size:
         n_bad = draw(st.integers(1, min(3, x.size)))
         idx = rng.choice(x.size, n_bad, replace=False)

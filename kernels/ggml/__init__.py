@@ -1,1 +1,28 @@
-"""libggml, as bundled in llama-cpp-python, driven through ctypes."""
+"""libggml, as bundled in llama-cpp-python, driven through ctypes (kernels/ggml/libggml.py).
+
+Four kernels, each a code path of the library that the oracle models separately:
+- ggml.quantize: `ggml_quantize_chunk` (the `_ref` quantizers of ggml-base; q8_1 and q8_k via
+  their exported `quantize_row_*_ref`), baseline x86-64 C with no FMA contraction;
+- ggml.dequantize: the type traits' `to_float`;
+- ggml.from_float: the CPU backend's SIMD activation quantizers (q8_0, q8_1 on x86);
+- ggml.vec_dot: the CPU backend's dot products of a weight type with its activation type.
+The CPU backend's ISA is fixed when the library is built (see libggml.py): ggml has no runtime
+knob, so a capped run says so instead of pretending.
+"""
+from kernels.registry import KernelInfo, register
+
+_REF = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q8_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k",
+        "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4")
+_NO_KNOB = "no runtime ISA knob: the CPU path is fixed at build time (QORACLE_GGML_CPU_VARIANT picks a variant library where the build has them)"
+
+register(KernelInfo("ggml.quantize", "llama_cpp_python", "ggml_quantize_chunk", "kernels.ggml.calls",
+                    conventions=_REF, dtypes=("float32",),
+                    notes="ggml-base reference quantizers: plain C, the same at every ISA level"))
+register(KernelInfo("ggml.dequantize", "llama_cpp_python", "ggml_type_traits.to_float", "kernels.ggml.calls",
+                    conventions=tuple(n for n in _REF if n != "q8_1"), dtypes=("float32",),
+                    notes="ggml-base reference dequantizers"))
+register(KernelInfo("ggml.from_float", "llama_cpp_python", "ggml_type_traits_cpu.from_float", "kernels.ggml.calls",
+                    conventions=("q8_0.x86", "q8_1.x86"), dtypes=("float32",), notes=_NO_KNOB))
+register(KernelInfo("ggml.vec_dot", "llama_cpp_python", "ggml_type_traits_cpu.vec_dot", "kernels.ggml.calls",
+                    conventions=("q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"), dtypes=("float32",),
+                    notes=_NO_KNOB))

@@ -1,0 +1,141 @@
+"""libggml's quantizers, dequantizers, SIMD activation quantizers and dot products, judged by the oracle.
+
+Inputs: every structural kind of oracle.strategies (zero and constant groups, half-steps,
++max/-max ties, subnormals, huge values, mixed magnitudes) at several scales, plus random bytes
+for the dequantizers, and hypothesis-drawn arrays. Bytes are compared byte for byte; a dot
+product is compared with the oracle's bit-exact model of the build's code path where one exists
+(the AVX2 q4_0/q8_0 paths) and otherwise held to the exact value and its derived bound.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import oracle
+from oracle.gemm.ggml_vec_dot import vec_dot as model_vec_dot
+from oracle.gemm.ggml_vec_dot import vec_dot_exact
+from oracle.strategies import KINDS, float_arrays, structured
+from oracle.verdict import Result, compare_bounded, compare_exact
+
+M = "kernels.ggml.calls"
+QUANTIZE = ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q8_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_k",
+            "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4")
+DEQUANTIZE = tuple(n for n in QUANTIZE if n != "q8_1")  # q8_1 has no dequantizer in ggml
+FROM_FLOAT = ("q8_0.x86", "q8_1.x86")
+VEC_DOT = (("q4_0", "q8_0"), ("q8_0", "q8_0"), ("q2_k", "q8_k"), ("q3_k", "q8_k"), ("q4_k", "q8_k"),
+           ("q5_k", "q8_k"), ("q6_k", "q8_k"))
+SCALES = (1e-3, 1.0, 1e3)
+
+
+def _ready(qsession, judge, kernel: str, convention: str) -> str:
+    """Skip (recorded UNAVAILABLE) unless libggml loads; return the ISA the build observes."""
+    o = qsession.worker.call(M, "available")
+    if not o.ok or not o.value["ok"]:
+        why = o.value["reason"] if o.ok else f"{o.status}: {o.detail}"
+        judge(Result("UNAVAILABLE", convention, kernel, detail=why), kernel=kernel)
+    return qsession.worker.call(M, "observe").value["isa"]
+
+
+def _simd_ready(qsession, judge, kernel: str, convention: str) -> str:
+    """The CPU backend has no ISA knob: under a cap it is not capped, so it says so and skips."""
+    observed = _ready(qsession, judge, kernel, convention)
+    if qsession.isa != "native":
+        judge(Result("UNAVAILABLE", convention, kernel,
+                     detail=f"libggml has no runtime ISA knob; its CPU path is fixed at build ({observed}), "
+                            f"so --isa {qsession.isa} cannot be imposed"), kernel=kernel)
+    return observed
+
+
+def _inputs(block: int, rows_per_kind: int, kinds: tuple[str, ...] = KINDS) -> np.ndarray:
+    """Rows of every structural kind at every scale, K = 2 blocks (fixed seeds)."""
+    k = 2 * block
+    parts = [structured(kind, (rows_per_kind, k), min(block, 32), np.random.default_rng(i * 7 + j), s)
+             for i, kind in enumerate(kinds) for j, s in enumerate(SCALES)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _call(qsession, judge, kernel, conv, func, *args):
+    o = qsession.worker.call(M, func, *args)
+    if o.status != "ok":
+        judge(Result("CRASHED" if o.status in ("crashed", "timeout") else "FAIL", conv, kernel,
+                     detail=f"{o.status}: {o.detail}"), kernel=kernel)
+    return o.value
+
+
+@pytest.mark.kernel("ggml.quantize")
+@pytest.mark.parametrize("convention", QUANTIZE)
+def test_quantize(qsession, judge, convention):
+    kernel = "ggml.quantize"
+    observed = _ready(qsession, judge, kernel, convention)
+    refusal = qsession.worker.call(M, "refusal", convention).value
+    if refusal:
+        judge(Result("UNAVAILABLE", convention, kernel, detail=refusal), kernel=kernel)
+    fmt = oracle.get_format(convention)
+    x = _inputs(fmt.block_size, 2 if qsession.profile == "quick" else 16)
+    got = _call(qsession, judge, kernel, convention, "quantize", x, convention)
+    judge(compare_exact(oracle.quantize(x, convention), got, convention=convention, block_size=fmt.block_bytes,
+                        what="packed blocks"), kernel=kernel, shape=x.shape, observed_isa=f"{observed} (ggml-base: plain C)")
+
+
+@pytest.mark.kernel("ggml.dequantize")
+@pytest.mark.parametrize("convention", DEQUANTIZE)
+def test_dequantize_random_bytes(qsession, judge, convention):
+    kernel = "ggml.dequantize"
+    observed = _ready(qsession, judge, kernel, convention)
+    fmt = oracle.get_format(convention)
+    rows = 8 if qsession.profile == "quick" else 256
+    q = np.random.default_rng(11).integers(0, 256, (rows, 4 * fmt.block_bytes), dtype=np.uint8)
+    k = 4 * fmt.block_size
+    got = _call(qsession, judge, kernel, convention, "dequantize", q, convention, k)
+    judge(compare_exact(oracle.dequantize(q, convention), got, convention=convention, block_size=fmt.block_size,
+                        what="dequantized values"), kernel=kernel, shape=(rows, k), observed_isa=observed)
+
+
+@pytest.mark.kernel("ggml.from_float")
+@pytest.mark.parametrize("convention", FROM_FLOAT)
+def test_from_float_simd(qsession, judge, convention):
+    kernel = "ggml.from_float"
+    observed = _simd_ready(qsession, judge, kernel, convention)
+    x = _inputs(32, 2 if qsession.profile == "quick" else 16)
+    got = _call(qsession, judge, kernel, convention, "from_float", x, convention.split(".")[0])
+    judge(compare_exact(oracle.quantize(x, convention), got, convention=convention,
+                        block_size=oracle.get_format(convention).block_bytes, what="activation blocks"),
+          kernel=kernel, shape=x.shape, observed_isa=observed)
+
+
+@pytest.mark.kernel("ggml.from_float")
+@settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(x=float_arrays((4, 64)), convention=st.sampled_from(FROM_FLOAT))
+def test_from_float_simd_property(qsession, judge, x, convention):
+    kernel = "ggml.from_float"
+    observed = _simd_ready(qsession, judge, kernel, convention)
+    got = _call(qsession, judge, kernel, convention, "from_float", x, convention.split(".")[0])
+    judge(compare_exact(oracle.quantize(x, convention), got, convention=convention, block_size=36,
+                        what="activation blocks"), kernel=kernel, shape=x.shape, observed_isa=observed)
+
+
+@pytest.mark.kernel("ggml.vec_dot")
+@pytest.mark.parametrize("x_type, y_type", VEC_DOT)
+def test_vec_dot(qsession, judge, x_type, y_type):
+    kernel, conv = "ggml.vec_dot", f"{x_type}.{y_type}"
+    observed = _simd_ready(qsession, judge, kernel, conv)
+    fmt = oracle.get_format(x_type)
+    rows = 12 if qsession.profile == "quick" else 96
+    # no 'huge' kind: a dot of two 1e37-scale rows has an exact value beyond fp32, where inf
+    # and NaN (inf - inf in the min correction) are both what fp32 arithmetic gives
+    kinds = tuple(k for k in KINDS if k != "huge")
+    w = _inputs(fmt.block_size, 1, kinds)[:rows]
+    a = _inputs(fmt.block_size, 1, kinds)[::-1][:rows].copy()
+    n = w.shape[1]
+    xq = oracle.quantize(w, x_type)
+    yq = oracle.quantize(a, y_type if y_type != "q8_0" else "q8_0.x86")  # what the CPU backend feeds vec_dot
+    got = _call(qsession, judge, kernel, conv, "vec_dot", x_type, n, xq, yq)
+    exact, bound = vec_dot_exact(x_type, y_type, xq, yq)
+    predicted = None
+    if observed == "avx2" and (x_type, y_type) in (("q4_0", "q8_0"), ("q8_0", "q8_0")):
+        predicted = model_vec_dot(x_type, y_type, xq, yq, variant="avx2").astype(np.float32)
+    judge(compare_bounded(exact, bound, got, out_dtype="fp32", convention=conv, predicted=predicted,
+                          what=f"vec_dot ({'bit-exact AVX2 model' if predicted is not None else 'exact value + bound'})"),
+          kernel=kernel, shape=(rows, n), observed_isa=observed)
