@@ -7,19 +7,40 @@ these functions), `quantize_f32_sign_int_rowblock<S4_T>` and `quantize_f32_f4_ro
   (nibble - 8) * scale (`get_s8<S4_FULLRANGE>`, `decompress_kblock_s4_fp`): GGML q4_0's rounding.
 - S8 symmetric: scale = max(FLT_MIN, max|x|) / 127, q = cast<int8>(x * (1/scale)).
 - F4 (E2M1, NF4) symmetric: scale = absmax, code = nearest table entry of x * (1/absmax).
-Newer BesTLA (neural-speed's last kernel_wrapper.h, and the copy inside auto-round-lib, "ARK")
-replaces the templated function by `quantize_f32_sign_int_rowblock(..., BTLA_DTYPE qtype)` for
-int1..int8; NUMERICS.md describes it (NVal = 2^(b-1) - 0.5 switched to +-8 by an asymmetry rule,
-roundf), but that kernel_ref.h is not in the stored sources, so it is NOT modelled: a convention
-cannot be named without its arithmetic. auto-round-lib 0.16 exposes no float quantizer (only
-`repack_quantized_weight` of integer codes and `unpack_weight`), so the quantizers here are
-source reading only; tests/test_conventions_bestla.py confirms against ARK the dequantization
-rule they share ((nibble - 8 - zp) * fp32 scale). The asymmetric S4/S8 paths of these commits
-(mid-range `fmedium` offsets, scale (max-min)/-16) and the F8 `quantize_f32_f8_rowblock_mxscale`
-are not modelled. The packed storage interleaves N by the GEMM core's NTile, which is not
-modelled either (`pack` gives row-major nibbles).
+- S8 asymmetric (`s8_calc_store_scale_and_quantv_asym`): max and min start at 0 (the range
+  holds 0), scale = (max - min) / 255, rscale = 1/scale, fmedium = (max + min) / 2 (float32),
+  zp = cast<int8>((0 - fmedium) * rscale), q = cast<int8>((x - fmedium) * rscale), where
+  `utils::cast<float, int8_t>` (bestla_utils.h) is roundf then clamp to [-128, 127]; dequant
+  (`decompress_kblock_s8_fp`) (q - zp) * scale.
+- S4_FULLRANGE asymmetric (`s4_fullrange_calc_store_scale_and_quantv_asym`): max/min from 0,
+  range = |max| < |min| ? min - max : max - min (signed), scale = range / -16, rscale = scale ?
+  1/scale : 0, fmedium and zp as for S8, q = min(15, (int8)((x - fmedium)*rscale + 8.5f));
+  stored nibble q (`x << 4` then `int4x2::convert`, which gives back q's low nibble), dequant
+  (`decompress_kblock_s4_fp`) (q - 8 - zp) * scale.
+Newer BesTLA (neural-speed's last kernel_wrapper.h, and the copy inside auto-round-lib 0.16,
+"ARK", whose kernel_wrapper.h at intel/auto-round 86f9804 calls
+`ref::quantize_f32_sign_int_rowblock(..., BTLA_DTYPE qtype)` for int1..int8, S*_CLIP types)
+is NOT modelled: its kernel_ref.h is not among the stored sources (intel/auto-round's bestla
+copy lists no kernel_ref.h; intel/neural-speed's stored kernel_ref.h versions are 0157342 and
+98ffee4 only; exact-string and semantic searches for its body found nothing), and auto-round-lib
+exposes no float weight quantizer (only `repack_quantized_weight` of integer codes,
+`unpack_weight`, GEMMs, attention and fp16/bf16 KV caches). NUMERICS.md's description of it
+(NVal = 2^(b-1) - 0.5, +-8 by an asymmetry rule) stays an unconfirmed lead: a convention cannot
+be named without its arithmetic. The F8 `quantize_f32_f8_rowblock_mxscale` of these commits
+(double-precision pow/log2 steps and a bit-level repacking that maps exponent underflow to 0)
+is not modelled either. tests/test_conventions_bestla.py confirms against ARK the
+dequantization rule ((nibble - 8 - zp) * fp32 scale, (q - zp) * scale) and the storage of the
+codes and signed zero points. The packed storage interleaves N by the GEMM core's NTile, which
+is not modelled (`pack` gives row-major nibbles and int8 zero points).
 """
-from oracle.conventions.convention import Convention, register
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from oracle.conventions.convention import Convention, QuantizedWeight, register
+from oracle.rounding import c_float_to_int, half_away
 
 _SRC = "intel/neural-speed bestla/bestla/kernel_ref.h (commits 0157342, 98ffee4)"
 _ONLY = "source reading only: intel/neural-speed bestla/bestla/kernel_ref.h:quantize_f32_sign_int_rowblock / quantize_f32_f4_rowblock (auto-round-lib has no float quantizer)"
@@ -60,3 +81,88 @@ register(Convention(
     source=f"{_SRC}: quantize_f32_f4_rowblock<F4_NF4>, f4_quantize; table F4_NF4 in bestla_utils.h",
     summary="BesTLA NF4: scale = absmax, code = nearest NF4 table entry of x/absmax (code 7 is -1.0)",
     confirmed=_ONLY))
+
+
+@dataclass(frozen=True)
+class MidrangeAsym(Convention):
+    """BesTLA's asymmetric paths: codes of (x - fmedium) * rscale, a roundf'd signed zero point.
+
+    The field engine has no mid-range offset, so this subclass computes one group itself; the
+    fields still describe the result (range_with_zero statistic, divisor, clamp, layout).
+    """
+
+    def _quantize_group(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f32 = np.float32
+        x = x.astype(f32)
+        # std::max(maxval, v) from 0 keeps maxval when v is NaN, as fmax does
+        mx = np.fmax.reduce(x, axis=1, initial=f32(0)).astype(f32)
+        mn = np.fmin.reduce(x, axis=1, initial=f32(0)).astype(f32)
+        with np.errstate(all="ignore"):
+            if self.bits == 8:
+                scale = ((mx - mn).astype(f32) / f32(255)).astype(f32)
+                rscale = (f32(1) / scale).astype(f32)
+            else:
+                rng = np.where(np.abs(mx) < np.abs(mn), mn - mx, mx - mn).astype(f32)
+                scale = (rng / f32(-16)).astype(f32)
+                rscale = np.where(scale != 0, f32(1) / np.where(scale != 0, scale, f32(1)), f32(0)).astype(f32)
+            mid = ((mx + mn).astype(f32) / f32(2)).astype(f32)
+            zp = _cast_s8(((f32(0) - mid) * rscale).astype(f32))
+            t = ((x - mid[:, None]).astype(f32) * rscale[:, None]).astype(f32)
+            if self.bits == 8:
+                codes = _cast_s8(t)
+            else:
+                codes = np.minimum(15, c_float_to_int((t + f32(8.5)).astype(f32), 8))
+        return codes.astype(np.int32), scale, zp.astype(np.int32)
+
+    def dequantize(self, qw: QuantizedWeight) -> np.ndarray:
+        """(q - 8 - zp) * scale for S4 (`decompress_kblock_s4_fp`), (q - zp) * scale for S8."""
+        if self.bits == 8:
+            return super().dequantize(qw)
+        codes = np.asarray(qw.codes)
+        out = np.empty(codes.shape, dtype=np.float32)
+        for g, (s, e) in enumerate(self.groups(codes.shape[1])):
+            q = (codes[:, s:e] - 8).astype(np.float32)
+            out[:, s:e] = (q - qw.zeros[:, g:g + 1].astype(np.float32)) * qw.scales[:, g:g + 1].astype(np.float32)
+        return out
+
+    def pack(self, qw: QuantizedWeight) -> dict[str, np.ndarray]:
+        """As Convention.pack, but zero points are always signed int8 (BesTLA's `int8_t* zero_points`)."""
+        out = super().pack(QuantizedWeight(qw.codes, qw.scales, None, qw.convention))
+        out["zeros"] = qw.zeros.astype(np.int8)
+        return out
+
+    def unpack(self, packed: dict[str, np.ndarray], k: int) -> QuantizedWeight:
+        qw = super().unpack({key: v for key, v in packed.items() if key != "zeros"}, k)
+        return QuantizedWeight(qw.codes, qw.scales, packed["zeros"].astype(np.int8).astype(np.int32), self.name)
+
+
+def _cast_s8(t: np.ndarray) -> np.ndarray:
+    """bestla_utils.h `cast<float, int8_t>`: roundf, min(., 127.f), max(., -128.f), (int8_t).
+
+    std::min/std::max return their first argument when a comparison with NaN is false, so NaN
+    reaches the cast, which GCC on x86-64 compiles to cvttss2si: low byte of 0x80000000, 0.
+    """
+    r = half_away(t.astype(np.float32))
+    r = np.where(np.float32(127) < r, np.float32(127), r)
+    r = np.where(r < np.float32(-128), np.float32(-128), r)
+    return c_float_to_int(r.astype(np.float32), 8)
+
+
+_ASYM_ONLY = ("source reading only: intel/neural-speed bestla/bestla/kernel_ref.h (0157342, 98ffee4) "
+              "quantize_f32_sign_int_rowblock, bestla_utils.h cast<float,int8_t>; dequantization and "
+              "storage of its codes and signed zero points against auto-round-lib unpack_weight "
+              "(tests/test_conventions_bestla.py)")
+register(MidrangeAsym(
+    name="bestla.neural_speed.int8.asym", kind="weight", bits=8, symmetric=False, group_size=32,
+    scale_rule="range_with_zero", divisor=255, qmin=-128, qmax=127, rounding="half_away", zero_domain="int",
+    packing="bytes", inverse_from="computed",
+    source=f"{_SRC}: quantize_f32_sign_int_rowblock<S8> (s8_calc_store_scale_and_quantv_asym)",
+    summary="BesTLA int8 asym: s = (max-min)/255 (0 in range), q = roundf((x - (max+min)/2)/s), zp = roundf(-mid/s)",
+    confirmed=_ASYM_ONLY))
+register(MidrangeAsym(
+    name="bestla.neural_speed.int4_fullrange.asym", kind="weight", bits=4, symmetric=False, group_size=32,
+    scale_rule="range_with_zero", divisor=-16, qmin=0, qmax=15, rounding="trunc", zero_domain="int",
+    inverse_from="computed",
+    source=f"{_SRC}: quantize_f32_sign_int_rowblock<S4_FULLRANGE> (s4_fullrange_calc_store_scale_and_quantv_asym)",
+    summary="BesTLA int4 asym: s = signed range/-16, q = trunc((x - mid)/s + 8.5) <= 15, zp = roundf(-mid/s) signed",
+    confirmed=_ASYM_ONLY))
