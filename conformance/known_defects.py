@@ -2,6 +2,8 @@
 
 Each entry names the kernel, the ISA levels it fails at ("*" for all), the convention, a glob
 over test node ids, and the upstream reference (issue, PR or source line) that explains it.
+`below` narrows an entry to runs whose effective ISA level (the requested cap, or the host's
+best level for `native`) is below the named level, for defects of a missing instruction.
 A matching case runs as a strict expected failure: when upstream fixes the defect the case
 passes, the strict xfail turns into a failure, and the entry must be removed.
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-__all__ = ["KnownDefect", "DEFECTS", "lookup"]
+from kernels.isa import ORDER, levels_on_host
+
+__all__ = ["KnownDefect", "DEFECTS", "lookup", "effective_level"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,7 @@ class KnownDefect:
     nodeid_glob: str
     reference: str
     why: str
+    below: str = ""
 
 
 DEFECTS: list[KnownDefect] = [
@@ -37,7 +42,8 @@ DEFECTS: list[KnownDefect] = [
                   "BesTLA docs/README footnote: int8 'may cause numeric overflow if the device only has AVX2 "
                   "without AVX_VNNI'",
         why="on AVX2 without VNNI the u8(q+128) x s8 pair sums saturate at int16: full-range int8 weights give "
-            "wrong sums (reproduced bit for bit by a saturating model); hosts with VNNI/AMX should pass"),
+            "wrong sums (reproduced bit for bit by a saturating model); hosts with VNNI/AMX should pass",
+        below="avx512_vnni"),
     KnownDefect(
         kernel="bestla.igemm_s8s8s32", isa="*", convention="w8a8 int32",
         nodeid_glob="conformance/test_bestla_int8.py::test_igemm*",
@@ -56,9 +62,18 @@ DEFECTS: list[KnownDefect] = [
 ]
 
 
+def effective_level(isa: str) -> str:
+    """The ISA level a run is capped at: the requested one, or the host's best for 'native'."""
+    return isa if isa != "native" else levels_on_host()[-1]
+
+
 def lookup(kernel: str, isa: str, nodeid: str) -> KnownDefect | None:
     """The registered defect that covers this case, if any."""
     for d in DEFECTS:
-        if fnmatch.fnmatchcase(kernel, d.kernel) and d.isa in ("*", isa) and fnmatch.fnmatchcase(nodeid, d.nodeid_glob):
-            return d
+        if not (fnmatch.fnmatchcase(kernel, d.kernel) and d.isa in ("*", isa)
+                and fnmatch.fnmatchcase(nodeid, d.nodeid_glob)):
+            continue
+        if d.below and ORDER.index(effective_level(isa)) >= ORDER.index(d.below):
+            continue
+        return d
     return None

@@ -22,3 +22,16 @@ def test_knobs():
     assert knobs_for("native") == {}
     with pytest.raises(ValueError, match="unknown ISA level"):
         knobs_for("sse9")
+
+
+def test_known_defect_below_a_level(monkeypatch):
+    from conformance import known_defects as kd
+
+    d = kd.KnownDefect("k.x", "*", "c", "t::*", "ref", "why", below="avx512_vnni")
+    monkeypatch.setattr(kd, "DEFECTS", [d])
+    assert kd.lookup("k.x", "avx2", "t::a") is d
+    assert kd.lookup("k.x", "amx", "t::a") is None
+    monkeypatch.setattr(kd, "levels_on_host", lambda: ["scalar", "avx2", "avx512", "avx512_vnni"])
+    assert kd.lookup("k.x", "native", "t::a") is None
+    monkeypatch.setattr(kd, "levels_on_host", lambda: ["scalar", "avx2"])
+    assert kd.lookup("k.x", "native", "t::a") is d
