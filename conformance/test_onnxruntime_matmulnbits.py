@@ -22,57 +22,16 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.isa import levels_on_host
+from kernels.onnxruntime.models import level0_expected, level4_model
 from kernels.pytorch import evidence
-from oracle.bounds import float_spec, gamma
-from oracle.gemm.wxa16 import wxa16_exact
-from oracle.rounding import fmaf
 from oracle.strategies import float_arrays
 from oracle.verdict import Result, compare_bounded
 
 KERNEL = "onnxruntime.matmulnbits"
 MODULE = "kernels.onnxruntime.matmulnbits"
 F = np.float32
-U32 = float_spec("fp32").u
 KINDS = ("normal", "zero_group", "constant_group", "half_steps", "max_ties", "mixed")
 pytestmark = pytest.mark.kernel(KERNEL)
-
-
-def _codes(qw, conv, zeros):
-    zp = np.full(qw.scales.shape, 1 << (conv.bits - 1)) if zeros is None else zeros
-    return np.repeat(zp, conv.group_size, axis=1)[:, :qw.codes.shape[1]]
-
-
-def level0_expected(a, qw, conv):
-    zp = _codes(qw, conv, qw.zeros).astype(np.float64)
-    s = np.repeat(qw.scales.astype(np.float64), conv.group_size, axis=1)[:, :qw.codes.shape[1]]
-    q = qw.codes.astype(np.float64)
-    w = (q - zp) * s
-    w_err = U32 * (np.abs(q * s) + np.abs(zp * s) + np.abs(w)) * (1 + 3 * U32)
-    exact, bound = wxa16_exact(a, w, acc="fp32", out="fp32")
-    return exact, bound + (np.abs(a.astype(np.float64)) @ w_err.T) * (1 + gamma(a.shape[1] + 3, "fp32"))
-
-
-def level4_model(a, qw, conv):
-    """(predicted fp32, exact float64 of the same block sums, bound)."""
-    act = dataclasses.replace(conventions.get("act.ort.matmulnbits.int8_blk"), group_size=conv.group_size)
-    qa = act.quantize(a.astype(F))
-    k, g = a.shape[1], conv.group_size
-    nb = -(-k // g)
-    pad = nb * g - k
-    ac = np.pad(qa.codes.astype(np.int64), ((0, 0), (0, pad)))
-    wc = np.pad(qw.codes.astype(np.int64) - _codes(qw, conv, qw.zeros), ((0, 0), (0, pad)))
-    qsum = np.einsum("mbk,nbk->bmn", ac.reshape(a.shape[0], nb, g), wc.reshape(wc.shape[0], nb, g))
-    sa, sb = qa.scales.astype(F).T[:, :, None], qw.scales.astype(F).T[:, None, :]  # (nb, M, 1), (nb, 1, N)
-    acc = np.zeros(qsum.shape[1:], F)
-    for b in range(nb):
-        acc = fmaf(qsum[b].astype(F), (sa[b] * sb[b]).astype(F), acc)
-    scale = sa.astype(np.float64) * sb.astype(np.float64)
-    exact = (qsum.astype(np.float64) * scale).sum(axis=0)
-    # MLAS may split a block's int32 sum into lane partials converted and scaled separately before a
-    # float reduction: sum |a_k w_k| bounds every partial, and K + 3 roundings bound any such tree
-    abs_terms = np.einsum("mbk,nbk->bmn", np.abs(ac).reshape(a.shape[0], nb, g), np.abs(wc).reshape(wc.shape[0], nb, g))
-    bound = gamma(k + 3, "fp32") * (abs_terms * np.abs(scale)).sum(axis=0) * (1 + 2.0 ** -40)
-    return acc, exact, bound
 
 
 def _mlas_cannot_cap(isa: str) -> str:

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.pytorch import evidence
-from oracle.bounds import gamma
-from oracle.rounding import half_away
+from kernels.pytorch.models import dyn_quant_model
 from oracle.strategies import KINDS, float_arrays
 from oracle.verdict import compare_bounded, compare_exact
 
@@ -30,42 +29,6 @@ MODULE = "kernels.pytorch.dyn_quant_matmul_4bit"
 CONV = "torch.dyn_quant_4bit"
 F = np.float32
 pytestmark = pytest.mark.kernel(KERNEL)
-
-
-def quantize_rows(x: np.ndarray, channelwise: bool):
-    """(int8 codes, zero point, fp32 1/inv) per row, in the reference kernel's fp32 order."""
-    x = x.astype(F)
-    rmin = np.minimum(F(0), x.min(axis=1))
-    rmax = np.maximum(F(0), x.max(axis=1))
-    with np.errstate(divide="ignore"):
-        inv = np.where(rmin == rmax, F(1), F(255) / (rmax - rmin).astype(F)).astype(F)
-    recip = np.where(inv != 0, F(1) / np.where(inv != 0, inv, F(1)), F(0)).astype(F)
-    dmin, dmax = (rmin * inv).astype(F), (rmax * inv).astype(F)
-    lo, hi = (F(-128) + dmin).astype(F), (F(127) + dmax).astype(F)
-    test = (lo + hi).astype(F) if channelwise else ((lo + F(127)).astype(F) + dmax).astype(F)
-    zp = np.where(test > 0, (F(-128) - dmin).astype(F), (F(127) - dmax).astype(F))
-    zp = np.rint(np.clip(zp, F(-128), F(127))).astype(np.int64)
-    q = half_away((x * inv[:, None]).astype(F)).astype(np.int64) + zp[:, None]
-    return np.clip(q, -128, 127), zp, recip
-
-
-def model(x, codes, scales, group: int):
-    """(predicted fp32 y, exact float64 value of the same integer sums, its bound)."""
-    m, k = x.shape
-    q, zp, recip = quantize_rows(x, channelwise=(group == k))
-    a = q - zp[:, None]
-    w = codes.astype(np.int64) - 8
-    nb = k // group
-    isum = np.einsum("mbk,nbk->bmn", a.reshape(m, nb, group), w.reshape(w.shape[0], nb, group))
-    s = scales.astype(F).T[:, None, :]  # (nb, 1, N)
-    acc = np.zeros((m, w.shape[0]), F)
-    for b in range(nb):
-        acc = (acc + (isum[b].astype(F) * s[b]).astype(F)).astype(F)
-    y = (acc * recip[:, None]).astype(F)
-    terms = isum.astype(np.float64) * s.astype(np.float64) * recip.astype(np.float64)[None, :, None]
-    exact = terms.sum(axis=0)
-    bound = gamma(nb + 2, "fp32") * np.abs(terms).sum(axis=0) * (1 + 2.0 ** -40)
-    return y, exact, bound
 
 
 def _judge(qsession, judge, x: np.ndarray, w: np.ndarray, group: int) -> None:
@@ -83,7 +46,7 @@ def _judge(qsession, judge, x: np.ndarray, w: np.ndarray, group: int) -> None:
     judge(compare_exact(packed, run.outcome.value["packed"], convention=CONV,
                         what="_dyn_quant_pack_4bit_weight buffer (reference layout)"),
           kernel=KERNEL, shape=shape, observed_isa=run.isa())
-    pred, exact, bound = model(x, qw.codes, qw.scales, group)
+    pred, exact, bound = dyn_quant_model(x, qw.codes, qw.scales, group)
     res = compare_bounded(exact, bound, run.outcome.value["y"], out_dtype="fp32", convention=CONV,
                           predicted=pred, block_size=group, what=what)
     judge(res, kernel=KERNEL, shape=shape, observed_isa=run.isa(), group_size=group)

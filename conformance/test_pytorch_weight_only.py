@@ -17,15 +17,12 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.pytorch import evidence
-from oracle.bounds import float_spec, gamma, output_rounding
-from oracle.gemm.wxa16 import wxa16_exact
-from oracle.rounding import fmaf
+from kernels.pytorch.models import int4_expected, int8_expected, int8_predict
 from oracle.strategies import KINDS, LLM_LAYER_SHAPES, float_arrays
 from oracle.verdict import compare_bounded
 
 NP_DTYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
 SAFE_KINDS = ("normal", "zero_group", "constant_group", "half_steps", "max_ties")  # finite in fp16
-U32 = float_spec("fp32").u
 
 
 def _examples(qsession) -> int:
@@ -57,21 +54,6 @@ def _failed(judge, kernel, conv, what, run, shape) -> bool:
 
 K4 = "torch.weight_int4pack_mm"
 M4 = "kernels.pytorch.weight_int4pack_mm"
-
-
-def int4_expected(x, codes, scales, zeros, group: int, out: str):
-    """(exact, bound) for the tinygemm weight-only GEMM with stored scales/zeros (N, G)."""
-    s = np.repeat(scales.astype(np.float64), group, axis=1)
-    z = np.repeat(zeros.astype(np.float64), group, axis=1)
-    qs = (codes.astype(np.float64) - 8) * s
-    w = qs + z  # float64: exact up to 2^-53 |w|, folded into the weight error below
-    w_err = U32 * (np.abs(qs) + np.abs(w)) * (1 + 2 * U32) + 2.0 ** -52 * np.abs(w)
-    k = x.shape[1]
-    exact, bound = wxa16_exact(x, w, acc="fp32", out="fp32")
-    bound = bound + (np.abs(np.asarray(x, dtype=np.float64)) @ w_err.T) * (1 + gamma(k + 2, "fp32"))
-    if out != "fp32":
-        bound = bound + output_rounding(np.abs(exact) + bound, out)
-    return exact, bound
 
 
 def _judge_int4(qsession, judge, conv_name: str, dtype: str, x: np.ndarray, w: np.ndarray, group: int) -> None:
@@ -144,39 +126,6 @@ def test_int4pack_llm_layers(qsession, judge, layer) -> None:
 K8 = "torch.weight_int8pack_mm"
 M8 = "kernels.pytorch.weight_int8pack_mm"
 CONV8 = "torch.int8pack"
-
-
-def int8_expected(x, q, scales, out: str):
-    """(exact, bound): fp32 dot of x with the int8 row, one more rounding for the scale, the cast."""
-    w = q.astype(np.float64) * scales.astype(np.float64)[:, None]
-    return wxa16_exact(x, w, acc="fp32", out=out, stage_dtypes=("fp32",))
-
-
-def int8_predict(x, q, scales, dtype: str, capability: str | None):
-    """Bit-exact model of int8mm_kernel.cpp for the capability that ran, or None where not modelled.
-
-    Every path forms w = fp32(q) * scale (rounded) first. The generic `tinygemm_kernel` (fp32 and
-    fp16 everywhere on x86, bf16 under DEFAULT) sums `c += a * w` sequentially in fp32 without
-    FMA (confirmed on fp32 outputs); the bf16 AVX2 / AVX512 kernels keep 8 / 16 fmadd lanes over
-    k, reduce them by halving, and cast to bf16. Those vector loops have no K tail (K % lanes).
-    """
-    xf, k = np.asarray(x, dtype=np.float32), x.shape[1]
-    w = (q.astype(np.float32) * scales.astype(np.float32)[:, None]).astype(np.float32)
-    lanes = {"AVX2": 8, "AVX512": 16}.get(capability or "") if dtype == "bf16" else None
-    if capability is None or (lanes and k % lanes):
-        return None
-    if not lanes:
-        c = np.zeros((x.shape[0], q.shape[0]), np.float32)
-        for i in range(k):
-            c = (c + (xf[:, i:i + 1] * w[None, :, i]).astype(np.float32)).astype(np.float32)
-        return c.astype(NP_DTYPES[dtype])
-    acc = np.zeros((lanes, x.shape[0], q.shape[0]), np.float32)
-    for i in range(k):
-        acc[i % lanes] = fmaf(xf[:, i:i + 1], w[None, :, i], acc[i % lanes])
-    while acc.shape[0] > 1:
-        h = acc.shape[0] // 2
-        acc = (acc[:h] + acc[h:]).astype(np.float32)
-    return acc[0].astype(NP_DTYPES[dtype])
 
 
 def _judge_int8(qsession, judge, dtype: str, x: np.ndarray, q: np.ndarray, scales: np.ndarray) -> None:
