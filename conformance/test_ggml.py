@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import oracle
+from kernels.isa import GGML_VARIANT, knobs_for
 from oracle.gemm.ggml_vec_dot import vec_dot as model_vec_dot
 from oracle.gemm.ggml_vec_dot import vec_dot_exact
 from oracle.strategies import KINDS, float_arrays, structured
@@ -29,23 +30,30 @@ VEC_DOT = (("q4_0", "q8_0"), ("q8_0", "q8_0"), ("q2_k", "q8_k"), ("q3_k", "q8_k"
 SCALES = (1e-3, 1.0, 1e3)
 
 
-def _ready(qsession, judge, kernel: str, convention: str) -> str:
-    """Skip (recorded UNAVAILABLE) unless libggml loads; return the ISA the build observes."""
+def _ready(qsession, judge, kernel: str, convention: str) -> dict:
+    """Skip (recorded UNAVAILABLE) unless libggml loads; return what the CPU backend observes."""
     o = qsession.worker.call(M, "available")
     if not o.ok or not o.value["ok"]:
         why = o.value["reason"] if o.ok else f"{o.status}: {o.detail}"
         judge(Result("UNAVAILABLE", convention, kernel, detail=why), kernel=kernel)
-    return qsession.worker.call(M, "observe").value["isa"]
+    return qsession.worker.call(M, "observe").value
 
 
 def _simd_ready(qsession, judge, kernel: str, convention: str) -> str:
-    """The CPU backend has no ISA knob: under a cap it is not capped, so it says so and skips."""
-    observed = _ready(qsession, judge, kernel, convention)
-    if qsession.isa != "native":
+    """The CPU backend's ISA is the variant library loaded: under a cap it must be the cap's
+    variant (a mismatch fails); a one-ISA build cannot be capped, so it says so and skips."""
+    seen = _ready(qsession, judge, kernel, convention)
+    if qsession.isa == "native":
+        return seen["isa"]
+    if seen["variant"] is None:
         judge(Result("UNAVAILABLE", convention, kernel,
-                     detail=f"libggml has no runtime ISA knob; its CPU path is fixed at build ({observed}), "
+                     detail=f"this libggml is a one-ISA build ({seen['isa']}) with no CPU variants to choose, "
                             f"so --isa {qsession.isa} cannot be imposed"), kernel=kernel)
-    return observed
+    want = knobs_for(qsession.isa)[GGML_VARIANT]
+    if seen["variant"] != want:
+        judge(Result("FAIL", convention, kernel, detail=f"--isa {qsession.isa} asked for the {want} variant, "
+                                                       f"libggml loaded {seen['variant']}"), kernel=kernel)
+    return f"{seen['isa']} ({seen['variant']})"
 
 
 def _inputs(block: int, rows_per_kind: int, kinds: tuple[str, ...] = KINDS) -> np.ndarray:
@@ -76,7 +84,7 @@ def test_quantize(qsession, judge, convention):
     x = _inputs(fmt.block_size, 2 if qsession.profile == "quick" else 16)
     got = _call(qsession, judge, kernel, convention, "quantize", x, convention)
     judge(compare_exact(oracle.quantize(x, convention), got, convention=convention, block_size=fmt.block_bytes,
-                        what="packed blocks"), kernel=kernel, shape=x.shape, observed_isa=f"{observed} (ggml-base: plain C)")
+                        what="packed blocks"), kernel=kernel, shape=x.shape, observed_isa=f"{observed['isa']} build; ggml-base is plain C")
 
 
 @pytest.mark.kernel("ggml.dequantize")
@@ -90,7 +98,8 @@ def test_dequantize_random_bytes(qsession, judge, convention):
     k = 4 * fmt.block_size
     got = _call(qsession, judge, kernel, convention, "dequantize", q, convention, k)
     judge(compare_exact(oracle.dequantize(q, convention), got, convention=convention, block_size=fmt.block_size,
-                        what="dequantized values"), kernel=kernel, shape=(rows, k), observed_isa=observed)
+                        what="dequantized values"), kernel=kernel, shape=(rows, k),
+          observed_isa=f"{observed['isa']} build; ggml-base is plain C")
 
 
 @pytest.mark.kernel("ggml.from_float")
@@ -134,7 +143,7 @@ def test_vec_dot(qsession, judge, x_type, y_type):
     got = _call(qsession, judge, kernel, conv, "vec_dot", x_type, n, xq, yq)
     exact, bound = vec_dot_exact(x_type, y_type, xq, yq)
     predicted = None
-    if observed == "avx2" and (x_type, y_type) in (("q4_0", "q8_0"), ("q8_0", "q8_0")):
+    if observed.startswith("avx2") and (x_type, y_type) in (("q4_0", "q8_0"), ("q8_0", "q8_0")):
         predicted = model_vec_dot(x_type, y_type, xq, yq, variant="avx2").astype(np.float32)
     judge(compare_bounded(exact, bound, got, out_dtype="fp32", convention=conv, predicted=predicted,
                           what=f"vec_dot ({'bit-exact AVX2 model' if predicted is not None else 'exact value + bound'})"),

@@ -8,8 +8,11 @@ compared with the request: a cap that did not take effect fails the run.
 Knobs (confirmed in upstream sources):
 - ATEN_CPU_CAPABILITY (aten/src/ATen/native/DispatchStub.cpp): default | avx2 | avx512; ATen
   has no AMX level, AMX use inside ATen goes through oneDNN.
-- ONEDNN_MAX_CPU_ISA (oneDNN src/cpu/x64/cpu_isa_traits.cpp): AVX2, AVX512_CORE,
+- ONEDNN_MAX_CPU_ISA (oneDNN docs, "CPU Dispatcher Control"): AVX2, AVX512_CORE,
   AVX512_CORE_VNNI, AVX512_CORE_AMX, ...; oneDNN has no scalar level (SSE41 is its floor).
+- QORACLE_GGML_CPU_VARIANT (this project, kernels/ggml/libggml.py): which of ggml's per-ISA CPU
+  libraries to load (x64, haswell, skylakex, icelake, sapphirerapids) where ggml was built with
+  GGML_CPU_ALL_VARIANTS; a one-ISA build (the llama-cpp-python wheel) cannot be capped.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ class Level:
     knobs: dict[str, str] = field(default_factory=dict)
 
 
+GGML_VARIANT = "QORACLE_GGML_CPU_VARIANT"  # read by kernels/ggml/libggml.py
 _AVX2 = frozenset({"avx2", "fma", "f16c"})
 _AVX512 = _AVX2 | {"avx512f", "avx512bw", "avx512vl", "avx512dq"}
 _VNNI = _AVX512 | {"avx512_vnni"}
@@ -38,11 +42,15 @@ ORDER = ("scalar", "avx2", "avx512", "avx512_vnni", "amx")
 LEVELS: dict[str, Level] = {
     lv.name: lv
     for lv in (
-        Level("scalar", frozenset(), {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}),
-        Level("avx2", _AVX2, {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}),
-        Level("avx512", _AVX512, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}),
-        Level("avx512_vnni", _VNNI, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}),
-        Level("amx", _AMX, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}),
+        Level("scalar", frozenset(), {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+                                      GGML_VARIANT: "x64"}),
+        Level("avx2", _AVX2, {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", GGML_VARIANT: "haswell"}),
+        Level("avx512", _AVX512, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+                                  GGML_VARIANT: "skylakex"}),
+        Level("avx512_vnni", _VNNI, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI",
+                                     GGML_VARIANT: "icelake"}),
+        Level("amx", _AMX, {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX",
+                            GGML_VARIANT: "sapphirerapids"}),
         Level("native", frozenset(), {}),
     )
 }

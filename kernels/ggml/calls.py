@@ -23,11 +23,13 @@ def available() -> dict:
 
 
 def observe() -> dict:
-    """What the CPU backend was compiled for: ggml_cpu_has_* are compile-time facts."""
-    feats = _lib().cpu_features()
+    """What the CPU backend was compiled for (ggml_cpu_has_* are compile-time facts), and
+    whether it is one of several per-ISA variants, so that a cap could choose it."""
+    lib = _lib()
+    feats = lib.cpu_features()
     isa = next((lv for lv, f in (("amx", "amx_int8"), ("avx512_vnni", "avx512_vnni"), ("avx512", "avx512"),
                                  ("avx2", "avx2")) if feats.get(f)), "scalar")
-    return {"isa": isa, "compiled": sorted(k for k, v in feats.items() if v)}
+    return {"isa": isa, "variant": lib.variant, "compiled": sorted(k for k, v in feats.items() if v)}
 
 
 def refusal(type_name: str) -> str | None:

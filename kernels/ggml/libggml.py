@@ -120,6 +120,12 @@ class LibGGML:
     cpu: ctypes.CDLL
     cpu_lib: Path
     version: str
+
+    @property
+    def variant(self) -> str | None:
+        """The CPU variant library in use ('haswell', 'sapphirerapids' ...), None for a one-ISA build."""
+        stem = self.cpu_lib.stem
+        return stem.removeprefix("libggml-cpu-") if stem.startswith("libggml-cpu-") else None
     _types: dict[str, _Type] = field(default_factory=dict)
 
     # ---- types ---------------------------------------------------------------------------
@@ -276,7 +282,8 @@ def _u8_rows(q: np.ndarray, row_bytes: int) -> np.ndarray:
 
 def _pick_cpu_lib(lib_dir: Path, variant: str | None) -> Path:
     variants = sorted(lib_dir.glob("libggml-cpu-*.so"))
-    if variant:
+    if variant and not variants and (lib_dir / "libggml-cpu.so").exists():
+        return lib_dir / "libggml-cpu.so"  # a one-ISA build: nothing to choose, `variant` reports it
         p = lib_dir / f"libggml-cpu-{variant}.so"
         if not p.exists():
             have = ", ".join(v.stem.removeprefix("libggml-cpu-") for v in variants) or "none"
