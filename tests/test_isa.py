@@ -18,7 +18,8 @@ def test_missing_level_says_what_is_missing():
 
 
 def test_knobs():
-    assert knobs_for("amx") == {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}
+    assert knobs_for("amx") == {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX",
+                                "QORACLE_GGML_CPU_VARIANT": "sapphirerapids"}
     assert knobs_for("native") == {}
     with pytest.raises(ValueError, match="unknown ISA level"):
         knobs_for("sse9")
