@@ -20,13 +20,18 @@ def rne(x: np.ndarray) -> np.ndarray:
 def half_away(x: np.ndarray) -> np.ndarray:
     """Round half away from zero, as C `roundf` and `std::round`.
 
-    Computed from the exact fractional part: `x - trunc(x)` is exact in binary floating point,
-    whereas `floor(|x| + 0.5)` rounds 0.49999997f up to 1.
+    `trunc(x + copysign(h, x))` with h the largest float below 0.5 in x's dtype (0.49999997f).
+    That addition rounds only where it cannot move the result across an integer: a tie k + 0.5
+    gives k + 1 - 2^-25 (float32), which rounds up to k + 1; anything smaller stays below it;
+    and from 2^23 on x is an integer that h cannot move. Adding 0.5 instead rounds 0.49999997f
+    up to 1 (the `floor(|x| + 0.5)` bug). This equals the exact fractional-part rule
+    (`x - trunc(x)` compared with 0.5) on every float32 and float16, checked exhaustively.
+    Integers are returned unchanged (as a copy).
     """
     x = np.asarray(x)
-    t = np.trunc(x)
-    frac = x - t
-    return np.where(np.abs(frac) >= 0.5, t + np.sign(x), t).astype(x.dtype, copy=False)
+    if x.dtype.kind != "f":
+        return x.copy()
+    return np.trunc(x + np.copysign(np.nextafter(x.dtype.type(0.5), x.dtype.type(0)), x))
 
 
 def trunc(x: np.ndarray) -> np.ndarray:
@@ -83,15 +88,17 @@ def c_float_to_int(x: np.ndarray, bits: int = 32) -> np.ndarray:
     The conversion is `cvttss2si`/`cvttps2dq` to int32 (truncation; NaN and out-of-range give
     0x80000000, the "integer indefinite"), then the low `bits` bits are kept as a signed value.
     ggml's q4_0/q5_0 quantizers rely on this when a block's scale is subnormal and `1/d`
-    overflows to inf. Returns int32.
+    overflows to inf. numpy's own float -> int32 cast truncates in range (its result elsewhere
+    is replaced), and its int32 -> int8/int16 casts keep the low bits. Returns int32.
     """
     x = np.asarray(x)
-    t = np.trunc(x)
-    bad = ~(np.abs(t) < 2.0**31)  # NaN compares False, so it lands here too
-    i = np.where(bad, 0, t).astype(np.int64)
-    i = np.where(bad, -(2**31), i)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) < 2.0**31)  # NaN compares False, so it lands here too
+        i = x.astype(np.int32)
+    np.putmask(i, bad, np.int32(-(2**31)))
     if bits == 32:
-        return i.astype(np.int32)
-    mask = (1 << bits) - 1
-    low = i & mask
+        return i
+    if bits in (8, 16):
+        return i.astype(np.int8 if bits == 8 else np.int16).astype(np.int32)
+    low = i.astype(np.int64) & ((1 << bits) - 1)
     return np.where(low >= (1 << (bits - 1)), low - (1 << bits), low).astype(np.int32)
