@@ -46,12 +46,66 @@ def sum_in_order(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return acc
 
 
+def row_max(a: np.ndarray) -> np.ndarray:
+    """Max of each row of a 2-D integer array whose row length is a power of two, as (n,).
+
+    A pairwise tree of whole-array strided passes (adjacent pairs, then pairs of those):
+    numpy's `max(axis=1)` runs one short inner loop per row, which costs more than the
+    comparisons themselves for rows of 32. Integer max is exact in any order.
+    """
+    n, k = a.shape
+    if k & (k - 1):
+        raise ValueError(f"row_max needs a power-of-two row length, got {k}")
+    m = np.ascontiguousarray(a).reshape(-1)
+    if k == 1:
+        return m.copy()
+    while m.size > n:
+        m = np.maximum(m[0::2], m[1::2])
+    return m
+
+
+def absmax_scan(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(amax, max, finite): `first_absmax` of each row plus whether the row has no NaN or inf.
+
+    Fast path for float32 rows of a power-of-two length: two integer row maxima of the bit
+    patterns. As int32, any x >= +0 beats any negative and a larger |x| wins within a sign;
+    as uint32, any negative beats any x >= +0. So one maximum holds the largest x >= 0, the
+    other the negative of largest |x| (each falls back to the other when its sign is absent),
+    and the larger magnitude is the answer unless the two are +a and -a (the first wins: only
+    the position knows) or a NaN is present (NaN sorts above inf): those rows take the argmax
+    path, as do other dtypes and widths. A row of zeros gives max = +0.0 either way.
+    """
+    blocks = np.asarray(blocks)
+    n, k = blocks.shape
+    if blocks.dtype != np.float32 or k & (k - 1) or n == 0:
+        amax, mx = _first_absmax_argmax(blocks)
+        return amax, mx, np.isfinite(blocks).all(axis=-1)
+    bits = np.ascontiguousarray(blocks).view(np.int32)
+    pos_b = row_max(bits)
+    neg_b = row_max(bits.view(np.uint32)).view(np.int32)
+    pos, neg = pos_b.view(np.float32), neg_b.view(np.float32)
+    finite = np.isfinite(pos) & np.isfinite(neg)
+    ap, an = np.abs(pos), np.abs(neg)
+    amax = np.maximum(ap, an)
+    mx = np.where(ap > an, pos, neg)
+    mx[amax == 0] = 0
+    redo = np.isnan(amax) | ((ap == an) & (pos_b != neg_b) & (amax != 0))
+    if redo.any():
+        amax[redo], mx[redo] = _first_absmax_argmax(blocks[redo])
+    return amax, mx, finite
+
+
 def first_absmax(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(amax, max): the largest |x| of each row and the signed value that holds it.
 
     ggml scans with a strict `amax < fabsf(v)`, so the first of several equal |x| wins, which
-    is also what argmax returns. A NaN never wins that comparison.
+    is also what argmax returns. A NaN never wins that comparison. (See `absmax_scan`.)
     """
+    amax, mx, _ = absmax_scan(blocks)
+    return amax, mx
+
+
+def _first_absmax_argmax(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a = np.abs(blocks)
     a = np.where(np.isnan(a), -1.0, a)
     idx = np.argmax(a, axis=-1)

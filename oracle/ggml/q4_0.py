@@ -21,24 +21,21 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_bytes, f16_field, first_absmax, unpack_nibbles
+from oracle.ggml.fields import absmax_scan, f16_bytes, f16_field
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
+CHUNK = 8192  # blocks per pass (1 MiB of float32): each numpy pass re-reads the chunk from cache
+_TINY = np.finfo(np.float32).tiny
+_BYTE = np.arange(256)
+_LO = ((_BYTE & 0x0F) - 8).astype(np.float32)  # byte -> its (low nibble - 8), the code of x[j]
+_HI = ((_BYTE >> 4) - 8).astype(np.float32)  # byte -> its (high nibble - 8), the code of x[j+16]
 
 
-def _scale(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    _, mx = first_absmax(blocks)
-    d = (mx / np.float32(-8)).astype(np.float32)
+def _inverse(d: np.ndarray) -> np.ndarray:
+    """`id = d ? 1.0f/d : 0.0f` in float32."""
     with np.errstate(divide="ignore", over="ignore"):
-        inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0))
-    return d, inv.astype(np.float32)
-
-
-def _pack(d: np.ndarray, t: np.ndarray) -> np.ndarray:
-    code = np.minimum(15, c_float_to_int(t, 8)).astype(np.uint8)  # negative wraps as uint8_t does
-    qs = code[:, : QK // 2] | (code[:, QK // 2 :] << np.uint8(4))
-    return np.concatenate([f16_bytes(d), qs.astype(np.uint8)], axis=1)
+        return np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
 
 
 class Q4_0(Format, name="q4_0.nofma"):
@@ -50,19 +47,60 @@ class Q4_0(Format, name="q4_0.nofma"):
     @classmethod
     def _offset(cls, blocks: np.ndarray, inv: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", over="ignore"):
-            return (blocks * inv[:, None]).astype(np.float32) + np.float32(8.5)
+            t = np.multiply(blocks, inv[:, None])
+            return np.add(t, np.float32(8.5), out=t)
 
     @classmethod
     def quantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
-        d, inv = _scale(blocks)
-        return _pack(d, cls._offset(blocks, inv))
+        out = np.empty((blocks.shape[0], 18), dtype=np.uint8)
+        for s in range(0, blocks.shape[0], CHUNK):
+            cls._quantize_chunk(blocks[s : s + CHUNK], out[s : s + CHUNK])
+        return out
+
+    @classmethod
+    def _quantize_chunk(cls, blocks: np.ndarray, out: np.ndarray) -> None:
+        _, mx, finite = absmax_scan(blocks)
+        d = (mx / np.float32(-8)).astype(np.float32)
+        t = cls._offset(blocks, _inverse(d))
+        # In a finite block with d normal (or 0: all x are zeros), |x*id| <= 8 (1 + 2^-22), so
+        # t lies in [0.49, 16.6] and numpy's uint8 cast truncates exactly like the C cast.
+        # Elsewhere (subnormal d, so 1/d overflows; inf or NaN in the block) the C cast's
+        # INT_MIN and wrap-around matter: those blocks take `c_float_to_int`.
+        with np.errstate(invalid="ignore"):
+            code = t.astype(np.uint8)
+        np.minimum(code, np.uint8(15), out=code)
+        odd = ~finite | ((d != 0) & (np.abs(d) < _TINY))
+        if odd.any():  # MIN(15, (int8_t)v) then uint8_t: a negative wraps, then ORs unmasked
+            code[odd] = np.minimum(15, c_float_to_int(t[odd], 8)).astype(np.uint8)
+        out[:, :2] = f16_bytes(d)
+        out[:, 2:] = _pack(code)
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
-        d = f16_field(blocks, 0)
-        lo, hi = unpack_nibbles(blocks[:, 2:])
-        q = np.concatenate([lo, hi], axis=1).astype(np.int8) - np.int8(8)
-        return (q.astype(np.float32) * d[:, None]).astype(np.float32)
+        out = np.empty((blocks.shape[0], QK), dtype=np.float32)
+        for s in range(0, blocks.shape[0], CHUNK):
+            b = blocks[s : s + CHUNK]
+            d = f16_field(b, 0)[:, None]
+            qs = b[:, 2:]
+            with np.errstate(invalid="ignore"):
+                np.multiply(_LO[qs], d, out=out[s : s + CHUNK, : QK // 2])
+                np.multiply(_HI[qs], d, out=out[s : s + CHUNK, QK // 2 :])
+        return out
+
+
+def _pack(code: np.ndarray) -> np.ndarray:
+    """(n, 32) uint8 codes -> (n, 16) bytes `code[j] | code[j+16] << 4` (uint8 arithmetic).
+
+    Done on 8-byte words (a block is 4 words: 2 of low codes, 2 of high codes), masking the
+    shifted word so no bit crosses into the next byte, as the uint8 shift drops it.
+    """
+    w = code.view(np.uint64)
+    packed = np.empty((code.shape[0], 2), dtype=np.uint64)
+    for k in range(2):
+        np.left_shift(w[:, 2 + k], np.uint64(4), out=packed[:, k])
+        np.bitwise_and(packed[:, k], np.uint64(0xF0F0F0F0F0F0F0F0), out=packed[:, k])
+        np.bitwise_or(packed[:, k], w[:, k], out=packed[:, k])
+    return packed.view(np.uint8)
 
 
 class Q4_0Ref(Q4_0, name="q4_0"):

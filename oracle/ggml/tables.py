@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from oracle.ggml.fields import row_max
+
 # ggml-common.h `kvalues_iq4nl`: the 16 non-linear IQ4_NL / IQ4_XS levels, sorted ascending.
 KVALUES_IQ4NL = np.array(
     [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.int8
@@ -31,7 +33,22 @@ def seq_max_abs(blocks: np.ndarray) -> np.ndarray:
 
     ggml's MAX is `a > b ? a : b`, so a NaN replaces the running max and the next value
     replaces the NaN: only a NaN in the last position survives (with its payload, sign cleared).
+    Without a NaN the order does not matter, so float32 rows of a power-of-two length take an
+    integer row maximum of the |x| bit patterns; rows with a NaN run the loop.
     """
+    blocks = np.asarray(blocks)
+    n, k = blocks.shape
+    if blocks.dtype != np.float32 or k & (k - 1) or n == 0:
+        return _seq_max_abs_loop(blocks)
+    abs_bits = np.bitwise_and(np.ascontiguousarray(blocks).view(np.uint32), np.uint32(0x7FFFFFFF))
+    amax = row_max(abs_bits).view(np.float32)
+    nan = np.isnan(amax)
+    if nan.any():
+        amax[nan] = _seq_max_abs_loop(blocks[nan])
+    return amax
+
+
+def _seq_max_abs_loop(blocks: np.ndarray) -> np.ndarray:
     a = np.abs(blocks)
     amax = np.zeros(blocks.shape[0], dtype=np.float32)
     for j in range(blocks.shape[1]):
