@@ -36,7 +36,20 @@ __all__ = ["SCHEMA", "oracle_version", "MAX_CASE_ELEMENTS", "parse_shapes", "mak
 SCHEMA = "qoracle-vectors/1"
 MAX_CASE_ELEMENTS = 1 << 24  # per operand: keeps a case file small and the export fast
 ALIGN = 64
-ACC, OUT_DTYPE, ORDER = "fp32", "fp16", "any"
+ACC, OUT_DTYPE = "fp32", "fp16"
+
+
+def declared_order(conv_name: str) -> tuple[str, int]:
+    """(summation order, lanes) the vectors declare for the bound: the kernel's own where its source fixes it.
+
+    ESIMD INT4 GEMV (oracle/gemm/esimd_gemv.py, from int4_GEMV.h): 128 fp32 lanes (64 even + 64 odd
+    accumulators), each a sequential chain over its K/128 (or K/(128 K_SPLIT)) terms, then halving
+    trees and the K_SPLIT tree; every term passes through at most K/128 - 1 + 7 additions whatever
+    K_SPLIT is, which is bounds.height(K, 'lanes', lanes=128). Elsewhere no order is declared: 'any'.
+    """
+    if conv_name == "esimd.int4_gemv":
+        return "lanes", 128
+    return "any", 8
 
 
 def oracle_version() -> str:
@@ -115,7 +128,8 @@ def make_case(conv_name: str, shape: tuple[int, int, int], seed: int, index: int
     except ValueError as e:
         raise ValueError(f"{conv_name} cannot quantize a {n}x{k} weight: {e}") from None
     w_deq = conv.dequantize(qw)
-    exact, bound = wxa16_exact(x, w_deq, acc=ACC, out=OUT_DTYPE, order=ORDER)
+    order, lanes = declared_order(conv_name)
+    exact, bound = wxa16_exact(x, w_deq, acc=ACC, out=OUT_DTYPE, order=order, lanes=lanes)
     arrays = {"input.x": x, "intermediate.codes": qw.codes.astype(np.int32),
               "intermediate.w_dequant": w_deq.astype(np.float32),
               "expected.exact": exact.astype(np.float64), "expected.bound": bound.astype(np.float64)}
@@ -130,7 +144,8 @@ def make_case(conv_name: str, shape: tuple[int, int, int], seed: int, index: int
     meta: dict[str, object] = {
         "qoracle.schema": SCHEMA, "qoracle.case": cid, "qoracle.convention": conv_name,
         "qoracle.shape": [m, k, n], "qoracle.seed": int(seed), "qoracle.oracle_version": oracle_version(),
-        "qoracle.accumulation": f"{ACC} accumulation, order {ORDER}; products rounded or fused",
+        "qoracle.accumulation": f"{ACC} accumulation, order {order}" + (f" over {lanes} lanes" if order == "lanes" else "")
+                                + "; products rounded or fused",
         "qoracle.out_dtype": OUT_DTYPE, "qoracle.model": desc or "",
         "qoracle.source": conv.source,
     }
@@ -186,7 +201,8 @@ def export(conv_name: str, shapes: list[tuple[int, int, int]], seed: int, out_di
     shapes_arg = ",".join(f"{m}x{k}x{n}" for m, k, n in shapes)
     manifest = {
         "schema": SCHEMA, "oracle_version": oracle_version(), "convention": conv_name, "seed": int(seed),
-        "declared": {"accumulation": ACC, "order": ORDER, "out_dtype": OUT_DTYPE, "input_dtype": "fp16"},
+        "declared": {"accumulation": ACC, "order": declared_order(conv_name)[0], "lanes": declared_order(conv_name)[1],
+                     "out_dtype": OUT_DTYPE, "input_dtype": "fp16"},
         "generator": "np.random.default_rng([seed, M, K, N]): weight standard normal float32 (N, K), "
                      "then x standard normal (M, K) rounded to fp16",
         "reproduce": f"qoracle export --convention {conv_name} --shapes {shapes_arg} --seed {seed} --out DIR"
