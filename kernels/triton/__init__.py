@@ -1,0 +1,52 @@
+"""Triton kernels: the project's own (w8a8, w4a16 in two layouts, DA8W4) and torchao's shipped ones.
+
+Worker-side modules: kernels/triton/{w8a8,w4a16,da8w4,torchao_intmm}.py (each importing
+kernels/triton/runtime.py first, which picks native CUDA or the CPU interpreter); the test-process
+side is kernels/triton/harness.py. Nothing here imports triton or torch: registering is free.
+"""
+from kernels.registry import KernelInfo, register
+
+_PKG = "triton"
+
+register(KernelInfo(
+    name="triton.w8a8", package=_PKG, op="kernels.triton.w8a8 (_act_quant_kernel, _gemm_kernel)",
+    module="kernels.triton.w8a8",
+    conventions=("act.sglang.per_token_int8.triton", "act.vllm.per_token_int8.cuda",
+                 "w8a8 (acc*sa)*sb", "w8a8 acc*(sa*sb)"),
+    dtypes=("int8", "fp32", "fp16", "bf16"),
+    notes="per-token int8 quantization (two named roundings), tl.dot int8 -> int32 (wraps), fp32 epilogue in a "
+          "named order, bias before or after the cast, RNE output; native on CUDA, else TRITON_INTERPRET=1 on CPU",
+))
+register(KernelInfo(
+    name="triton.w4a16.q4_0", package=_PKG, op="kernels.triton.w4a16 (_q4_0_kernel)", module="kernels.triton.w4a16",
+    conventions=("q4_0",), dtypes=("fp16", "bf16", "fp32"),
+    notes="reads GGML q4_0 18-byte blocks as stored (fp16 d, j/j+16 nibbles); fp32 products and sums, split-K "
+          "partials summed in a fixed order; exact value + wxa16 bound",
+))
+register(KernelInfo(
+    name="triton.w4a16.esimd", package=_PKG, op="kernels.triton.w4a16 (_esimd_kernel)", module="kernels.triton.w4a16",
+    conventions=("esimd.int4_gemv",), dtypes=("fp16", "bf16", "fp32"),
+    notes="ESIMD layout of seed 001: uint8 [N, K/2] adjacent nibbles (low = even k), fp16 scale [N, K/128], "
+          "(u4 - 8) * scale; fp32 accumulation; exact value + wxa16 bound",
+))
+register(KernelInfo(
+    name="triton.da8w4", package=_PKG, op="kernels.triton.da8w4 (_act_kernel, _da8w4_kernel)",
+    module="kernels.triton.da8w4",
+    conventions=("act.torchao.da8w4.asym.fp32", "act.torchao.da8w4.sym", "da8w4 block int32 + fp32 epilogue"),
+    dtypes=("uint8", "int8", "fp32", "fp16", "bf16"),
+    notes="oracle.gemm.da8w4 semantics: per K block (min(group, 128)) int32 sum of a_q * (w_q - zp_w) minus "
+          "zp_a * comp, y = y + (float(acc) * sa) * sb in block order from the bias; bit-exact model",
+))
+register(KernelInfo(
+    name="triton.torchao.int_matmul", package="torchao", op="torchao.kernel.intmm_triton.int_matmul_kernel",
+    module="kernels.triton.torchao_intmm", conventions=("w8a8 int32 accumulator (wraps mod 2^32)",),
+    dtypes=("int8",),
+    notes="matmul_kernel_with_block_pointers driven with fixed configs (the op's autotuner times ~960 configs)",
+))
+register(KernelInfo(
+    name="triton.torchao.int_scaled_matmul", package="torchao",
+    op="torchao.kernel.intmm_triton.int_scaled_matmul_kernel", module="kernels.triton.torchao_intmm",
+    conventions=("w8a8 (acc*sa)*sb",), dtypes=("int8", "fp32"),
+    notes="scaled_matmul_kernel_with_block_pointers: float(acc) * scales1 per row; EVEN_K is K % 2 == 0, not "
+          "K % BLOCK_K == 0 (see the adapter)",
+))

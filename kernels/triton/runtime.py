@@ -1,0 +1,130 @@
+"""Worker side: where the project's Triton kernels run (GPU natively, else the CPU interpreter).
+
+Triton reads TRITON_INTERPRET when a kernel is decorated, so the choice is made here, before any
+kernel module imports triton: native on a CUDA device when torch sees one, otherwise the
+interpreter (numpy semantics, one program instance at a time) on CPU tensors. The test process
+starts a dedicated worker with the same environment (kernels/triton/harness.py), so a triton
+imported earlier by another adapter cannot have fixed the mode first.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+import ml_dtypes
+import numpy as np
+
+__all__ = ["interpreted", "device", "available", "observe", "to_torch", "to_numpy", "TORCH_DTYPES"]
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+
+
+def _numpy2_index_shim() -> None:
+    """The triton 3.6 interpreter holds scalars as 1-element arrays and gives them `__index__` by
+    int(array), which numpy >= 2.4 refuses for ndim > 0 (so `range(K)` over a kernel argument raises
+    TypeError); re-set it to read the one element. Applied only in interpreter mode."""
+    from triton.runtime import interpreter
+
+    original = interpreter._patch_lang_tensor
+    if getattr(original, "_qoracle_shim", False):
+        return
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    patched._qoracle_shim = True
+    interpreter._patch_lang_tensor = patched
+
+
+if "TRITON_INTERPRET" not in os.environ and not _cuda():
+    os.environ["TRITON_INTERPRET"] = "1"
+if os.environ.get("TRITON_INTERPRET", "0") == "1":
+    try:
+        _numpy2_index_shim()
+    except ImportError:  # no triton: available() says so
+        pass
+
+
+def interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def device() -> str:
+    """The torch device the kernels take their tensors on."""
+    return "cpu" if interpreted() else "cuda"
+
+
+def available() -> dict:
+    """Whether triton imports and has a place to run (never raises)."""
+    try:
+        import torch
+        import triton  # noqa: F401
+    except Exception as e:  # an absent or broken install is the reason
+        return {"ok": False, "reason": f"triton does not import ({type(e).__name__}: {e})"}
+    if not interpreted() and not torch.cuda.is_available():
+        return {"ok": False, "reason": "TRITON_INTERPRET is off and torch sees no CUDA device"}
+    if interpreted() and type(triton.language.standard.zeros).__name__ != "InterpretedFunction":
+        return {"ok": False, "reason": "triton was imported before TRITON_INTERPRET=1 was set in this process, so "
+                                       "its own library functions are compiled ones the interpreter cannot run"}
+    return {"ok": True, "reason": "", "version": triton.__version__}
+
+
+def observe() -> dict:
+    """Device name, interpreter or native, triton and torch versions: what really ran."""
+    import torch
+    import triton
+
+    if interpreted():
+        dev, how = "triton-interpreter", "interpreter"
+    else:
+        dev, how = torch.cuda.get_device_name(0), "native"
+        cap = torch.cuda.get_device_capability(0)
+        dev = f"{dev} (sm_{cap[0]}{cap[1]})"
+    try:
+        ao = importlib.metadata.version("torchao")
+    except importlib.metadata.PackageNotFoundError:
+        ao = ""
+    return {"device": dev, "mode": how, "triton": triton.__version__, "torch": torch.__version__, "torchao": ao,
+            "isa": f"{dev} triton {triton.__version__}"}
+
+
+def _torch_dtypes() -> dict:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+TORCH_DTYPES = ("fp32", "fp16", "bf16")
+
+
+def to_torch(a: np.ndarray, dtype: str | None = None):
+    """numpy (ml_dtypes bf16 included) -> a contiguous tensor on the kernel device."""
+    import torch
+
+    a = np.ascontiguousarray(a)
+    if a.dtype == ml_dtypes.bfloat16:
+        t = torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(a.copy())
+    if dtype is not None:
+        t = t.to(_torch_dtypes()[dtype])
+    return t.to(device())
+
+
+def to_numpy(t) -> np.ndarray:
+    """A tensor -> numpy, bf16 as ml_dtypes.bfloat16 (bits unchanged)."""
+    import torch
+
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
