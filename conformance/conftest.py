@@ -1,11 +1,16 @@
 """Options and fixtures of the conformance suite: ISA caps, kernel selection, results file.
 
     pytest conformance --isa amx --kernel 'ggml*' --profile quick --results out/results.json
+    pytest conformance --mutant ggml.q4_nibbles_swapped --results out/mutant.json   # must fail
 
 Every kernel call goes through a worker process started with the ISA cap's environment
 (kernels/isa.py, kernels/worker.py), so a crash is one case's CRASHED and a cap is in force
 before the kernel's library loads. Each judged case is recorded (kernel, ISA requested and
-observed, convention, shape, verdict, metrics, reproduce command) and written to --results.
+observed, convention, shape, verdict, metrics, reproduce command) and written to --results, with every failed test's first message.
+
+`--mutant NAME` runs the suite against a deliberately wrong kernel (kernels/mutants): worker
+calls for the mutant's target adapter go to kernels.mutants.active instead, and the selection
+defaults to the mutant's kernels. `qoracle selftest` uses it to prove the suite can fail.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import shlex
 import pytest
 
 from conformance.known_defects import lookup
+import kernels.mutants as mutants
 from kernels.isa import LEVELS, ORDER, host_has, knobs_for
 from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
@@ -31,10 +37,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--profile", default="quick", choices=("quick", "full"), help="quick: ~1 min on 2 cores")
     g.addoption("--results", default=None, help="write every judged case to this JSON file")
     g.addoption("--kernel-timeout", type=float, default=120.0, help="seconds before a kernel call is a hang")
+    g.addoption("--mutant", default=None, help="run against this deliberately wrong kernel (kernels/mutants)")
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+_SESSION: list["Session"] = []  # the run's Session, for hooks that are not handed the config
+
+
+class MutantWorker:
+    """A worker whose calls to the mutant's target adapter are served by kernels.mutants.active."""
+
+    def __init__(self, worker: Worker, mutant: mutants.Mutant) -> None:
+        self.worker = worker
+        self.mutant = mutant
+
+    def call(self, module: str, func: str, *args, **kwargs):
+        if module == self.mutant.target:
+            module = "kernels.mutants.active"
+        return self.worker.call(module, func, *args, **kwargs)
+
+    def close(self, kill: bool = False) -> None:
+        self.worker.close(kill)
 
 
 class Session:
@@ -47,19 +73,30 @@ class Session:
         self.kernels: list[str] = config.getoption("kernel")
         self.conventions: list[str] = config.getoption("convention")
         self.cases: list[dict] = []
-        self._worker: Worker | None = None
+        self.failures: list[dict] = []
+        self.outcomes: dict[str, int] = {}
+        name = config.getoption("mutant")
+        self.mutant: mutants.Mutant | None = mutants.get(name) if name else None
+        if self.mutant and not self.kernels:
+            self.kernels = list(self.mutant.kernels)
+        self._worker: Worker | MutantWorker | None = None
 
     def selected(self, kernel: str, convention: str | None = None) -> bool:
         return _matches(kernel, self.kernels) and (convention is None or _matches(convention, self.conventions))
 
     @property
-    def worker(self) -> Worker:
+    def worker(self) -> Worker | MutantWorker:
         if self._worker is None:
-            self._worker = Worker(knobs_for(self.isa), timeout=self.config.getoption("kernel_timeout"))
+            env = knobs_for(self.isa)
+            if self.mutant:
+                env = {**env, mutants.ENV: self.mutant.name}
+            w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
+            self._worker = MutantWorker(w, self.mutant) if self.mutant else w
         return self._worker
 
     def reproduce(self, nodeid: str) -> str:
-        return f"pytest {shlex.quote(nodeid)} --isa {self.isa} --profile {self.profile}"
+        extra = f" --mutant {self.mutant.name}" if self.mutant else ""
+        return f"pytest {shlex.quote(nodeid)} --isa {self.isa} --profile {self.profile}{extra}"
 
     def close(self) -> None:
         if self._worker is not None:
@@ -73,6 +110,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for level in (*ORDER, "native"):
         config.addinivalue_line("markers", f"isa_{level}: run under --isa {level}")
     config._qoracle = Session(config)  # type: ignore[attr-defined]
+    _SESSION[:] = [config._qoracle]  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -100,6 +138,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _first_message(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = getattr(crash, "message", None) or str(report.longrepr)
+    return text[:4000]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count outcomes and keep each failure's message (the selftest reads which check caught a mutant)."""
+    s = _SESSION[0]
+    if report.when == "call" or report.outcome != "passed":
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
+    if report.failed:
+        s.failures.append({"nodeid": report.nodeid, "when": report.when, "message": _first_message(report)})
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     s: Session = session.config._qoracle  # type: ignore[attr-defined]
     s.close()
@@ -107,7 +161,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"isa_requested": s.isa, "profile": s.profile, "cases": s.cases}, f, indent=1)
+            json.dump({"isa_requested": s.isa, "profile": s.profile, "mutant": s.mutant.name if s.mutant else None,
+                       "outcomes": s.outcomes, "failures": s.failures, "cases": s.cases}, f, indent=1)
 
 
 @pytest.fixture(scope="session")

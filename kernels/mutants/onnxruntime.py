@@ -1,0 +1,59 @@
+"""Wrong ONNX Runtime MatMulNBits kernels (target kernels.onnxruntime.matmulnbits).
+
+B is uint8 [N][blocks][block * bits / 8] with adjacent elements in the low then high bits of a
+byte; zero points are uint8 [N][ceil(blocks * bits / 8)] packed the same way along the blocks
+(contrib_ops/cpu/quantization/matmul_nbits.cc). Each mutant feeds the real kernel the inputs the
+buggy kernel would effectively read.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels.mutants import mutant, real
+
+T = "kernels.onnxruntime.matmulnbits"
+
+
+@mutant("ort.int4_j_j16_pairing_not_adjacent", T, "matmulnbits", "onnxruntime.matmulnbits",
+        mirrors="GGUF's j / j + 16 nibble pairing applied to MatMulNBits' adjacent packing (byte i = elements "
+                "2i and 2i + 1): a GGUF-to-ONNX weight converter's classic slip",
+        caught_by="conformance/test_onnxruntime_matmulnbits.py::*[4-*")
+def j16_pairing(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+    """4-bit blocks unpacked with byte i holding elements i and i + block/2."""
+    w = np.asarray(weight, np.uint8)
+    if bits == 4:
+        half = w.shape[-1]
+        v = np.concatenate([w & 0x0F, w >> 4], axis=-1)  # what the buggy kernel reads, in k order
+        w = (v[..., 0::2] | (v[..., 1::2] << 4)).astype(np.uint8)[..., :half]
+    return real(T, "matmulnbits")(a, w, scales, zeros, k=k, n=n, bits=bits, block=block,
+                                  accuracy_level=accuracy_level)
+
+
+@mutant("ort.zero_point_off_by_one", T, "matmulnbits", "onnxruntime.matmulnbits",
+        mirrors="the GPTQ v1 zero-point offset: checkpoints stored zp - 1 and loaders that forget the + 1 "
+                "(or add it twice) dequantize with a zero point off by one (wrapping at 0)",
+        caught_by="conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_crafted[*-zp-*]")
+def zp_off_by_one(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+    """Every zero point read as zp - 1 (mod 2^bits)."""
+    if zeros is not None:
+        z = np.asarray(zeros, np.uint8)
+        per = 8 // bits
+        fields = [((z >> (bits * i)) & ((1 << bits) - 1)) for i in range(per)]
+        z = np.zeros_like(z)
+        for i, f in enumerate(fields):
+            z |= (((f.astype(np.int16) - 1) % (1 << bits)).astype(np.uint8) << (bits * i)).astype(np.uint8)
+        zeros = z
+    return real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
+                                  accuracy_level=accuracy_level)
+
+
+@mutant("ort.last_partial_block_dropped", T, "matmulnbits", "onnxruntime.matmulnbits",
+        mirrors="a blocked k loop that runs K / block whole blocks and forgets the tail: right whenever K is a "
+                "multiple of the block size, which is all most upstream tests use",
+        caught_by="conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_crafted*")
+def tail_dropped(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+    """The last K % block columns of A contribute nothing."""
+    a = np.array(a, np.float32)
+    a[:, (k // block) * block:] = 0
+    return real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
+                                  accuracy_level=accuracy_level)

@@ -1,0 +1,148 @@
+"""Wrong PyTorch CPU kernels: _int_mm, _weight_int4pack_mm_for_cpu, _weight_int8pack_mm, _dyn_quant_matmul_4bit.
+
+Targets and their arguments are those of kernels/pytorch/*.py. tinygemm weights are
+(q - 8) * s + z with scales and zeros passed as (K/g, N, 2); _dyn_quant_matmul_4bit's reference
+path quantizes each activation row asymmetrically (zero point zp) and sums (a_q - zp) * (nibble - 8)
+per block (aten/src/ATen/native/cpu/int4mm_kernel.cpp).
+"""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from kernels.mutants import mutant, real
+
+F = np.float32
+MM = "kernels.pytorch.int_mm"
+I4 = "kernels.pytorch.weight_int4pack_mm"
+I8 = "kernels.pytorch.weight_int8pack_mm"
+DQ = "kernels.pytorch.dyn_quant_matmul_4bit"
+
+
+@mutant("torch.int_mm_int16_pair_saturation", MM, "int_mm", "torch.int_mm",
+        mirrors="s8 x s8 run as u8(a + 128) x s8 through vpmaddubsw, whose int16 pair sums saturate "
+                "(the oneDNN 'int8 nuances' overflow; BesTLA's woqgemm_s8 really does this on AVX2)",
+        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_extremes*")
+def int_mm_int16(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+    """int32 sums built from int16-saturated pairs (a+128)*b + (a'+128)*b', then the 128 * colsum(b) compensation."""
+    k = a.shape[1]
+    au = np.pad(a.astype(np.int64) + 128, ((0, 0), (0, k % 2)))
+    b = np.pad(b_kn.astype(np.int64), ((0, k % 2), (0, 0)))
+    pairs = np.einsum("mpt,ptn->mpn", au.reshape(a.shape[0], -1, 2), b.reshape(-1, 2, b.shape[1]))
+    acc = np.clip(pairs, -32768, 32767).sum(axis=1) - 128 * b.sum(axis=0)
+    return acc.astype(np.int64).astype(np.uint32).view(np.int32)  # int32 wraps
+
+
+@mutant("torch.int4pack_zero_point_sign", I4, "int4pack_mm", "torch.weight_int4pack_mm",
+        mirrors="an affine zero point (w = (q - zp) s) passed to tinygemm, which adds it (w = (q - 8) s + z): "
+                "the sign confusion between the two zero-point domains torchao documents",
+        caught_by="conformance/test_pytorch_weight_only.py::test_int4pack_*")
+def int4pack_zero_sign(x, codes, scales_and_zeros, group_size, inner_k_tiles=2):
+    """tinygemm weights formed as (q - 8) * s - z instead of (q - 8) * s + z."""
+    sz = np.array(scales_and_zeros)
+    sz[..., 1] = -sz[..., 1]
+    return real(I4, "int4pack_mm")(x, codes, sz, group_size, inner_k_tiles)
+
+
+@mutant("torch.int4pack_scales_transposed", I4, "int4pack_mm", "torch.weight_int4pack_mm",
+        mirrors="a scale buffer laid out [K/g][N] indexed as [N][K/g] (groups and channels swapped), the "
+                "classic layout slip between GPTQ/AWQ checkpoints and kernels",
+        caught_by="conformance/test_pytorch_weight_only.py::test_int4pack_*")
+def int4pack_transposed(x, codes, scales_and_zeros, group_size, inner_k_tiles=2):
+    """Scales and zeros read with the group and channel strides swapped."""
+    sz = np.asarray(scales_and_zeros)
+    g, n = sz.shape[:2]
+    wrong = np.ascontiguousarray(sz).reshape(n, g, 2).transpose(1, 0, 2)
+    return real(I4, "int4pack_mm")(x, codes, np.ascontiguousarray(wrong), group_size, inner_k_tiles)
+
+
+@mutant("torch.int4pack_group_boundary_off_by_one", I4, "int4pack_mm", "torch.weight_int4pack_mm",
+        mirrors="group index computed as (k + 1) / group_size: the last weight of each group takes the next "
+                "group's scale and zero (an off-by-one in a hand-tiled k loop)",
+        caught_by="conformance/test_pytorch_weight_only.py::test_int4pack_*")
+def int4pack_off_by_one(x, codes, scales_and_zeros, group_size, inner_k_tiles=2):
+    """Weight k uses group min((k + 1) // g, G - 1): fp32 weights, an exact product, rounded once."""
+    out = real(I4, "int4pack_mm")(x, codes, scales_and_zeros, group_size, inner_k_tiles)
+    sz = np.asarray(scales_and_zeros).astype(F)
+    k = codes.shape[1]
+    gi = np.minimum((np.arange(k) + 1) // group_size, sz.shape[0] - 1)
+    s, z = sz[gi, :, 0].T, sz[gi, :, 1].T  # (N, K)
+    w = ((codes.astype(F) - F(8)) * s + z).astype(F)
+    y = (np.asarray(x).astype(np.float64) @ w.T.astype(np.float64)).astype(F)
+    out["y"] = y.astype(np.asarray(x).dtype)
+    return out
+
+
+@mutant("torch.int8pack_gemv_half_accumulator", I8, "int8pack_mm", "torch.weight_int8pack_mm",
+        mirrors="a GEMV (M = 1) fast path that accumulates in the activation dtype (fp16/bf16) while the "
+                "GEMM path uses fp32: right everywhere except M = 1",
+        caught_by="conformance/test_pytorch_weight_only.py::test_int8pack_full_range_codes*")
+def int8pack_gemv_half(x, w, scales):
+    """For M = 1 and fp16/bf16 activations, the dot products are summed in that half type."""
+    x = np.asarray(x)
+    if x.shape[0] != 1 or x.dtype == np.float32:
+        return real(I8, "int8pack_mm")(x, w, scales)
+    wf = (w.astype(F) * np.asarray(scales).astype(F)[:, None]).astype(F)
+    acc = np.zeros(w.shape[0], x.dtype)
+    xf = x[0].astype(F)
+    for k in range(x.shape[1]):
+        acc = (acc.astype(F) + (xf[k] * wf[:, k]).astype(F)).astype(x.dtype)
+    return acc[None, :]
+
+
+@mutant("torch.int8pack_bf16_truncation", I8, "int8pack_mm", "torch.weight_int8pack_mm",
+        mirrors="fp32 -> bf16 by dropping the low 16 bits (truncation) instead of rounding to nearest even, "
+                "as early bf16 conversions in several CPU kernels did",
+        caught_by="conformance/test_pytorch_weight_only.py::test_int8pack_*bf16*")
+def int8pack_bf16_trunc(x, w, scales):
+    """bf16 outputs are the fp32 results with their low 16 bits cut off."""
+    x = np.asarray(x)
+    if x.dtype != ml_dtypes.bfloat16:
+        return real(I8, "int8pack_mm")(x, w, scales)
+    y32 = real(I8, "int8pack_mm")(x.astype(F), w, np.asarray(scales).astype(F))
+    return (np.ascontiguousarray(y32, F).view(np.uint32) & np.uint32(0xFFFF0000)).view(F).astype(ml_dtypes.bfloat16)
+
+
+@mutant("torch.dyn_quant_nibbles_swapped", DQ, "dyn_quant_matmul", "torch.dyn_quant_matmul_4bit",
+        mirrors="a matmul that unpacks the high nibble as the even element where the packer put it in the low "
+                "one: packing and compute disagree on nibble order",
+        caught_by="conformance/test_pytorch_dyn_quant.py::*")
+def dyn_quant_swapped(x, weight_bytes, scales, group_size):
+    """The packed buffer is right, but the matmul reads each byte's nibbles swapped."""
+    out = real(DQ, "dyn_quant_matmul")(x, weight_bytes, scales, group_size)
+    wb = np.asarray(weight_bytes, np.uint8)
+    swapped = ((wb >> 4) | ((wb & 0x0F) << 4)).astype(np.uint8)
+    out["y"] = real(DQ, "dyn_quant_matmul")(x, swapped, scales, group_size)["y"]
+    return out
+
+
+@mutant("torch.dyn_quant_activation_zero_point_dropped", DQ, "dyn_quant_matmul", "torch.dyn_quant_matmul_4bit",
+        mirrors="asymmetric activations whose zero-point compensation (zp * sum of the weight codes) is "
+                "missing from the integer sums",
+        caught_by="conformance/test_pytorch_dyn_quant.py::*")
+def dyn_quant_zp_dropped(x, weight_bytes, scales, group_size):
+    """Block sums of a_q * (w - 8) instead of (a_q - zp) * (w - 8)."""
+    from kernels.pytorch.models import quantize_rows  # the activation quantizer of the reference path
+
+    out = real(DQ, "dyn_quant_matmul")(x, weight_bytes, scales, group_size)
+    k = x.shape[1]
+    _, zp, recip = quantize_rows(np.asarray(x, F), channelwise=(group_size == k))
+    wb = np.asarray(weight_bytes, np.uint8)
+    codes = np.stack([wb & 0x0F, wb >> 4], axis=2).reshape(wb.shape[0], k).astype(np.int64) - 8
+    wsum = codes.reshape(codes.shape[0], -1, group_size).sum(axis=2)  # (N, blocks)
+    per_channel = (wsum * np.asarray(scales, np.float64)).sum(axis=1)  # sum over blocks of wsum_b * s_b, (N,)
+    extra = zp[:, None].astype(np.float64) * per_channel[None, :]
+    out["y"] = (out["y"].astype(np.float64) + extra * recip[:, None]).astype(F)
+    return out
+
+
+@mutant("torch.dyn_quant_no_eps_guard", DQ, "dyn_quant_matmul", "torch.dyn_quant_matmul_4bit",
+        mirrors="per-token scale = (max - min) / 255 with no guard for a constant row (the missing "
+                "clamp(min=eps)): an all-zero row (padding tokens) divides 0 by 0 and comes out NaN",
+        caught_by="conformance/test_pytorch_dyn_quant.py::test_dyn_quant_crafted*")
+def dyn_quant_no_eps(x, weight_bytes, scales, group_size):
+    """Rows of x that are all zero give NaN outputs instead of zeros."""
+    out = real(DQ, "dyn_quant_matmul")(x, weight_bytes, scales, group_size)
+    zero_rows = ~np.any(np.asarray(x) != 0, axis=1)
+    out["y"] = np.where(zero_rows[:, None], F(np.nan), out["y"]).astype(F)
+    return out

@@ -1,0 +1,41 @@
+"""Wrong torchao int8 matmuls (target kernels.torchao.ao): int_matmul and int_scaled_matmul."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from kernels.mutants import mutant, real
+
+T = "kernels.torchao.ao"
+F = np.float32
+
+
+@mutant("torchao.u8_compensation_missing", T, "int_matmul", "torchao.int_matmul",
+        mirrors="s8 activations shifted to u8 (+128) for a u8 x s8 instruction (VNNI vpdpbusd) without "
+                "subtracting 128 * column sums of B: the compensation term oneDNN and fbgemm precompute",
+        caught_by="conformance/test_torchao_cpu.py::test_int_matmul_crafted*")
+def u8_compensation_missing(a, b_kn):
+    """int32 results that keep the + 128 * sum_k b[k, n] of the u8 shift."""
+    c = real(T, "int_matmul")(a, b_kn).astype(np.int64)
+    c = c + 128 * np.asarray(b_kn, np.int64).sum(axis=0)[None, :]
+    return c.astype(np.uint32).view(np.int32)
+
+
+@mutant("torchao.per_tensor_not_per_token_scale", T, "int_scaled_matmul", "torchao.int_scaled_matmul",
+        mirrors="one activation scale broadcast to every row where each token has its own (a [M, 1] scale "
+                "read as a scalar)",
+        caught_by="conformance/test_torchao_cpu.py::test_int_scaled_matmul*")
+def per_tensor_scale(a, b_kn, scales):
+    """Every row scaled by the first row's scale."""
+    s = np.asarray(scales, F).reshape(-1)
+    return real(T, "int_scaled_matmul")(a, b_kn, np.full_like(s, s[0]))
+
+
+@mutant("torchao.scale_bf16_before_multiply", T, "int_scaled_matmul", "torchao.int_scaled_matmul",
+        mirrors="the per-token scale cast to the model dtype (bf16) before the int32 accumulator is scaled, "
+                "instead of scaling in fp32 and casting after",
+        caught_by="conformance/test_torchao_cpu.py::test_int_scaled_matmul*")
+def scale_bf16_first(a, b_kn, scales):
+    """Row scales rounded to bf16 before they multiply the int32 sums."""
+    s = np.asarray(scales, F).astype(ml_dtypes.bfloat16).astype(F)
+    return real(T, "int_scaled_matmul")(a, b_kn, s)
