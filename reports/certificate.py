@@ -1,27 +1,36 @@
-"""The certificate: every judged case of a run, with the host and package identity, as JSON.
+"""The certificate: every judged case of a run, with the kernel, host and package identity, as JSON.
 
-Schema `qoracle-certificate/1` (documented in docs/certificate.md):
-  schema, oracle_version, created (UTC ISO time), host {cpu, isa_levels, flags}, packages
-  {name: version or null}, runs [{isa_requested, skipped?, pytest_exit_code, cases [...]}],
-  summary {verdict PASSED|FAILED|EMPTY, counts {status: n}, kernels {kernel: {isa: {status: n}}}}.
-A case is what conformance/conftest.py records: nodeid, kernel, isa_requested, isa_observed,
-shape, status (BIT_EXACT, BOUNDED, FAIL, CRASHED, UNAVAILABLE), convention, what, detail,
-mismatch, metrics, worst_ratio, reproduce.
+Schema `qoracle-certificate/2`, documented field by field in docs/certificate.md:
+  schema, oracle_version, created (UTC ISO time), selection {kernels, profile}, host {cpu, machine,
+  isa_levels, flags, known_levels, gpus}, packages {name: version or null}, kernels {name: identity},
+  isa [{requested, observed, skipped, pytest_exit_code}], runs [{isa_requested, skipped?,
+  pytest_exit_code, cases [...], vectors?}], vectors [offline golden-vector sets], benchmarks
+  (pytest-benchmark rows or null), summary {verdict PASSED|FAILED|EMPTY, counts {status: n},
+  kernels {kernel: {isa: {status: n}}}}.
+A case is what conformance/conftest.py records (nodeid, kernel, isa_requested, isa_observed,
+shape, status BIT_EXACT|BOUNDED|FAIL|CRASHED|UNAVAILABLE, convention, what, detail, mismatch,
+metrics, worst_ratio, reproduce) or what `qoracle verify` records for an offline case (the same
+keys, isa_requested "offline", plus golden {file, sha256}, model and histogram).
+Reports from the same dict: summary.md (markdown), report.html (reports/html.py) and junit.xml
+(reports/junit.py).
 """
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.util
 import json
 import os
 import platform
+import sys
 from collections import Counter, defaultdict
 from importlib import metadata
 
 from kernels.isa import ORDER, host_flags, levels_on_host
 
-SCHEMA = "qoracle-certificate/1"
+SCHEMA = "qoracle-certificate/2"
 PACKAGES = ("qoracle", "numpy", "ml_dtypes", "torch", "onnxruntime", "llama_cpp_python", "gguf",
             "auto-round-lib", "torchao", "triton")
+STATUSES = ("BIT_EXACT", "BOUNDED", "FAIL", "CRASHED", "UNAVAILABLE")
 BAD = ("FAIL", "CRASHED")
 
 
@@ -43,6 +52,27 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def gpus() -> list[dict]:
+    """GPUs torch can see (CUDA/ROCm and XPU), or [] where torch is absent or sees none."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return []
+    try:
+        import torch
+
+        found = []
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                found.append({"backend": "cuda", "index": i, "name": p.name, "memory_bytes": int(p.total_memory),
+                              "capability": f"{p.major}.{p.minor}"})
+        xpu = getattr(torch, "xpu", None)
+        if xpu is not None and xpu.is_available():
+            found += [{"backend": "xpu", "index": i, "name": xpu.get_device_name(i)} for i in range(xpu.device_count())]
+        return found
+    except Exception as e:  # a broken driver is a fact about the host, not a reason to lose the certificate
+        return [{"backend": "error", "name": f"{type(e).__name__}: {e}"[:200]}]
+
+
 def host() -> dict:
     flags = host_flags()
     wanted = {f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4"))}
@@ -50,57 +80,129 @@ def host() -> dict:
             "flags": sorted(wanted), "known_levels": list(ORDER)}
 
 
-def build(runs: list[dict], *, kernels: list[str], profile: str) -> dict:
+def kernel_identity(name: str) -> dict:
+    """Package, its installed version here, op and declared conventions of a registered kernel."""
+    from kernels.registry import get
+
+    try:
+        k = get(name)
+    except ValueError:
+        return {"registered": False}
+    return {"registered": True, "package": k.package, "version": _version(k.package), "op": k.op,
+            "module": k.module, "conventions": list(k.conventions), "dtypes": list(k.dtypes),
+            "isa_knobs": list(k.isa_knobs), "notes": k.notes}
+
+
+def read_benchmarks(path: str | None) -> list[dict] | None:
+    """Rows of a pytest-benchmark JSON file (None when no file is given or it has no benchmarks).
+
+    GB/s and TOPS come from `extra_info` `bytes` / `ops` (per call) where a benchmark records
+    them; fraction of peak from `extra_info` `peak_gbps` / `peak_tops` (the host's or GPU's peak
+    is not guessed).
+    """
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        rows = []
+        for b in data.get("benchmarks", []):
+            st, ex = b["stats"], b.get("extra_info", {}) or {}
+            mean = float(st["mean"])
+            row = {"name": b.get("fullname") or b["name"], "mean_s": mean, "stddev_s": float(st.get("stddev", 0)),
+                   "rounds": int(st.get("rounds", 0)), "gbps": None, "tops": None, "peak_fraction": None}
+            if ex.get("bytes") and mean > 0:
+                row["gbps"] = float(ex["bytes"]) / mean / 1e9
+                if ex.get("peak_gbps"):
+                    row["peak_fraction"] = row["gbps"] / float(ex["peak_gbps"])
+            if ex.get("ops") and mean > 0:
+                row["tops"] = float(ex["ops"]) / mean / 1e12
+                if ex.get("peak_tops"):
+                    row["peak_fraction"] = row["tops"] / float(ex["peak_tops"])
+            rows.append(row)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not a pytest-benchmark JSON file ({type(e).__name__}: {e})") from None
+    return rows or None
+
+
+def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: list[dict] | None = None) -> dict:
     counts: Counter[str] = Counter()
     per_kernel: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     failed_run = False
+    isa = []
     for run in runs:
         failed_run |= run.get("pytest_exit_code") not in (0, 5, None)
+        observed = sorted({c.get("isa_observed") for c in run.get("cases", []) if c.get("isa_observed")})
+        isa.append({"requested": run["isa_requested"], "observed": observed, "skipped": run.get("skipped"),
+                    "pytest_exit_code": run.get("pytest_exit_code")})
         for c in run.get("cases", []):
             counts[c["status"]] += 1
             per_kernel[c["kernel"]][run["isa_requested"]][c["status"]] += 1
     if failed_run or any(counts[s] for s in BAD):
         verdict = "FAILED"
     else:
-        verdict = "PASSED" if counts else "EMPTY"  # nothing judged is not a pass
+        judged = counts["BIT_EXACT"] + counts["BOUNDED"]
+        verdict = "PASSED" if judged else "EMPTY"  # nothing judged (or only UNAVAILABLE) is not a pass
+    from reports.vectors import oracle_version
+
     return {
         "schema": SCHEMA,
-        "oracle_version": _version("qoracle"),
+        "oracle_version": oracle_version(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "selection": {"kernels": kernels, "profile": profile},
-        "host": host(),
-        "packages": {p: _version(p) for p in PACKAGES},
+        "host": {**host(), "gpus": gpus()},
+        "packages": {p: (oracle_version() if p == "qoracle" else _version(p)) for p in PACKAGES},
+        "kernels": {k: kernel_identity(k) for k in sorted(per_kernel)},
+        "isa": isa,
         "runs": runs,
+        "vectors": [r["vectors"] for r in runs if r.get("vectors")],
+        "benchmarks": benchmarks,
         "summary": {
             "verdict": verdict,
             "counts": dict(sorted(counts.items())),
-            "kernels": {k: {isa: dict(v) for isa, v in d.items()} for k, d in sorted(per_kernel.items())},
+            "kernels": {k: {i: dict(v) for i, v in d.items()} for k, d in sorted(per_kernel.items())},
         },
     }
+
+
+def all_cases(cert: dict) -> list[dict]:
+    return [c for r in cert["runs"] for c in r.get("cases", [])]
+
+
+def _fmt_ratio(c: dict) -> str:
+    r = c.get("worst_ratio")
+    return "" if r is None else f"{r:.3g}"
 
 
 def markdown(cert: dict) -> str:
     s = cert["summary"]
     lines = [f"# qoracle certificate: {s['verdict']}", "",
              f"- host: {cert['host']['cpu']} ({', '.join(cert['host']['isa_levels'])})",
-             f"- created: {cert['created']}, schema {cert['schema']}", ""]
-    for run in cert["runs"]:
-        if run.get("skipped"):
-            lines.append(f"- --isa {run['isa_requested']}: skipped, {run['skipped']}")
-    lines += ["", "| kernel | isa | " + " | ".join(("BIT_EXACT", "BOUNDED", "FAIL", "CRASHED", "UNAVAILABLE")) + " |",
-              "|---|---|---|---|---|---|---|"]
+             f"- GPUs: {', '.join(g['name'] for g in cert['host'].get('gpus', [])) or 'none seen by torch'}",
+             f"- created: {cert['created']}, schema {cert['schema']}, oracle {cert.get('oracle_version')}", ""]
+    for name, k in cert.get("kernels", {}).items():
+        if k.get("registered"):
+            lines.append(f"- kernel {name}: {k['package']} {k['version'] or '(not installed here)'}, op `{k['op']}`")
+    for i in cert.get("isa", []):
+        if i.get("skipped"):
+            lines.append(f"- --isa {i['requested']}: skipped, {i['skipped']}")
+        elif i.get("observed"):
+            lines.append(f"- --isa {i['requested']}: observed {', '.join(i['observed'])}")
+    lines += ["", "| kernel | isa | " + " | ".join(STATUSES) + " |", "|---|---|" + "---|" * len(STATUSES)]
     for k, d in s["kernels"].items():
         for isa, c in d.items():
-            lines.append(f"| {k} | {isa} | " + " | ".join(str(c.get(x, 0)) for x in
-                                                          ("BIT_EXACT", "BOUNDED", "FAIL", "CRASHED", "UNAVAILABLE")) + " |")
-    bad = [c for r in cert["runs"] for c in r.get("cases", []) if c["status"] in BAD]
+            lines.append(f"| {k} | {isa} | " + " | ".join(str(c.get(x, 0)) for x in STATUSES) + " |")
+    for v in cert.get("vectors", []):
+        lines += ["", f"## Golden vectors ({v['convention']}, seed {v.get('seed')})", "",
+                  f"- manifest SHA-256 {v['manifest_sha256']}"]
+        lines += [f"- {f}: {h}" for f, h in sorted(v["files"].items())]
+    bad = [c for c in all_cases(cert) if c["status"] in BAD]
     if bad:
         lines += ["", "## Failures", ""]
         for c in bad:
-            lines += [f"### {c['kernel']} at --isa {c['isa_requested']}: {c['status']}", "", "```",
+            lines += [f"### {c['kernel']} at --isa {c['isa_requested']} {c.get('shape', '')}: {c['status']}", "", "```",
                       c.get("detail", ""), f"reproduce: {c.get('reproduce', '')}", "```", ""]
-    unavailable = {(c["kernel"], c.get("detail", "")) for r in cert["runs"] for c in r.get("cases", [])
-                   if c["status"] == "UNAVAILABLE"}
+    unavailable = {(c["kernel"], c.get("detail", "")) for c in all_cases(cert) if c["status"] == "UNAVAILABLE"}
     if unavailable:
         lines += ["", "## Unavailable kernels", ""] + [f"- {k}: {why}" for k, why in sorted(unavailable)]
     return "\n".join(lines) + "\n"
@@ -115,3 +217,18 @@ def write_all(cert: dict, out_dir: str) -> list[str]:
     with open(md, "w", encoding="utf-8") as f:
         f.write(markdown(cert))
     return [js, md]
+
+
+def write_reports(cert: dict, out_dir: str) -> list[str]:
+    """All four reports: certificate.json, summary.md, report.html and junit.xml; return their paths."""
+    from reports.html import html_report
+    from reports.junit import junit_xml
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = write_all(cert, out_dir)
+    for name, text in (("report.html", html_report(cert)), ("junit.xml", junit_xml(cert))):
+        p = os.path.join(out_dir, name)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+        paths.append(p)
+    return paths

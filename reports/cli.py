@@ -43,7 +43,44 @@ def _cmd_conventions(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from reports.run import main_job
 
-    return main_job(args.out, args.isa, args.kernel, args.profile, args.pytest_args)
+    return main_job(args.out, args.isa, args.kernel, args.profile, args.pytest_args, args.benchmarks)
+
+
+def _cmd_certify(args: argparse.Namespace) -> int:
+    from kernels.registry import select
+    from reports.run import main_job
+
+    if not select([args.kernel]):
+        from kernels.registry import kernels
+
+        raise ValueError(f"no registered kernel matches {args.kernel!r}; known: {', '.join(k.name for k in kernels())}")
+    return main_job(args.out, args.isa, [args.kernel], args.profile, [], args.benchmarks)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from reports.vectors import export, parse_shapes
+
+    m = export(args.convention, parse_shapes(args.shapes), args.seed, args.out, raw=args.raw)
+    for c in m["cases"]:
+        print(f"{c['file']}  {m['files'][c['file']]}  result tensor {c['result']['tensor']!r} float16 {c['result']['shape']}")
+    print(f"== {len(m['cases'])} cases and manifest.json in {args.out}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from reports.verify import verify
+
+    cert, _ = verify(args.vectors, args.results, kernel=args.kernel, out_dir=args.out)
+    print(f"== verdict: {cert['summary']['verdict']}  {cert['summary']['counts']}")
+    return 0 if cert["summary"]["verdict"] == "PASSED" else 1
+
+
+def _cmd_emulate(args: argparse.Namespace) -> int:
+    from reports.emulate import emulate
+
+    ids = emulate(args.vectors, args.model, args.out, raw=args.raw)
+    print(f"== {args.model}: {len(ids)} results written to {args.out}")
+    return 0
 
 
 def _cmd_isa(args: argparse.Namespace) -> int:
@@ -64,6 +101,12 @@ def _cmd_isa(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from reports.selftest import main as selftest
+
+    return selftest(args.mutant, args.profile, args.jobs, args.json, not args.no_baseline, args.all_failures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qoracle", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,17 +121,58 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--isa", default="native", help="native | all (every level the host has) | a,b,c")
     r.add_argument("--kernel", action="append", default=[], help="only kernels matching these globs")
     r.add_argument("--profile", default="quick", choices=("quick", "full"))
+    r.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
     r.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     r.set_defaults(func=_cmd_run)
+    ce = sub.add_parser("certify", help="certify one kernel: the conformance suite at each ISA level, then the certificate")
+    ce.add_argument("--kernel", required=True, help="a registered kernel name (or glob)")
+    ce.add_argument("--isa", default="all", help="all (every level the host has) | native | a,b,c")
+    ce.add_argument("--out", default="certificate", help="directory for certificate.json, report.html, summary.md, junit.xml")
+    ce.add_argument("--profile", default="quick", choices=("quick", "full"))
+    ce.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
+    ce.set_defaults(func=_cmd_certify)
+    e = sub.add_parser("export", help="write golden vectors (one GGUF per case, manifest.json with SHA-256 sums)")
+    e.add_argument("--convention", required=True, help="a weight convention (see `qoracle conventions`)")
+    e.add_argument("--shapes", required=True, help="MxKxN[,MxKxN...]")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", required=True, help="directory for the vectors")
+    e.add_argument("--raw", action="store_true", help="also write each case as raw little-endian .bin for C harnesses")
+    e.set_defaults(func=_cmd_export)
+    v = sub.add_parser("verify", help="judge a vendor's results against golden vectors and write a certificate")
+    v.add_argument("vectors", help="directory written by `qoracle export`")
+    v.add_argument("results", help="a GGUF with one float16 tensor per case id, or a directory of the raw files the manifest names")
+    v.add_argument("--out", default=None, help="directory for the certificate (nothing written without it)")
+    v.add_argument("--kernel", default="offline", help="the kernel's name for the certificate")
+    v.set_defaults(func=_cmd_verify)
+    em = sub.add_parser("emulate", help="results from a numpy model of the ESIMD INT4 GEMV (or a deliberately wrong one)")
+    em.add_argument("vectors", help="directory written by `qoracle export --convention esimd.int4_gemv`")
+    em.add_argument("--model", default="esimd", help="esimd | esimd-unfused | swapped-nibbles | scale-after-sum-fp16")
+    em.add_argument("--out", required=True, help="results GGUF file (or directory with --raw)")
+    em.add_argument("--raw", action="store_true", help="write the raw little-endian files the manifest names")
+    em.set_defaults(func=_cmd_emulate)
     i = sub.add_parser("isa", help="what this host has, and what each kernel's knobs can cap")
     i.set_defaults(func=_cmd_isa)
+    st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
+    st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
+    st.add_argument("--profile", default="quick", choices=("quick", "full"))
+    st.add_argument("--jobs", type=int, default=2, help="pytest processes at a time")
+    st.add_argument("--json", default=None, help="also write every mutant's outcome to this JSON file")
+    st.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the same kernels")
+    st.add_argument("--all-failures", action="store_true", help="run every test (no -x) for each mutant")
+    st.set_defaults(func=_cmd_selftest)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 on a pass, 1 on a failed verdict, 2 on bad input (one line on stderr, never a traceback)."""
     _own_packages_first()
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, KeyError, TypeError, IndexError, MemoryError) as e:
+        msg = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+        print(f"qoracle {args.command}: error: {msg}".replace("\n", " ")[:600], file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

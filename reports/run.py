@@ -2,7 +2,8 @@
 
 Each level runs in its own pytest process, because a cap is environment that must be in
 place before a kernel library loads (the suite's worker process inherits it). The results
-files of all levels are merged into one certificate (reports/certificate.py).
+files of all levels are merged into one certificate (reports/certificate.py), written as
+certificate.json, summary.md, report.html and junit.xml.
 """
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ def run_level(level: str, out_dir: str, kernels: list[str], profile: str, extra:
     return data
 
 
-def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: list[str]) -> int:
-    from reports.certificate import build, write_all
+def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: list[str],
+             benchmarks: str | None = None) -> int:
+    """Run every level, then write certificate.json, summary.md, report.html and junit.xml into out_dir."""
+    from reports.certificate import build, read_benchmarks, write_reports
 
     os.makedirs(out_dir, exist_ok=True)
     runs = []
@@ -54,8 +57,8 @@ def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: li
             runs.append({"isa_requested": level, "skipped": why, "cases": [], "pytest_exit_code": None})
             continue
         runs.append(run_level(level, out_dir, kernels, profile, extra))
-    cert = build(runs, kernels=kernels, profile=profile)
-    paths = write_all(cert, out_dir)
+    cert = build(runs, kernels=kernels, profile=profile, benchmarks=read_benchmarks(benchmarks))
+    paths = write_reports(cert, out_dir)
     print(f"== certificate: {', '.join(paths)}")
     print(f"== verdict: {cert['summary']['verdict']}  {json.dumps(cert['summary']['counts'])}")
     return 0 if cert["summary"]["verdict"] == "PASSED" else 1

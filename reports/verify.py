@@ -33,7 +33,8 @@ __all__ = ["BadInput", "load_manifest", "safe_path", "read_results", "verify", "
 
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_CASES = 10000
-RATIO_BINS = [0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0]  # error/bound histogram edges; the last bin is > 1
+# error/bound histogram: ratio == 0, (0, 1/64), [1/64, 1/16), [1/16, 1/4), [1/4, 1/2), [1/2, 1], > 1 (outside)
+RATIO_BINS = [0.0, 1 / 64, 1 / 16, 1 / 4, 1 / 2, 1.0]
 SHOW = 5  # failing elements printed per case
 
 
@@ -234,8 +235,10 @@ def _histograms(t: dict[str, np.ndarray], y: np.ndarray) -> dict:
         err = np.abs(y.astype(np.float64) - exact)
         ratio = np.where(bound > 0, err / np.where(bound > 0, bound, 1), np.where(err == 0, 0, np.inf))
     ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    counts = [int(np.sum((ratio >= lo) & (ratio < hi) if hi < 1 else (ratio >= lo) & (ratio <= hi)))
-              for lo, hi in zip(RATIO_BINS[:-1], RATIO_BINS[1:])] + [int(np.sum(ratio > 1))]
+    counts = [int(np.sum(ratio == 0))]
+    counts += [int(np.sum((ratio > 0 if lo == 0 else ratio >= lo) & (ratio < hi)))
+               for lo, hi in zip(RATIO_BINS[:-2], RATIO_BINS[1:-1])]
+    counts += [int(np.sum((ratio >= RATIO_BINS[-2]) & (ratio <= 1))), int(np.sum(ratio > 1))]
     h = {"ratio_edges": RATIO_BINS, "ratio_counts": counts}
     if "expected.model" in t:
         fin = np.isfinite(y) & np.isfinite(t["expected.model"])
@@ -276,7 +279,7 @@ def judge_case(vec_dir: str, c: dict, y: np.ndarray | None, convention: str, ker
 def verify(vec_dir: str, results: str, *, kernel: str = "offline", out_dir: str | None = None,
            echo=print) -> tuple[dict, list[Judged]]:
     """Judge every case; return (certificate, judged cases). Raises BadInput on untrusted garbage."""
-    from reports.certificate import build, write_all
+    from reports.certificate import build, write_reports
 
     manifest = load_manifest(vec_dir)
     outputs = read_results(results, manifest)
@@ -296,6 +299,6 @@ def verify(vec_dir: str, results: str, *, kernel: str = "offline", out_dir: str 
     cert = build([run], kernels=[kernel], profile="offline")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        for p in write_all(cert, out_dir):
+        for p in write_reports(cert, out_dir):
             echo(f"== wrote {p}")
     return cert, judged
