@@ -1,13 +1,9 @@
 """auto-round-lib's int8 entry points: `woqgemm_s8` (dynamic int8 activations) and `igemm_s8s8s32`.
 
-`woqgemm_s8` runs on the oneDNN the package bundles (ONEDNN_VERBOSE: abs, max reduction over
-the whole tensor, linear by 1/127, reorder f32 -> s8 with a destination scale, s8 x s8 matmul
-with src (per tensor) and wei (per column) scales). Its arithmetic is modelled here from those
-primitives' documented semantics (oneDNN dev guide: reorder `dst = round(src / scale)` with
-saturation, matmul `dst = scale_src * scale_wei * acc + bias`):
-  sa = fp32(amax * fp32(1/127)); q = RNE(x / sa) saturated to int8;
-  y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum.
-The GEMM value and bound are oracle.gemm.w8a8's. On AVX2 without VNNI oneDNN runs s8 x s8 as
+`woqgemm_s8` runs on the oneDNN the package bundles; its arithmetic is oracle.gemm.bestla_woq's
+`woqgemm_s8_model` (activations by act.onednn.s8.per_tensor: sa = fp32(amax * fp32(1/127)),
+q = RNE(x / sa) saturated; y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum), with
+the GEMM value and bound of oracle.gemm.w8a8. On AVX2 without VNNI oneDNN runs s8 x s8 as
 u8 (q + 128) x s8 with vpmaddubsw, whose int16 pair sums saturate: full-range weights give
 wrong sums (known defect); weights within [-63, 63] cannot saturate.
 `igemm_s8s8s32` promises the exact int32 product (oracle.gemm.w8a8.int8_matmul).
@@ -19,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
+from oracle.gemm.bestla_woq import S8_ACTIVATIONS as S8_CONV
+from oracle.gemm.bestla_woq import woqgemm_s8_model
+from oracle.gemm.w8a8 import int8_matmul, wrap_int32
 from oracle.strategies import float_arrays, int8_codes
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MOD = "kernels.bestla.ark"
-S8_CONV = "act.onednn.s8.per_tensor (modelled here)"
 
 
 def _call(qsession, judge, kernel, func, *args, convention, shape):
@@ -39,23 +36,10 @@ def _call(qsession, judge, kernel, func, *args, convention, shape):
     return out.value
 
 
-def quantize_per_tensor(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """oneDNN's dynamic per-tensor int8: sa = amax * fp32(1/127), q = RNE(x / sa) saturated."""
-    amax = np.float32(np.max(np.abs(x))) if x.size else np.float32(0)
-    sa = np.float32(amax * np.float32(1 / 127))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.rint((x / sa).astype(np.float32))
-    return np.clip(np.nan_to_num(q), -128, 127).astype(np.int8), sa
-
-
 def s8_case(qsession, judge, x, w, sb, bias):
     shape = (x.shape[0], x.shape[1], w.shape[0])
     y = _call(qsession, judge, "bestla.woqgemm_s8", "woqgemm_s8", x, w, sb, bias, convention=S8_CONV, shape=shape)
-    q, sa = quantize_per_tensor(x)
-    exact, bound = w8a8_exact(q, sa, w, sb, bias, out="fp32")
-    pred = epilogue(wrap_int32(int8_matmul(q, w)), sa, sb, "acc*(sa*sb)")
-    if bias is not None:
-        pred = (pred + bias.astype(np.float32)).astype(np.float32)
+    pred, exact, bound = woqgemm_s8_model(x, w, sb, bias)
     res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=S8_CONV, predicted=pred,
                           what="woqgemm_s8 fp32 = int8 per-tensor x int8 per-channel")
     judge(res, kernel="bestla.woqgemm_s8", shape=shape)

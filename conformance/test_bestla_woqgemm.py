@@ -1,16 +1,12 @@
 """BesTLA `woqgemm` (auto-round-lib) against the oracle: weight-only GEMM with int2..int8 codes.
 
-Expected values: the weight is dequantized by the oracle's BesTLA conventions
-(oracle/conventions/bestla.py: `bestla.neural_speed.int4_fullrange.sym` for int4 codes stored +8, the
-`bestla.neural_speed.int8.sym` dequantizer (q - zp) * s for the other widths, with an integer zero point when
-asymmetric) and the GEMM value and bound come from oracle.gemm.wxa16. The prediction is the
-order observed on this AVX2 host: one fmaf chain per output over k = 0..K-1 starting from 0,
-then the fp32 bias add (fp32 activations; compute type fp32, and int8, which this host runs as
-fp32). bf16/fp16 activations abort the process (known defect).
+Expected values: the weight is dequantized by oracle.gemm.bestla_woq.dequant (the oracle's BesTLA
+conventions) and the GEMM value and bound come from oracle.gemm.wxa16. The prediction is
+oracle.gemm.bestla_woq.fma_chain, the order observed on an AVX2 host: one fmaf chain per output
+over k = 0..K-1 from 0, then the fp32 bias add (fp32 activations; compute type fp32, and int8,
+which such a host runs as fp32). bf16/fp16 activations abort the process (known defect).
 """
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -18,9 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oracle import floats
-from oracle.conventions import QuantizedWeight, get
+from oracle.gemm.bestla_woq import dequant, fma_chain
 from oracle.gemm.wxa16 import wxa16_exact
-from oracle.rounding import fmaf
 from oracle.strategies import float_arrays, gemm_shapes
 from oracle.verdict import Result
 
@@ -41,26 +36,6 @@ def _call(qsession, judge, func: str, *args, convention: str, shape, **kw):
         status = "CRASHED" if out.status in ("crashed", "timeout") else "FAIL"
         judge(Result(status, convention, func, detail=f"{out.status}: {out.detail[:600]}"), kernel=KERNEL, shape=shape)
     return out.value
-
-
-def dequant(codes, scales, zeros, bits: int, group: int, scale_type: str) -> tuple[np.ndarray, str]:
-    """Oracle dequantization of the signed codes the kernel was given, and the convention used."""
-    stored = scales if scale_type == "fp32" else floats.round_to(scales, scale_type)
-    if bits == 4 and zeros is None:
-        conv = dataclasses.replace(get("bestla.neural_speed.int4_fullrange.sym"), group_size=group)
-        return conv.dequantize(QuantizedWeight(codes.astype(np.int32) + 8, stored, None, conv.name)), conv.name
-    base = get("bestla.neural_speed.int8.sym")
-    conv = dataclasses.replace(base, bits=bits, group_size=group, zero_domain="fixed" if zeros is None else "int")
-    z = None if zeros is None else zeros.astype(np.int32)
-    return conv.dequantize(QuantizedWeight(codes.astype(np.int32), stored, z, conv.name)), f"{base.name}[int{bits}]"
-
-
-def fma_chain(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """fp32 y[m, n] = fmaf(x[m, k], w[n, k], y) for k in order from 0, then y + bias."""
-    y = np.zeros((x.shape[0], w.shape[0]), np.float32)
-    for k in range(x.shape[1]):
-        y = fmaf(x[:, k:k + 1], w[None, :, k], y)
-    return y if bias is None else (y + bias.astype(np.float32)).astype(np.float32)
 
 
 def case(qsession, judge, x, codes, scales, zeros, bias, *, bits, group, act="fp32", compute="fp32",

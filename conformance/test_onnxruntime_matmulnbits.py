@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.isa import levels_on_host
-from kernels.onnxruntime.models import level0_expected, level4_model
 from kernels.pytorch import evidence
+from oracle.gemm.mlas_matmulnbits import level0_expected, level4_model
 from oracle.strategies import float_arrays
 from oracle.verdict import Result, compare_bounded
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.pytorch import evidence
-from kernels.pytorch.models import dyn_quant_model
+from oracle.gemm.aten_dyn_quant_4bit import dyn_quant_model
 from oracle.strategies import KINDS, float_arrays
 from oracle.verdict import compare_bounded, compare_exact
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from kernels.pytorch import evidence
-from kernels.pytorch.models import int4_expected, int8_expected, int8_predict
+from oracle.gemm.aten_int4pack import int4_expected
+from oracle.gemm.aten_int8pack import int8_expected, int8_predict
 from oracle.strategies import KINDS, LLM_LAYER_SHAPES, float_arrays
 from oracle.verdict import compare_bounded
 

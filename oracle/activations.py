@@ -19,6 +19,10 @@ exactly as the upstream path produces them.
 - BesTLA (intel/neural-speed bestla/bestla/kernel_ref.h `quantize_fp_s8_colblock`,
   `quantize_fp_u8_colblock`): s8 scale = max(FLT_MIN, amax)/127, q = cast<int8>(x * (1/s));
   u8 scale = (max - min(min, 0))/255, zp = cast<uint8>(-min / s), q = zp + cast<int>(x * (1/s)).
+- oneDNN dynamic per-tensor s8 (the primitives auto-round-lib's `woqgemm_s8` runs, seen with ONEDNN_VERBOSE:
+  an abs-max reduction over the whole tensor, `linear` by 1/127, a f32 -> s8 reorder with a destination
+  scale; oneDNN's reorder is dst = saturate(nearbyint(src / scale))): s = amax * fp32(1/127),
+  q = RNE(x / s) saturated to int8 (an all-zero tensor has s = 0 and codes 0).
 - PyTorch per-tensor dynamic quantization (`torch.quantize_per_tensor_dynamic`, the same qparams as
   `torch._choose_qparams_per_tensor`; quant_utils::ChooseQuantizationParams in
   aten/src/ATen/native/quantized/cpu/QuantUtils.h, a copy of FBGEMM's): range widened to 0, the scale
@@ -87,6 +91,14 @@ register(Convention(
     source="intel/neural-speed bestla/bestla/kernel_ref.h: quantize_fp_u8_colblock",
     summary="per-K-block uint8 (BesTLA u8): s = range/255 (0 in range), zp = roundf(-min/s), q = zp + roundf(x/s)",
     confirmed="source reading only"))
+register(Convention(
+    name="act.onednn.s8.per_tensor", kind="activation", bits=8, symmetric=True, group_size=0,
+    scale_rule="absmax", divisor=127, scale_op="times_reciprocal", qmin=-128, qmax=127, rounding="rne",
+    zero_domain="fixed", inverse="divide", packing="bytes",
+    source="oneDNN reduction (max of abs), eltwise linear 1/127 and f32->s8 reorder with a destination scale, "
+           "as auto-round-lib's woqgemm_s8 runs them (ONEDNN_VERBOSE); oneDNN dev guide: reorder, attributes scaling",
+    summary="per-tensor int8 (oneDNN dynamic s8): s = amax * fp32(1/127), q = RNE(x / s) saturated",
+    confirmed="auto-round-lib woqgemm_s8 outputs bit for bit (conformance/test_bestla_int8.py)"))
 _FBGEMM_SRC = ("aten/src/ATen/native/quantized/QTensor.cpp: quantize_per_tensor_dynamic, _choose_qparams_per_tensor; "
                "aten/src/ATen/native/quantized/cpu/QuantUtils.h: ChooseQuantizationParams; "
                "FBGEMM src/QuantUtilsAvx2.cc: QuantizeAvx2")

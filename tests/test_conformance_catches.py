@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import oracle.conventions as conventions
-from kernels.onnxruntime import models as ort_case
-from kernels.pytorch import models as wo_case
-from kernels.pytorch import models as dq_case
 from kernels.pytorch import evidence
+from oracle.gemm import aten_dyn_quant_4bit as dq_case
+from oracle.gemm import mlas_matmulnbits as ort_case
+from oracle.gemm.aten_int4pack import int4_expected
+from oracle.gemm.aten_int8pack import int8_expected, int8_predict
 from oracle.gemm.w8a8 import INT32_MAX, int8_matmul, wrap_int32
 from oracle.verdict import compare_bounded, compare_exact
 
@@ -48,7 +49,7 @@ def test_int8pack_fp16_accumulation_fails() -> None:
     acc = np.zeros((4, 8), np.float16)
     for k in range(x.shape[1]):  # a kernel that accumulates in fp16
         acc = (acc + x[:, k:k + 1] * w[None, :, k]).astype(np.float16)
-    exact, bound = wo_case.int8_expected(x, q, s, "fp16")
+    exact, bound = int8_expected(x, q, s, "fp16")
     _assert_fail(compare_bounded(exact, bound, acc, out_dtype="fp16", convention="torch.int8pack"),
                  "outside the derived bound", "exceeds bound")
 
@@ -60,8 +61,8 @@ def test_int8pack_model_is_the_kernel_model() -> None:
     s = (RNG.random(4) * 0.01).astype(np.float32)
     w = (q.astype(np.float32) * s[:, None]).astype(np.float32)
     pairwise = (x[:, None, :] * w[None]).astype(np.float32).sum(axis=2, dtype=np.float32)
-    exact, bound = wo_case.int8_expected(x, q, s, "fp32")
-    pred = wo_case.int8_predict(x, q, s, "fp32", "DEFAULT")
+    exact, bound = int8_expected(x, q, s, "fp32")
+    pred = int8_predict(x, q, s, "fp32", "DEFAULT")
     r = compare_bounded(exact, bound, pairwise, out_dtype="fp32", convention="torch.int8pack", predicted=pred)
     assert r.status == "BOUNDED" and not np.array_equal(pred, pairwise), r.message()
 
@@ -74,7 +75,7 @@ def test_int4pack_scales_off_by_one_group_fails() -> None:
     shifted = np.roll(qw.scales, 1, axis=1)  # the kernel reads group g's scale for group g + 1
     wrong_w = (qw.codes - 8) * np.repeat(shifted, 32, axis=1) + np.repeat(qw.zeros, 32, axis=1)
     y = (x.astype(np.float64) @ wrong_w.T).astype(np.float32).astype(ml_dtypes.bfloat16)
-    exact, bound = wo_case.int4_expected(x, qw.codes, qw.scales, qw.zeros, 32, "bf16")
+    exact, bound = int4_expected(x, qw.codes, qw.scales, qw.zeros, 32, "bf16")
     _assert_fail(compare_bounded(exact, bound, y, out_dtype="bf16", convention="tinygemm.torchao", block_size=32),
                  "outside the derived bound", "tinygemm.torchao")
 

@@ -9,43 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-import dataclasses
-
 from oracle import floats
 from oracle.conventions import QuantizedWeight, get
+from oracle.gemm.bestla_woq import S8_ACTIVATIONS, dequant, fma_chain
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.gemm.wxa16 import wxa16_exact
-from oracle.rounding import fmaf
 from oracle.verdict import compare_bounded, compare_exact
 
 RNG = np.random.default_rng(2024)
-
-# The conformance modules' models, restated: importing those modules here trips --strict-markers
-# (their `kernel` marker is registered by conformance/conftest.py only).
-
-
-def dequant(codes, scales, zeros, bits, group, scale_type):
-    stored = scales if scale_type == "fp32" else floats.round_to(scales, scale_type)
-    if bits == 4 and zeros is None:
-        conv = dataclasses.replace(get("bestla.neural_speed.int4_fullrange.sym"), group_size=group)
-        return conv.dequantize(QuantizedWeight(codes.astype(np.int32) + 8, stored, None, conv.name)), conv.name
-    conv = dataclasses.replace(get("bestla.neural_speed.int8.sym"), bits=bits, group_size=group,
-                               zero_domain="fixed" if zeros is None else "int")
-    z = None if zeros is None else zeros.astype(np.int32)
-    return conv.dequantize(QuantizedWeight(codes.astype(np.int32), stored, z, conv.name)), f"{conv.name}[int{bits}]"
-
-
-def fma_chain(x, w, bias):
-    y = np.zeros((x.shape[0], w.shape[0]), np.float32)
-    for k in range(x.shape[1]):
-        y = fmaf(x[:, k:k + 1], w[None, :, k], y)
-    return y if bias is None else (y + bias).astype(np.float32)
-
-
-def quantize_per_tensor(x):
-    sa = np.float32(np.float32(np.max(np.abs(x))) * np.float32(1 / 127))
-    return np.clip(np.rint((x / sa).astype(np.float32)), -128, 127).astype(np.int8), sa
-
 
 def _failed(res, *words: str) -> None:
     msg = res.message()
@@ -96,7 +67,8 @@ def test_bestla_woqgemm_s8_per_row_scale_and_saturation():
     x = RNG.standard_normal((4, 256)).astype(np.float32) * np.array([[1], [10], [0.1], [3]], np.float32)
     w = RNG.integers(-128, 128, (8, 256)).astype(np.int8)
     sb = np.full(8, 0.01, np.float32)
-    q, sa = quantize_per_tensor(x)
+    qa = get(S8_ACTIVATIONS).quantize(x)
+    q, sa = qa.codes.astype(np.int8), np.float32(qa.scales[0, 0])
     exact, bound = w8a8_exact(q, sa, w, sb, out="fp32")
     # per-row scales instead of one per tensor
     sr = (np.abs(x).max(axis=1) * np.float32(1 / 127)).astype(np.float32)

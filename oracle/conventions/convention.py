@@ -40,6 +40,7 @@ _STAT_RULES = {"absmax", "signed_absmax_first", "signed_absmax_min_ties", "range
 _INVERSES = {"reciprocal", "divide", "divisor_over_stat"}
 _ZERO_DOMAINS = {"fixed", "int", "int_clamp_then_round", "float", "float_from_min"}
 _PACKINGS = {"k_adjacent", "bytes", "tinygemm_cpu_input"}
+_SCALE_OPS = {"divide", "times_reciprocal"}
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Convention:
     symmetric: bool
     group_size: int  # >0 elements along K; -1 one group per row; 0 one group per tensor
     scale_rule: str  # the statistic: see _STAT_RULES and `_statistic`
-    divisor: float  # scale = statistic / divisor
+    divisor: float  # scale = statistic / divisor (or statistic * fp32(1/divisor), see scale_op)
     qmin: int  # clamp range of the stored codes
     qmax: int
     rounding: str  # a function of oracle.rounding
@@ -79,6 +80,7 @@ class Convention:
     zp_added: str = "after_round"  # or "before_round": round(x*inv + zp) instead of round(x*inv) + zp
     round_bias: float = 0.0  # folded into the float constant added before rounding (ggml's 8.5)
     inverse: str = "reciprocal"  # x * (1/s), x / s, or x * (divisor/statistic)
+    scale_op: str = "divide"  # "divide": stat / divisor; "times_reciprocal": stat * fp32(1/divisor) (oneDNN)
     inverse_from: str = "stored"  # the scale the codes use: "stored" (rounded) or "computed"
     compute_dtype: str = "fp32"  # dtype of the statistic and scale arithmetic
     scale_dtype: str = "fp32"  # storage dtype of the scale: fp32, fp16, bf16, e8m0, e4m3fn
@@ -99,7 +101,7 @@ class Convention:
     def __post_init__(self) -> None:
         checks = [(self.scale_rule, _STAT_RULES), (self.inverse, _INVERSES),
                   (self.zero_domain, _ZERO_DOMAINS), (self.packing, _PACKINGS),
-                  (self.compute_dtype, set(_COMPUTE))]
+                  (self.compute_dtype, set(_COMPUTE)), (self.scale_op, _SCALE_OPS)]
         for value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{self.name}: {value!r} is not one of {sorted(allowed)}")
@@ -181,7 +183,10 @@ class Convention:
             return self._quantize_mx(x, stat)
         if self.eps is not None and self.eps_on == "statistic":
             stat = np.maximum(stat, dt(self.eps))
-        scale = _in(dt, stat.astype(np.float32) / np.float32(self.divisor))
+        if self.scale_op == "times_reciprocal":
+            scale = _in(dt, stat.astype(np.float32) * np.float32(1 / self.divisor))
+        else:
+            scale = _in(dt, stat.astype(np.float32) / np.float32(self.divisor))
         if self.eps is not None and self.eps_on == "scale":
             scale = np.maximum(scale, dt(self.eps)).astype(dt)
         stored = _store(scale.astype(np.float32), self.scale_dtype)

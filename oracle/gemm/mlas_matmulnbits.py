@@ -1,10 +1,11 @@
-"""Numerics the MatMulNBits adapter declares, as numpy models the conformance tests judge with.
+"""ONNX Runtime MatMulNBits on the CPU EP (MLAS): accuracy_level 0 and 4 semantics.
 
-accuracy_level 0: exact a @ dequant(B).T with the fp32 accumulation bound, each weight carrying
-u32 * (|q s| + |zp s| + |w|) (MLAS may form (q - zp) * s or q * s - zp * s, fused or not).
-accuracy_level 4 (onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp, QuantizeARow_CompInt8 and
-the CompInt8 kernels): A quantized per block by act.ort.matmulnbits.int8_blk, exact int32 block
-sums, `acc += qsum * (a_scale * b_scale)`.
+accuracy_level 0 (onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc, MLAS
+sqnbitgemm fp32 kernels): exact a @ dequant(B).T with the fp32 accumulation bound, each
+weight carrying u32 * (|q s| + |zp s| + |w|) (MLAS may form (q - zp) * s or q * s - zp * s,
+fused or not). accuracy_level 4 (onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp,
+`QuantizeARow_CompInt8` and the CompInt8 kernels): A quantized per block by
+act.ort.matmulnbits.int8_blk, exact int32 block sums, `acc += qsum * (a_scale * b_scale)`.
 """
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import dataclasses
 
 import numpy as np
 
-import oracle.conventions as conventions
 from oracle.bounds import float_spec, gamma
+from oracle.conventions import get
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
 
+__all__ = ["zero_point_columns", "level0_expected", "level4_model"]
+
 F = np.float32
-U32 = float_spec("fp32").u
+_U32 = float_spec("fp32").u
 
 
 def zero_point_columns(qw, conv, zeros):
@@ -28,18 +31,19 @@ def zero_point_columns(qw, conv, zeros):
 
 
 def level0_expected(a, qw, conv):
+    """(exact, bound) of accuracy_level 0: fp32 accumulation of a with the dequantized weights."""
     zp = zero_point_columns(qw, conv, qw.zeros).astype(np.float64)
     s = np.repeat(qw.scales.astype(np.float64), conv.group_size, axis=1)[:, :qw.codes.shape[1]]
     q = qw.codes.astype(np.float64)
     w = (q - zp) * s
-    w_err = U32 * (np.abs(q * s) + np.abs(zp * s) + np.abs(w)) * (1 + 3 * U32)
+    w_err = _U32 * (np.abs(q * s) + np.abs(zp * s) + np.abs(w)) * (1 + 3 * _U32)
     exact, bound = wxa16_exact(a, w, acc="fp32", out="fp32")
     return exact, bound + (np.abs(a.astype(np.float64)) @ w_err.T) * (1 + gamma(a.shape[1] + 3, "fp32"))
 
 
 def level4_model(a, qw, conv):
-    """(predicted fp32, exact float64 of the same block sums, bound)."""
-    act = dataclasses.replace(conventions.get("act.ort.matmulnbits.int8_blk"), group_size=conv.group_size)
+    """(predicted fp32, exact float64 of the same block sums, bound) of accuracy_level 4."""
+    act = dataclasses.replace(get("act.ort.matmulnbits.int8_blk"), group_size=conv.group_size)
     qa = act.quantize(a.astype(F))
     k, g = a.shape[1], conv.group_size
     nb = -(-k // g)

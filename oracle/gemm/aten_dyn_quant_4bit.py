@@ -1,0 +1,57 @@
+"""ATen `_dyn_quant_matmul_4bit` on x86 (no KleidiAI): the scalar reference path, bit for bit.
+
+Upstream: pytorch aten/src/ATen/native/cpu/int4mm_kernel.cpp
+`ref_dyn_quant_matmul_4bit_channelwise_kernel` / `ref_dyn_quant_matmul_4bit_groupwise_kernel`.
+Activations: per row, range widened to 0, inverse scale 255/range in fp32, a zero point
+`lrintf` of a clamped float (the channelwise and groupwise kernels test which end to use
+differently), codes `std::round(x * inv)` (half away) + zp clamped to int8. These rules do not
+reduce to a `Convention`'s fields (an inverse scale, a kernel-dependent zero-point test), so
+the quantizer lives here with the GEMM it feeds. Per block an exact int32 sum of
+(a_q - zp) * (nibble - 8), `acc += isum * w_scale` in fp32 in K order, then `acc * (1/inv)`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from oracle.bounds import gamma
+from oracle.rounding import half_away
+
+__all__ = ["quantize_rows", "dyn_quant_model"]
+
+F = np.float32
+
+
+def quantize_rows(x: np.ndarray, channelwise: bool):
+    """(int8 codes, zero point, fp32 1/inv) per row, in the reference kernel's fp32 order."""
+    x = x.astype(F)
+    rmin = np.minimum(F(0), x.min(axis=1))
+    rmax = np.maximum(F(0), x.max(axis=1))
+    with np.errstate(divide="ignore"):
+        inv = np.where(rmin == rmax, F(1), F(255) / (rmax - rmin).astype(F)).astype(F)
+    recip = np.where(inv != 0, F(1) / np.where(inv != 0, inv, F(1)), F(0)).astype(F)
+    dmin, dmax = (rmin * inv).astype(F), (rmax * inv).astype(F)
+    lo, hi = (F(-128) + dmin).astype(F), (F(127) + dmax).astype(F)
+    test = (lo + hi).astype(F) if channelwise else ((lo + F(127)).astype(F) + dmax).astype(F)
+    zp = np.where(test > 0, (F(-128) - dmin).astype(F), (F(127) - dmax).astype(F))
+    zp = np.rint(np.clip(zp, F(-128), F(127))).astype(np.int64)
+    q = half_away((x * inv[:, None]).astype(F)).astype(np.int64) + zp[:, None]
+    return np.clip(q, -128, 127), zp, recip
+
+
+def dyn_quant_model(x, codes, scales, group: int):
+    """(predicted fp32 y, exact float64 value of the same integer sums, its bound)."""
+    m, k = x.shape
+    q, zp, recip = quantize_rows(x, channelwise=(group == k))
+    a = q - zp[:, None]
+    w = codes.astype(np.int64) - 8
+    nb = k // group
+    isum = np.einsum("mbk,nbk->bmn", a.reshape(m, nb, group), w.reshape(w.shape[0], nb, group))
+    s = scales.astype(F).T[:, None, :]  # (nb, 1, N)
+    acc = np.zeros((m, w.shape[0]), F)
+    for b in range(nb):
+        acc = (acc + (isum[b].astype(F) * s[b]).astype(F)).astype(F)
+    y = (acc * recip[:, None]).astype(F)
+    terms = isum.astype(np.float64) * s.astype(np.float64) * recip.astype(np.float64)[None, :, None]
+    exact = terms.sum(axis=0)
+    bound = gamma(nb + 2, "fp32") * np.abs(terms).sum(axis=0) * (1 + 2.0 ** -40)
+    return y, exact, bound
