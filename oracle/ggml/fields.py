@@ -12,10 +12,20 @@ def f16_bytes(x: np.ndarray) -> np.ndarray:
     (q8_0, q8_1, tq1_0, tq2_0 via their NaN-propagating MAX), but there it changes the bytes.
     """
     x = np.asarray(x, dtype=np.float32)
-    canon = np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)).astype(np.float32)
-    x = np.where(np.isnan(x), canon, x)
+    nan = np.isnan(x)
+    if nan.any():
+        x = np.where(nan, np.where(np.signbit(x), np.float32(-np.nan), np.float32(np.nan)), x).astype(np.float32)
     with np.errstate(over="ignore"):
         return x.astype("<f2").view(np.uint8).reshape(-1, 2)
+
+
+def inv_or_zero(d: np.ndarray) -> np.ndarray:
+    """ggml's `id = d ? 1.0f/d : 0.0f` in float32: -0.0 is false too, a NaN d gives a NaN id."""
+    d = np.asarray(d, dtype=np.float32)
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = np.float32(1) / d
+    inv[d == 0] = 0
+    return inv
 
 
 def f16_field(blocks: np.ndarray, offset: int) -> np.ndarray:

@@ -21,21 +21,12 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import absmax_scan, f16_bytes, f16_field
+from oracle.ggml.fields import absmax_scan, f16_bytes, f16_field, inv_or_zero
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
 CHUNK = 8192  # blocks per pass (1 MiB of float32): each numpy pass re-reads the chunk from cache
 _TINY = np.finfo(np.float32).tiny
-_BYTE = np.arange(256)
-_LO = ((_BYTE & 0x0F) - 8).astype(np.float32)  # byte -> its (low nibble - 8), the code of x[j]
-_HI = ((_BYTE >> 4) - 8).astype(np.float32)  # byte -> its (high nibble - 8), the code of x[j+16]
-
-
-def _inverse(d: np.ndarray) -> np.ndarray:
-    """`id = d ? 1.0f/d : 0.0f` in float32."""
-    with np.errstate(divide="ignore", over="ignore"):
-        return np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
 
 
 class Q4_0(Format, name="q4_0.nofma"):
@@ -45,47 +36,68 @@ class Q4_0(Format, name="q4_0.nofma"):
     summary = "GGML q4_0, 32 x 4-bit, d = max/-8 (fp16), trunc(x*id + 8.5), j/j+16 nibbles; unfused"
 
     @classmethod
-    def _offset(cls, blocks: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    def _offset(cls, blocks: np.ndarray, inv: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """x*id + 8.5f per block, in `out` where the rounding allows."""
         with np.errstate(invalid="ignore", over="ignore"):
-            t = np.multiply(blocks, inv[:, None])
-            return np.add(t, np.float32(8.5), out=t)
+            np.multiply(blocks, inv[:, None], out=out)
+            return np.add(out, np.float32(8.5), out=out)
 
     @classmethod
     def quantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
-        out = np.empty((blocks.shape[0], 18), dtype=np.uint8)
-        for s in range(0, blocks.shape[0], CHUNK):
-            cls._quantize_chunk(blocks[s : s + CHUNK], out[s : s + CHUNK])
-        return out
-
-    @classmethod
-    def _quantize_chunk(cls, blocks: np.ndarray, out: np.ndarray) -> None:
-        _, mx, finite = absmax_scan(blocks)
-        d = (mx / np.float32(-8)).astype(np.float32)
-        t = cls._offset(blocks, _inverse(d))
-        # In a finite block with d normal (or 0: all x are zeros), |x*id| <= 8 (1 + 2^-22), so
-        # t lies in [0.49, 16.6] and numpy's uint8 cast truncates exactly like the C cast.
-        # Elsewhere (subnormal d, so 1/d overflows; inf or NaN in the block) the C cast's
-        # INT_MIN and wrap-around matter: those blocks take `c_float_to_int`.
-        with np.errstate(invalid="ignore"):
-            code = t.astype(np.uint8)
-        np.minimum(code, np.uint8(15), out=code)
-        odd = ~finite | ((d != 0) & (np.abs(d) < _TINY))
-        if odd.any():  # MIN(15, (int8_t)v) then uint8_t: a negative wraps, then ORs unmasked
-            code[odd] = np.minimum(15, c_float_to_int(t[odd], 8)).astype(np.uint8)
+        n = blocks.shape[0]
+        out = np.empty((n, 18), dtype=np.uint8)
+        d = np.empty(n, dtype=np.float32)
+        t_buf = np.empty((min(CHUNK, n), QK), dtype=np.float32)
+        code_buf = np.empty((min(CHUNK, n), QK), dtype=np.uint8)
+        for s in range(0, n, CHUNK):
+            x, dc = blocks[s : s + CHUNK], d[s : s + CHUNK]
+            t, code = t_buf[: x.shape[0]], code_buf[: x.shape[0]]
+            _, mx, finite = absmax_scan(x)
+            np.divide(mx, np.float32(-8), out=dc)
+            t = cls._offset(x, inv_or_zero(dc), t)
+            # In a finite block with d normal (or 0: all x are zeros), |x*id| <= 8 (1 + 2^-22),
+            # so t lies in [0.49, 16.6] and numpy's uint8 cast truncates exactly like the C cast.
+            # Elsewhere (subnormal d, so 1/d overflows; inf or NaN in the block) the C cast's
+            # INT_MIN and wrap-around matter: those blocks take `c_float_to_int`.
+            with np.errstate(invalid="ignore"):
+                np.copyto(code, t, casting="unsafe")
+            _clamp15(code)
+            odd = ~finite | ((dc != 0) & (np.abs(dc) < _TINY))
+            if odd.any():  # MIN(15, (int8_t)v) then uint8_t: a negative wraps, then ORs unmasked
+                code[odd] = np.minimum(15, c_float_to_int(t[odd], 8)).astype(np.uint8)
+            out[s : s + CHUNK, 2:] = _pack(code)
         out[:, :2] = f16_bytes(d)
-        out[:, 2:] = _pack(code)
+        return out
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         out = np.empty((blocks.shape[0], QK), dtype=np.float32)
+        q = np.empty((min(CHUNK, blocks.shape[0]), QK), dtype=np.float32)  # stays in cache
         for s in range(0, blocks.shape[0], CHUNK):
             b = blocks[s : s + CHUNK]
-            d = f16_field(b, 0)[:, None]
-            qs = b[:, 2:]
+            qc = q[: b.shape[0]]
+            np.copyto(qc, _codes(b[:, 2:]).view(np.int8), casting="unsafe")  # int8 -> float32 is exact
             with np.errstate(invalid="ignore"):
-                np.multiply(_LO[qs], d, out=out[s : s + CHUNK, : QK // 2])
-                np.multiply(_HI[qs], d, out=out[s : s + CHUNK, QK // 2 :])
+                np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + CHUNK])
         return out
+
+
+_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
+_HIGH_NIBBLES = np.uint64(0xF0F0F0F0F0F0F0F0)
+_PLUS_0X78 = np.uint64(0x7878787878787878)
+_TOP_BITS = np.uint64(0x8080808080808080)
+_LOW_BITS = np.uint64(0x0101010101010101)
+
+
+def _clamp15(code: np.ndarray) -> None:
+    """MIN(15, b) in place on 8-byte words: b - (b >> 4 & 1) turns 16 into 15, leaves 0..15.
+
+    Bytes above 16 (only in blocks that are then redone exactly) never borrow from a neighbour.
+    """
+    w = code.reshape(-1).view(np.uint64)
+    carry = np.right_shift(w, np.uint64(4))
+    np.bitwise_and(carry, _LOW_BITS, out=carry)
+    np.subtract(w, carry, out=w)
 
 
 def _pack(code: np.ndarray) -> np.ndarray:
@@ -98,9 +110,26 @@ def _pack(code: np.ndarray) -> np.ndarray:
     packed = np.empty((code.shape[0], 2), dtype=np.uint64)
     for k in range(2):
         np.left_shift(w[:, 2 + k], np.uint64(4), out=packed[:, k])
-        np.bitwise_and(packed[:, k], np.uint64(0xF0F0F0F0F0F0F0F0), out=packed[:, k])
+        np.bitwise_and(packed[:, k], _HIGH_NIBBLES, out=packed[:, k])
         np.bitwise_or(packed[:, k], w[:, k], out=packed[:, k])
     return packed.view(np.uint8)
+
+
+def _codes(qs: np.ndarray) -> np.ndarray:
+    """(n, 16) packed bytes -> (n, 32) bytes holding the int8 `nibble - 8`, j/j+16 order.
+
+    On 8-byte words: a nibble b plus 0x78 stays within its byte (<= 0x87), and flipping the
+    top bit then gives b - 8 in two's complement (b >= 8: b - 8; b < 8: 0xF8 + b).
+    """
+    w = np.ascontiguousarray(qs).view(np.uint64)
+    code = np.empty((qs.shape[0], 4), dtype=np.uint64)
+    for k in range(2):
+        np.bitwise_and(w[:, k], _NIBBLES, out=code[:, k])
+        np.right_shift(w[:, k], np.uint64(4), out=code[:, 2 + k])
+        np.bitwise_and(code[:, 2 + k], _NIBBLES, out=code[:, 2 + k])
+    np.add(code, _PLUS_0X78, out=code)
+    np.bitwise_xor(code, _TOP_BITS, out=code)
+    return code.view(np.uint8)
 
 
 class Q4_0Ref(Q4_0, name="q4_0"):
@@ -112,6 +141,6 @@ class Q4_0Fma(Q4_0, name="q4_0.fma"):
     summary = "GGML q4_0 with x*id + 8.5f as one fused multiply-add (aarch64 and FMA-contracted builds)"
 
     @classmethod
-    def _offset(cls, blocks: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    def _offset(cls, blocks: np.ndarray, inv: np.ndarray, out: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", over="ignore"):
             return fmaf(blocks, np.broadcast_to(inv[:, None], blocks.shape), np.float32(8.5))

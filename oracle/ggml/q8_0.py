@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_bytes, f16_field, row_max
+from oracle.ggml.fields import f16_bytes, f16_field, inv_or_zero, row_max
 from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import c_float_to_int, half_away, rne
 
@@ -32,55 +32,55 @@ QK = 32
 CHUNK = 8192  # blocks per pass (1 MiB of float32): each numpy pass re-reads the chunk from cache
 _TINY = np.finfo(np.float32).tiny
 _BELOW_HALF = np.nextafter(np.float32(0.5), np.float32(0))  # 0.49999997f, see rounding.half_away
+_ABS = np.uint32(0x7FFFFFFF)
+_SIGN = np.uint32(0x80000000)
 
 
 def ref_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(d, int8 codes) of `quantize_row_q8_0_ref` / `quantize_row_q8_1_ref`."""
     d = np.empty(blocks.shape[0], dtype=np.float32)
     q = np.empty(blocks.shape, dtype=np.int8)
-    for s in range(0, blocks.shape[0], CHUNK):
-        _ref_chunk(blocks[s : s + CHUNK], d[s : s + CHUNK], q[s : s + CHUNK])
+    _ref_codes_into(blocks, d, q)
     return d, q
 
 
-def _ref_chunk(blocks: np.ndarray, d: np.ndarray, q: np.ndarray) -> None:
-    """Write d and the int8 codes of a chunk of blocks into `d` and `q` (which may be strided).
+def _ref_codes_into(blocks: np.ndarray, d: np.ndarray, q: np.ndarray) -> None:
+    """Write d and the int8 codes of `quantize_row_q8_0_ref` into `d` and `q` (q may be strided).
 
-    Fast path: amax from the |x| bit patterns (exact without a NaN, see `seq_max_abs`), then
-    roundf(x*id) = sign(x) * trunc(|x|*id + 0.49999997f) (`rounding.half_away`; IEEE products
-    and sums are symmetric in sign), which stays within 127 where d is normal or 0, so plain
-    numpy casts are exact. Blocks with a NaN or inf, or a subnormal d (1/d overflows), run the
-    reference formula with `c_float_to_int`'s INT_MIN semantics.
+    Fast path, a chunk at a time: amax from the |x| bit patterns (exact without a NaN, see
+    `seq_max_abs`), then roundf(x*id) = sign(x) * trunc(|x|*id + 0.49999997f)
+    (`rounding.half_away`; IEEE products and sums are symmetric in sign), which stays within
+    127 where d is normal or 0, so a plain numpy cast is exact. Blocks with a NaN or inf, or a
+    subnormal d (1/d overflows), then run the reference formula with `c_float_to_int`'s
+    INT_MIN semantics.
     """
     blocks = np.ascontiguousarray(blocks)
-    a = np.bitwise_and(blocks.view(np.uint32), np.uint32(0x7FFFFFFF)).view(np.float32)
-    amax = row_max(a.view(np.uint32)).view(np.float32)
-    odd = ~np.isfinite(amax)
-    d[:] = amax / np.float32(127)
-    odd |= (d != 0) & (d < _TINY)
-    with np.errstate(invalid="ignore", over="ignore"):
-        np.multiply(a, _inverse(d)[:, None], out=a)
-        np.add(a, _BELOW_HALF, out=a)
-        mag = a.astype(np.int8)
-    neg = np.signbit(blocks).view(np.int8)
-    np.negative(neg, out=neg)  # 0 or -1
-    np.bitwise_xor(mag, neg, out=mag)
-    np.subtract(mag, neg, out=q)
-    if odd.any():
-        d[odd], q[odd] = _ref_codes_exact(blocks[odd])
+    width = min(CHUNK, blocks.shape[0])
+    mag, sign = np.empty((width, QK), dtype=np.uint32), np.empty((width, QK), dtype=np.uint32)
+    for s in range(0, blocks.shape[0], CHUNK):
+        bits = blocks[s : s + CHUNK].view(np.uint32)
+        a, sg, dc = mag[: bits.shape[0]], sign[: bits.shape[0]], d[s : s + CHUNK]
+        np.bitwise_and(bits, _ABS, out=a)
+        amax = row_max(a).view(np.float32)
+        np.divide(amax, np.float32(127), out=dc)
+        odd = ~np.isfinite(amax) | ((dc != 0) & (dc < _TINY))
+        af = a.view(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            np.multiply(af, inv_or_zero(dc)[:, None], out=af)
+            np.add(af, _BELOW_HALF, out=af)
+            np.bitwise_and(bits, _SIGN, out=sg)
+            np.bitwise_or(a, sg, out=a)
+            np.copyto(q[s : s + CHUNK], af, casting="unsafe")  # float -> int8 truncates toward 0
+        if odd.any():
+            rows = np.flatnonzero(odd) + s
+            d[rows], q[rows] = _ref_codes_exact(blocks[rows])
 
 
 def _ref_codes_exact(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = (seq_max_abs(blocks) / np.float32(127)).astype(np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        t = (blocks * _inverse(d)[:, None]).astype(np.float32)
+        t = (blocks * inv_or_zero(d)[:, None]).astype(np.float32)
         return d, c_float_to_int(half_away(t), 8).astype(np.int8)
-
-
-def _inverse(d: np.ndarray) -> np.ndarray:
-    """`id = d ? 1.0f/d : 0.0f` in float32."""
-    with np.errstate(divide="ignore", over="ignore"):
-        return np.where(d != 0, np.float32(1) / np.where(d != 0, d, np.float32(1)), np.float32(0)).astype(np.float32)
 
 
 def _maxps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -118,18 +118,20 @@ class Q8_0(Format, name="q8_0"):
     def quantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         out = np.empty((blocks.shape[0], 34), dtype=np.uint8)
         d = np.empty(blocks.shape[0], dtype=np.float32)
-        for s in range(0, blocks.shape[0], CHUNK):
-            _ref_chunk(blocks[s : s + CHUNK], d[s : s + CHUNK], out[s : s + CHUNK, 2:].view(np.int8))
+        _ref_codes_into(blocks, d, out[:, 2:].view(np.int8))
         out[:, :2] = f16_bytes(d)
         return out
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         out = np.empty((blocks.shape[0], QK), dtype=np.float32)
+        q = np.empty((min(CHUNK, blocks.shape[0]), QK), dtype=np.float32)  # stays in cache
         for s in range(0, blocks.shape[0], CHUNK):
             b = blocks[s : s + CHUNK]
+            qc = q[: b.shape[0]]
+            np.copyto(qc, b[:, 2:].view(np.int8), casting="unsafe")  # int8 -> float32 is exact
             with np.errstate(invalid="ignore"):
-                np.multiply(b[:, 2:].view(np.int8), f16_field(b, 0)[:, None], out=out[s : s + CHUNK], dtype=np.float32)
+                np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + CHUNK])
         return out
 
 
