@@ -52,12 +52,13 @@ def ready(qsession, judge, module: str, kernel: str, convention: str, shape=()) 
     return ob.value["isa"] if ob.ok else "?"
 
 
-def call(qsession, judge, module: str, func: str, *args: Any, kernel: str, convention: str, shape=(),
+def call(qsession, judge, module: str, func: str, *args: Any, kernel: str, judged_as: str, shape=(),
          **kwargs: Any) -> Any:
-    """Run one kernel call; a crash, hang or raise is judged (CRASHED / FAIL) and ends the test."""
+    """Run `module.func(*args, **kwargs)`; a crash, hang or raise is judged (CRASHED / FAIL, under the
+    convention `judged_as`) and ends the test."""
     o = worker(qsession).call(module, func, *args, **kwargs)
     if not o.ok:
         status = "CRASHED" if o.status in ("crashed", "timeout") else "FAIL"
-        judge(Result(status, convention, f"{module}.{func}", detail=f"{o.status}: {o.detail[:1200]}"),
+        judge(Result(status, judged_as, f"{module}.{func}", detail=f"{o.status}: {o.detail[:1200]}"),
               kernel=kernel, shape=shape)
     return o.value
