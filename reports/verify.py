@@ -191,6 +191,8 @@ def _load_case(vec_dir: str, c: dict) -> dict[str, np.ndarray]:
     if meta.get("qoracle.case") != c["id"] or list(meta.get("qoracle.shape", [])) != [m, k, n]:
         raise BadInput(f"{c['file']}: its metadata names case {meta.get('qoracle.case')!r} shape "
                        f"{meta.get('qoracle.shape')}, the manifest {c['id']!r} {[m, k, n]}")
+    if (c.get("model") or "") != meta.get("qoracle.model", ""):
+        raise BadInput(f"manifest.json case {c['id']}: model {c.get('model')!r} is not the one its file was made with")
     if list(c["result"]["shape"]) != [m, n]:
         raise BadInput(f"manifest.json case {c['id']}: result shape {c['result']['shape']} disagrees with {m}x{k}x{n}")
     if not (np.all(np.isfinite(t["expected.bound"])) and np.all(t["expected.bound"] >= 0)):
@@ -285,8 +287,9 @@ def verify(vec_dir: str, results: str, *, kernel: str = "offline", out_dir: str 
     outputs = read_results(results, manifest)
     judged = [judge_case(vec_dir, c, outputs.get(c["id"]), manifest["convention"], kernel) for c in manifest["cases"]]
     for j in judged:
-        echo(f"{j.result.status:9s} {j.case['id']:24s} "
-             + (f"worst error/bound {j.result.worst_ratio:.3g}" if j.result.worst_ratio is not None else j.result.detail))
+        ratio = f"worst error/bound {j.result.worst_ratio:.3g}" if j.result.worst_ratio is not None else ""
+        echo(f"{j.result.status:9s} {j.case['id']:24s} " + ("; ".join(x for x in (j.result.detail, ratio) if x)
+                                                             if not j.result.ok else ratio or j.result.detail))
         for line in j.lines:
             echo(line)
     vectors = {"dir": os.path.abspath(vec_dir), "manifest_sha256": sha256_file(os.path.join(vec_dir, "manifest.json")),
