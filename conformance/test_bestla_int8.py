@@ -15,30 +15,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conformance import calls
 from oracle.gemm.bestla_woq import S8_ACTIVATIONS as S8_CONV
 from oracle.gemm.bestla_woq import woqgemm_s8_model
 from oracle.gemm.w8a8 import int8_matmul, wrap_int32
 from oracle.strategies import float_arrays, int8_codes
-from oracle.verdict import Result, compare_bounded, compare_exact
+from oracle.verdict import compare_bounded, compare_exact
 
 MOD = "kernels.bestla.ark"
 
 
-def _call(qsession, judge, kernel, func, *args, convention, shape):
-    av = qsession.worker.call(MOD, "available")
-    if not (av.ok and av.value["ok"]):
-        judge(Result("UNAVAILABLE", convention, func, detail=av.value["reason"] if av.ok else av.detail),
-              kernel=kernel, shape=shape)
-    out = qsession.worker.call(MOD, func, *args)
-    if not out.ok:
-        status = "CRASHED" if out.status in ("crashed", "timeout") else "FAIL"
-        judge(Result(status, convention, func, detail=f"{out.status}: {out.detail[:600]}"), kernel=kernel, shape=shape)
-    return out.value
-
-
 def s8_case(qsession, judge, x, w, sb, bias):
     shape = (x.shape[0], x.shape[1], w.shape[0])
-    y = _call(qsession, judge, "bestla.woqgemm_s8", "woqgemm_s8", x, w, sb, bias, convention=S8_CONV, shape=shape)
+    calls.require_available(qsession, judge, "bestla.woqgemm_s8", MOD, S8_CONV, shape=shape)
+    y = calls.run(qsession, judge, "bestla.woqgemm_s8", MOD, "woqgemm_s8", x, w, sb, bias, convention=S8_CONV,
+                  shape=shape)
     pred, exact, bound = woqgemm_s8_model(x, w, sb, bias)
     res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=S8_CONV, predicted=pred,
                           what="woqgemm_s8 fp32 = int8 per-tensor x int8 per-channel")
@@ -82,7 +73,9 @@ def test_woqgemm_s8_hypothesis(qsession, judge, data):
 
 def igemm_case(qsession, judge, a, b):
     shape = (a.shape[0], a.shape[1], b.shape[0])
-    c = _call(qsession, judge, "bestla.igemm_s8s8s32", "igemm_s8s8s32", a, b, convention="w8a8 int32", shape=shape)
+    calls.require_available(qsession, judge, "bestla.igemm_s8s8s32", MOD, "w8a8 int32", shape=shape)
+    c = calls.run(qsession, judge, "bestla.igemm_s8s8s32", MOD, "igemm_s8s8s32", a, b, convention="w8a8 int32",
+                  shape=shape)
     res = compare_exact(wrap_int32(int8_matmul(a, b)), c, convention="w8a8 int32", what="igemm_s8s8s32 int32 sums")
     judge(res, kernel="bestla.igemm_s8s8s32", shape=shape)
 

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conformance import calls
 from oracle import floats
 from oracle.gemm.bestla_woq import dequant, fma_chain
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.strategies import float_arrays, gemm_shapes
-from oracle.verdict import Result
+from oracle.verdict import compare_bounded
 
 pytestmark = pytest.mark.kernel("bestla.woqgemm")
 KERNEL = "bestla.woqgemm"
@@ -25,30 +26,17 @@ MOD = "kernels.bestla.ark"
 OUT_NP = {"fp32": np.float32, "fp16": np.float16}
 
 
-def _call(qsession, judge, func: str, *args, convention: str, shape, **kw):
-    """The kernel's value, or the case judged UNAVAILABLE / CRASHED / FAIL on the spot."""
-    av = qsession.worker.call(MOD, "available")
-    if not (av.ok and av.value["ok"]):
-        judge(Result("UNAVAILABLE", convention, func, detail=av.value["reason"] if av.ok else av.detail),
-              kernel=KERNEL, shape=shape)
-    out = qsession.worker.call(MOD, func, *args, **kw)
-    if not out.ok:
-        status = "CRASHED" if out.status in ("crashed", "timeout") else "FAIL"
-        judge(Result(status, convention, func, detail=f"{out.status}: {out.detail[:600]}"), kernel=KERNEL, shape=shape)
-    return out.value
-
-
 def case(qsession, judge, x, codes, scales, zeros, bias, *, bits, group, act="fp32", compute="fp32",
          scale_type="fp32"):
     w, conv = dequant(codes, scales, zeros, bits, group, scale_type)
     shape = (x.shape[0], x.shape[1], codes.shape[0])
-    y = _call(qsession, judge, "woqgemm", x, codes, scales, zeros, bias, convention=conv, shape=shape,
-              bits=bits, group_size=group, act=act, compute=compute, scale_type=scale_type)
+    calls.require_available(qsession, judge, KERNEL, MOD, conv, shape=shape)
+    y = calls.run(qsession, judge, KERNEL, MOD, "woqgemm", x, codes, scales, zeros, bias, convention=conv,
+                  shape=shape, bits=bits, group_size=group, act=act, compute=compute, scale_type=scale_type)
     xa = x if act == "fp32" else floats.round_to(x, act)
     exact, bound = wxa16_exact(xa, w, bias, acc="fp32", out=act, order="any")
     pred = fma_chain(xa.astype(np.float32), w, bias)
     pred = pred if act == "fp32" else pred.astype(y.dtype)
-    from oracle.verdict import compare_bounded
     res = compare_bounded(exact, bound, y, out_dtype=act, convention=conv, predicted=pred, block_size=group,
                           what=f"woqgemm int{bits} {'asym' if zeros is not None else 'sym'} g{group} "
                                f"act={act} compute={compute} scale={scale_type}")
@@ -124,8 +112,7 @@ def test_half_activations(qsession, judge, act):
 
 def test_int8_compute(qsession, judge):
     """compute_type int8: on a host without VNNI/AMX BesTLA runs it as fp32 (same bytes here)."""
-    obs = qsession.worker.call(MOD, "observe")
-    if not obs.ok or obs.value["bestla_isa"] != "AVX2":
+    if calls.observe(qsession, MOD).get("bestla_isa") != "AVX2":
         pytest.skip("int8 compute quantizes activations on VNNI/AMX hosts; BesTLA's int8 kernel has no oracle model yet")
     rng = np.random.default_rng(15)
     codes, scales, zeros = weights(rng, 16, 256, 4, 64, True)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import oracle
+from conformance import calls
 from kernels.isa import GGML_VARIANT, knobs_for
 from oracle.gemm.ggml_vec_dot import vec_dot as model_vec_dot
 from oracle.gemm.ggml_vec_dot import vec_dot_exact
@@ -32,11 +33,8 @@ SCALES = (1e-3, 1.0, 1e3)
 
 def _ready(qsession, judge, kernel: str, convention: str) -> dict:
     """Skip (recorded UNAVAILABLE) unless libggml loads; return what the CPU backend observes."""
-    o = qsession.worker.call(M, "available")
-    if not o.ok or not o.value["ok"]:
-        why = o.value["reason"] if o.ok else f"{o.status}: {o.detail}"
-        judge(Result("UNAVAILABLE", convention, kernel, detail=why), kernel=kernel)
-    return qsession.worker.call(M, "observe").value
+    calls.require_available(qsession, judge, kernel, M, convention)
+    return calls.observe(qsession, M)
 
 
 def _simd_ready(qsession, judge, kernel: str, convention: str) -> str:
@@ -64,14 +62,6 @@ def _inputs(block: int, rows_per_kind: int, kinds: tuple[str, ...] = KINDS) -> n
     return np.concatenate(parts).astype(np.float32)
 
 
-def _call(qsession, judge, kernel, conv, func, *args):
-    o = qsession.worker.call(M, func, *args)
-    if o.status != "ok":
-        judge(Result("CRASHED" if o.status in ("crashed", "timeout") else "FAIL", conv, kernel,
-                     detail=f"{o.status}: {o.detail}"), kernel=kernel)
-    return o.value
-
-
 @pytest.mark.kernel("ggml.quantize")
 @pytest.mark.parametrize("convention", QUANTIZE)
 def test_quantize(qsession, judge, convention):
@@ -82,7 +72,7 @@ def test_quantize(qsession, judge, convention):
         judge(Result("UNAVAILABLE", convention, kernel, detail=refusal), kernel=kernel)
     fmt = oracle.get_format(convention)
     x = _inputs(fmt.block_size, 2 if qsession.profile == "quick" else 16)
-    got = _call(qsession, judge, kernel, convention, "quantize", x, convention)
+    got = calls.run(qsession, judge, kernel, M, "quantize", x, convention, convention=convention, what=kernel)
     judge(compare_exact(oracle.quantize(x, convention), got, convention=convention, block_size=fmt.block_bytes,
                         what="packed blocks"), kernel=kernel, shape=x.shape, observed_isa=f"{observed['isa']} build; ggml-base is plain C")
 
@@ -96,7 +86,7 @@ def test_dequantize_random_bytes(qsession, judge, convention):
     rows = 8 if qsession.profile == "quick" else 256
     q = np.random.default_rng(11).integers(0, 256, (rows, 4 * fmt.block_bytes), dtype=np.uint8)
     k = 4 * fmt.block_size
-    got = _call(qsession, judge, kernel, convention, "dequantize", q, convention, k)
+    got = calls.run(qsession, judge, kernel, M, "dequantize", q, convention, k, convention=convention, what=kernel)
     judge(compare_exact(oracle.dequantize(q, convention), got, convention=convention, block_size=fmt.block_size,
                         what="dequantized values"), kernel=kernel, shape=(rows, k),
           observed_isa=f"{observed['isa']} build; ggml-base is plain C")
@@ -108,7 +98,8 @@ def test_from_float_simd(qsession, judge, convention):
     kernel = "ggml.from_float"
     observed = _simd_ready(qsession, judge, kernel, convention)
     x = _inputs(32, 2 if qsession.profile == "quick" else 16)
-    got = _call(qsession, judge, kernel, convention, "from_float", x, convention.split(".")[0])
+    got = calls.run(qsession, judge, kernel, M, "from_float", x, convention.split(".")[0], convention=convention,
+                    what=kernel)
     judge(compare_exact(oracle.quantize(x, convention), got, convention=convention,
                         block_size=oracle.get_format(convention).block_bytes, what="activation blocks"),
           kernel=kernel, shape=x.shape, observed_isa=observed)
@@ -120,7 +111,8 @@ def test_from_float_simd(qsession, judge, convention):
 def test_from_float_simd_property(qsession, judge, x, convention):
     kernel = "ggml.from_float"
     observed = _simd_ready(qsession, judge, kernel, convention)
-    got = _call(qsession, judge, kernel, convention, "from_float", x, convention.split(".")[0])
+    got = calls.run(qsession, judge, kernel, M, "from_float", x, convention.split(".")[0], convention=convention,
+                    what=kernel)
     judge(compare_exact(oracle.quantize(x, convention), got, convention=convention, block_size=36,
                         what="activation blocks"), kernel=kernel, shape=x.shape, observed_isa=observed)
 
@@ -140,7 +132,7 @@ def test_vec_dot(qsession, judge, x_type, y_type):
     n = w.shape[1]
     xq = oracle.quantize(w, x_type)
     yq = oracle.quantize(a, y_type if y_type != "q8_0" else "q8_0.x86")  # what the CPU backend feeds vec_dot
-    got = _call(qsession, judge, kernel, conv, "vec_dot", x_type, n, xq, yq)
+    got = calls.run(qsession, judge, kernel, M, "vec_dot", x_type, n, xq, yq, convention=conv, what=kernel)
     exact, bound = vec_dot_exact(x_type, y_type, xq, yq)
     predicted = None
     if observed.startswith("avx2") and (x_type, y_type) in (("q4_0", "q8_0"), ("q8_0", "q8_0")):

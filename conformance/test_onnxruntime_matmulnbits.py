@@ -21,8 +21,8 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
+from conformance import calls
 from kernels.isa import levels_on_host
-from kernels.pytorch import evidence
 from oracle.gemm.mlas_matmulnbits import level0_expected, level4_model
 from oracle.strategies import float_arrays
 from oracle.verdict import Result, compare_bounded
@@ -41,8 +41,7 @@ def _mlas_cannot_cap(isa: str) -> str:
 
 def _judge(qsession, judge, a, w, bits: int, sym: bool, block: int, level: int) -> None:
     name = f"ort.matmulnbits.int{bits}.{'sym' if sym else 'asym'}"
-    if (r := evidence.unavailable(qsession.worker, MODULE, name)) is not None:
-        judge(r, kernel=KERNEL)
+    calls.require_available(qsession, judge, KERNEL, MODULE, name)
     if why := _mlas_cannot_cap(qsession.isa):
         judge(Result("UNAVAILABLE", name, "MatMulNBits", detail=why), kernel=KERNEL)
     conv = dataclasses.replace(conventions.get(name), group_size=block)
@@ -51,10 +50,9 @@ def _judge(qsession, judge, a, w, bits: int, sym: bool, block: int, level: int) 
     n, k = w.shape
     shape = (a.shape[0], k, n)
     what = f"MatMulNBits int{bits} {'sym' if sym else 'asym zp'} block {block} accuracy_level {level}"
-    run = evidence.run(qsession.worker, MODULE, "matmulnbits", a, p["weight"], p["scales"], p.get("zeros"),
-                       k=k, n=n, bits=bits, block=block, accuracy_level=level)
-    if not run.outcome.ok:
-        judge(evidence.failure(run.outcome, name, what), kernel=KERNEL, shape=shape)
+    run = calls.run_observed(qsession, judge, KERNEL, MODULE, "matmulnbits", a, p["weight"], p["scales"],
+                             p.get("zeros"), convention=name, what=what, shape=shape, k=k, n=n, bits=bits,
+                             block=block, accuracy_level=level)
     y = run.outcome.value
     exact, bound = level0_expected(a, qw, conv)
     res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=name, block_size=block, what=what)

@@ -19,7 +19,7 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
-from kernels.pytorch import evidence
+from conformance import calls
 from oracle.gemm.aten_dyn_quant_4bit import dyn_quant_model
 from oracle.strategies import KINDS, float_arrays
 from oracle.verdict import compare_bounded, compare_exact
@@ -32,16 +32,14 @@ pytestmark = pytest.mark.kernel(KERNEL)
 
 
 def _judge(qsession, judge, x: np.ndarray, w: np.ndarray, group: int) -> None:
-    if (r := evidence.unavailable(qsession.worker, MODULE, CONV)) is not None:
-        judge(r, kernel=KERNEL)
+    calls.require_available(qsession, judge, KERNEL, MODULE, CONV)
     conv = dataclasses.replace(conventions.get(CONV), group_size=group)
     qw = conv.quantize(w)
     wbytes = conv.pack(qw)["weight"]
     shape = (x.shape[0], x.shape[1], w.shape[0])
     what = f"_dyn_quant_matmul_4bit fp32, block {group}"
-    run = evidence.run(qsession.worker, MODULE, "dyn_quant_matmul", x, wbytes, qw.scales, group)
-    if not run.outcome.ok:
-        judge(evidence.failure(run.outcome, CONV, what), kernel=KERNEL, shape=shape)
+    run = calls.run_observed(qsession, judge, KERNEL, MODULE, "dyn_quant_matmul", x, wbytes, qw.scales, group,
+                             convention=CONV, what=what, shape=shape)
     packed = np.concatenate([wbytes.reshape(-1).astype(F), qw.scales.reshape(-1).astype(F)])
     judge(compare_exact(packed, run.outcome.value["packed"], convention=CONV,
                         what="_dyn_quant_pack_4bit_weight buffer (reference layout)"),

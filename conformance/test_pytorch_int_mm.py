@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
-from kernels.pytorch import evidence
+from conformance import calls
 from oracle.gemm.w8a8 import int8_matmul, wrap_int32
 from oracle.strategies import gemm_shapes, int8_codes
 from oracle.verdict import compare_exact
@@ -18,13 +18,10 @@ pytestmark = pytest.mark.kernel(KERNEL)
 
 
 def _judge(qsession, judge, a: np.ndarray, b: np.ndarray) -> None:
-    if (r := evidence.unavailable(qsession.worker, MODULE, CONV)) is not None:
-        judge(r, kernel=KERNEL)
-    run = evidence.run(qsession.worker, MODULE, "int_mm", a, np.ascontiguousarray(b.T))
     shape = (a.shape[0], a.shape[1], b.shape[0])
-    if not run.outcome.ok:
-        judge(evidence.failure(run.outcome, CONV, "_int_mm int32 output"),
-              kernel=KERNEL, shape=shape)
+    calls.require_available(qsession, judge, KERNEL, MODULE, CONV)
+    run = calls.run_observed(qsession, judge, KERNEL, MODULE, "int_mm", a, np.ascontiguousarray(b.T), convention=CONV,
+                             what="_int_mm int32 output", shape=shape)
     exact = int8_matmul(a, b)
     res = compare_exact(wrap_int32(exact), run.outcome.value, convention=CONV, what="_int_mm int32 output")
     judge(res, kernel=KERNEL, shape=shape, observed_isa=run.isa())

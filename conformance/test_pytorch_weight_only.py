@@ -9,6 +9,8 @@ u32 * (|(q - 8) s| + |w|) of its own, propagated through the dot product.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
-from kernels.pytorch import evidence
+from conformance import calls
 from oracle.gemm.aten_int4pack import int4_expected
 from oracle.gemm.aten_int8pack import int8_expected, int8_predict
 from oracle.strategies import KINDS, LLM_LAYER_SHAPES, float_arrays
@@ -44,13 +46,6 @@ def _stored(a: np.ndarray, dtype: str) -> np.ndarray:
     return np.asarray(a, dtype=np.float32).astype(NP_DTYPES[dtype]).astype(np.float32)
 
 
-def _failed(judge, kernel, conv, what, run, shape) -> bool:
-    if run.outcome.ok:
-        return False
-    judge(evidence.failure(run.outcome, conv, what), kernel=kernel, shape=shape)
-    return True
-
-
 # -- _weight_int4pack_mm_for_cpu --------------------------------------------------------------
 
 K4 = "torch.weight_int4pack_mm"
@@ -58,19 +53,15 @@ M4 = "kernels.pytorch.weight_int4pack_mm"
 
 
 def _judge_int4(qsession, judge, conv_name: str, dtype: str, x: np.ndarray, w: np.ndarray, group: int) -> None:
-    if (r := evidence.unavailable(qsession.worker, M4, conv_name)) is not None:
-        judge(r, kernel=K4)
-    conv = conventions.get(conv_name)
-    import dataclasses
-    conv = dataclasses.replace(conv, group_size=group)
+    calls.require_available(qsession, judge, K4, M4, conv_name)
+    conv = dataclasses.replace(conventions.get(conv_name), group_size=group)
     qw = conv.quantize(w)
     scales, zeros = _stored(qw.scales, dtype), _stored(qw.zeros, dtype)
     sz = np.stack([scales, zeros], axis=2).transpose(1, 0, 2).astype(NP_DTYPES[dtype])
     shape = (x.shape[0], x.shape[1], w.shape[0])
     what = f"_weight_int4pack_mm_for_cpu {dtype} out, group {group}"
-    run = evidence.run(qsession.worker, M4, "int4pack_mm", x, qw.codes, sz, group)
-    if _failed(judge, K4, conv_name, what, run, shape):
-        return
+    run = calls.run_observed(qsession, judge, K4, M4, "int4pack_mm", x, qw.codes, sz, group, convention=conv_name,
+                             what=what, shape=shape)
     exact, bound = int4_expected(x, qw.codes, scales, zeros, group, dtype)
     res = compare_bounded(exact, bound, run.outcome.value["y"], out_dtype=dtype, convention=conv_name,
                           block_size=group, what=what)
@@ -130,14 +121,12 @@ CONV8 = "torch.int8pack"
 
 
 def _judge_int8(qsession, judge, dtype: str, x: np.ndarray, q: np.ndarray, scales: np.ndarray) -> None:
-    if (r := evidence.unavailable(qsession.worker, M8, CONV8)) is not None:
-        judge(r, kernel=K8)
+    calls.require_available(qsession, judge, K8, M8, CONV8)
     s = _stored(scales, dtype)
     shape = (x.shape[0], x.shape[1], q.shape[0])
     what = f"_weight_int8pack_mm {dtype} out"
-    run = evidence.run(qsession.worker, M8, "int8pack_mm", x, q.astype(np.int8), s.astype(NP_DTYPES[dtype]))
-    if _failed(judge, K8, CONV8, what, run, shape):
-        return
+    run = calls.run_observed(qsession, judge, K8, M8, "int8pack_mm", x, q.astype(np.int8), s.astype(NP_DTYPES[dtype]),
+                             convention=CONV8, what=what, shape=shape)
     exact, bound = int8_expected(x, q, s, dtype)
     res = compare_bounded(exact, bound, run.outcome.value, out_dtype=dtype, convention=CONV8, what=what,
                           predicted=int8_predict(x, q, s, dtype, run.capability))

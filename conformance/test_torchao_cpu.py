@@ -11,23 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conformance import calls
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.strategies import int8_codes
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MOD = "kernels.torchao.ao"
-
-
-def _call(qsession, judge, kernel, func, *args, convention, shape, check="available"):
-    av = qsession.worker.call(MOD, check)
-    if not (av.ok and av.value["ok"]):
-        judge(Result("UNAVAILABLE", convention, func, detail=av.value["reason"] if av.ok else av.detail),
-              kernel=kernel, shape=shape)
-    out = qsession.worker.call(MOD, func, *args)
-    if not out.ok:
-        status = "CRASHED" if out.status in ("crashed", "timeout") else "FAIL"
-        judge(Result(status, convention, func, detail=f"{out.status}: {out.detail[:600]}"), kernel=kernel, shape=shape)
-    return out.value
 
 
 @pytest.mark.kernel("torchao.da8w4_linear_cpu")
@@ -43,16 +32,18 @@ def test_da8w4_linear_cpu(qsession, judge):
 
 def int_case(qsession, judge, a, w):
     shape = (a.shape[0], a.shape[1], w.shape[0])
-    c = _call(qsession, judge, "torchao.int_matmul", "int_matmul", a, np.ascontiguousarray(w.T),
-              convention="w8a8 int32", shape=shape)
+    calls.require_available(qsession, judge, "torchao.int_matmul", MOD, "w8a8 int32", shape=shape)
+    c = calls.run(qsession, judge, "torchao.int_matmul", MOD, "int_matmul", a, np.ascontiguousarray(w.T),
+                  convention="w8a8 int32", shape=shape)
     judge(compare_exact(wrap_int32(int8_matmul(a, w)), c, convention="w8a8 int32", what="int_matmul int32"),
           kernel="torchao.int_matmul", shape=shape)
 
 
 def scaled_case(qsession, judge, a, w, sa):
     shape = (a.shape[0], a.shape[1], w.shape[0])
-    y = _call(qsession, judge, "torchao.int_scaled_matmul", "int_scaled_matmul", a, np.ascontiguousarray(w.T), sa,
-              convention="w8a8 (acc*sa)*sb", shape=shape)
+    calls.require_available(qsession, judge, "torchao.int_scaled_matmul", MOD, "w8a8 (acc*sa)*sb", shape=shape)
+    y = calls.run(qsession, judge, "torchao.int_scaled_matmul", MOD, "int_scaled_matmul", a,
+                  np.ascontiguousarray(w.T), sa, convention="w8a8 (acc*sa)*sb", shape=shape)
     ones = np.ones(w.shape[0], np.float32)
     exact, bound = w8a8_exact(a, sa, w, ones, out="fp32")
     pred = epilogue(wrap_int32(int8_matmul(a, w)), sa, ones, "(acc*sa)*sb")

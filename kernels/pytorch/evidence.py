@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 
 from kernels.isa import knobs_for
 from kernels.worker import Outcome, Worker
-from oracle.verdict import Result
 
-__all__ = ["Run", "run", "failure", "unavailable", "OneDNNEvidence", "parse_onednn", "aten_level", "expected_aten", "cap_problems", "observed_isa"]
+__all__ = ["Run", "run", "OneDNNEvidence", "parse_onednn", "aten_level", "expected_aten", "cap_problems", "observed_isa"]
 
 # ATen capability names (aten/src/ATen/native/DispatchStub.cpp: CPUCapability) -> levels.
 _ATEN = {"DEFAULT": "scalar", "AVX2": "avx2", "AVX512": "avx512"}
@@ -145,21 +144,3 @@ def run(worker: Worker, module: str, func: str, *args, **kwargs) -> Run:
     obs = worker.call(module, "observe") if out.ok else None
     observed = obs.value if obs is not None and obs.ok else {}
     return Run(out, observed, parse_onednn(out.stdout))
-
-
-def failure(outcome: Outcome, convention: str, what: str) -> Result:
-    """The Result of a call that did not return: CRASHED for a signal/exit/hang, FAIL for an error it raised."""
-    if outcome.status in ("crashed", "timeout"):
-        return Result("CRASHED", convention, what, detail=f"{outcome.status}: {outcome.detail}")
-    first = outcome.detail.strip().splitlines()[0] if outcome.detail else ""
-    return Result("FAIL", convention, what, detail=f"the kernel raised on a valid input: {first}")
-
-
-def unavailable(worker: Worker, module: str, convention: str, *args) -> Result | None:
-    """An UNAVAILABLE Result with the adapter's reason, or None when the kernel can run here."""
-    out = worker.call(module, "available", *args)
-    if not out.ok:
-        return Result("UNAVAILABLE", convention, module, detail=f"available() did not answer: {out.status} {out.detail}")
-    if not out.value["ok"]:
-        return Result("UNAVAILABLE", convention, module, detail=out.value["reason"])
-    return None
