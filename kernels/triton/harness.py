@@ -56,7 +56,10 @@ def call(qsession, judge, module: str, func: str, *args: Any, kernel: str, judge
          **kwargs: Any) -> Any:
     """Run `module.func(*args, **kwargs)`; a crash, hang or raise is judged (CRASHED / FAIL, under the
     convention `judged_as`) and ends the test."""
-    o = worker(qsession).call(module, func, *args, **kwargs)
+    w = worker(qsession)
+    o = w.call(module, func, *args, **kwargs)
+    if o.status == "error" and "CUDA" in o.detail:
+        w.close(kill=True)  # a CUDA fault poisons the process's context: the next call starts a fresh worker
     if not o.ok:
         status = "CRASHED" if o.status in ("crashed", "timeout") else "FAIL"
         judge(Result(status, judged_as, f"{module}.{func}", detail=f"{o.status}: {o.detail[:1200]}"),
