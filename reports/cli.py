@@ -107,6 +107,12 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     return selftest(args.mutant, args.profile, args.jobs, args.json, not args.no_baseline, args.all_failures)
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from reports.selftest import main as selftest
+
+    return selftest(args.mutant, args.profile, args.jobs, args.json, not args.no_baseline, args.all_failures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qoracle", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -152,6 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     em.set_defaults(func=_cmd_emulate)
     i = sub.add_parser("isa", help="what this host has, and what each kernel's knobs can cap")
     i.set_defaults(func=_cmd_isa)
+    st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
+    st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
+    st.add_argument("--profile", default="quick", choices=("quick", "full"))
+    st.add_argument("--jobs", type=int, default=2, help="pytest processes at a time")
+    st.add_argument("--json", default=None, help="also write every mutant's outcome to this JSON file")
+    st.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the same kernels")
+    st.add_argument("--all-failures", action="store_true", help="run every test (no -x) for each mutant")
+    st.set_defaults(func=_cmd_selftest)
     st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
     st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
     st.add_argument("--profile", default="quick", choices=("quick", "full"))

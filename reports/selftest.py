@@ -3,7 +3,8 @@
 One pytest process per mutant, restricted to the mutant's kernels (`--mutant` selects them),
 under the derandomized hypothesis profile. A mutant is KILLED when its run fails, and the first
 failing test with the first line of its message says which check caught it (read from the
-run's --results file). SURVIVED means every test passed: the suite cannot tell that kernel from
+run's --results file). A failure that is no check's verdict (an import error, a broken
+test) is an ERROR, not a kill. SURVIVED means every test passed: the suite cannot tell that kernel from
 a correct one. UNEXERCISED means no test ran (the kernel is unavailable here); ERROR is a run
 that did not finish normally. A baseline run of the same kernels without a mutant comes first:
 a kill only counts when the unmutated kernels pass.
@@ -51,6 +52,9 @@ def _pytest(args: list[str], results: str, timeout: float) -> tuple[int, dict, s
     return rc, data, out[-2000:], time.monotonic() - t0
 
 
+_VERDICTS = ("FAIL", "CRASHED", "[XPASS(strict)]", "AssertionError: --isa")  # a check's failure, not a broken test
+
+
 def _first_line(message: str) -> str:
     line = next((ln.strip() for ln in message.splitlines() if ln.strip()), "")
     return line.removeprefix("Failed: ")
@@ -65,7 +69,10 @@ def run_one(name: str, profile: str = "quick", first_failure_only: bool = True, 
     failures = data.get("failures", [])
     if rc == 1 and failures:
         first = failures[0]
-        return MutantRun(name, "KILLED", first["nodeid"], _first_line(first["message"]), outcomes, secs)
+        line = _first_line(first["message"])
+        if line.startswith(_VERDICTS):
+            return MutantRun(name, "KILLED", first["nodeid"], line, outcomes, secs)
+        return MutantRun(name, "ERROR", first["nodeid"], f"failed, but not by a verdict: {line}", outcomes, secs)
     if rc == 0:
         ran = outcomes.get("passed", 0) + outcomes.get("xfailed", 0)
         return MutantRun(name, "SURVIVED" if ran else "UNEXERCISED", outcomes=outcomes, seconds=secs,
