@@ -54,7 +54,7 @@ def _cmd_certify(args: argparse.Namespace) -> int:
         from kernels.registry import kernels
 
         raise ValueError(f"no registered kernel matches {args.kernel!r}; known: {', '.join(k.name for k in kernels())}")
-    return main_job(args.out, args.isa, [args.kernel], args.profile, [], args.benchmarks)
+    return main_job(args.out, args.isa, [args.kernel], args.profile, [], args.benchmarks, only_selected=True)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -99,12 +99,6 @@ def _cmd_isa(args: argparse.Namespace) -> int:
     for k in kernels():
         print(f"  {k.name:40s} {', '.join(k.isa_knobs) or 'no ISA knob: runs at what its library picks'}")
     return 0
-
-
-def _cmd_selftest(args: argparse.Namespace) -> int:
-    from reports.selftest import main as selftest
-
-    return selftest(args.mutant, args.profile, args.jobs, args.json, not args.no_baseline, args.all_failures)
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
@@ -158,14 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
     em.set_defaults(func=_cmd_emulate)
     i = sub.add_parser("isa", help="what this host has, and what each kernel's knobs can cap")
     i.set_defaults(func=_cmd_isa)
-    st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
-    st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
-    st.add_argument("--profile", default="quick", choices=("quick", "full"))
-    st.add_argument("--jobs", type=int, default=2, help="pytest processes at a time")
-    st.add_argument("--json", default=None, help="also write every mutant's outcome to this JSON file")
-    st.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the same kernels")
-    st.add_argument("--all-failures", action="store_true", help="run every test (no -x) for each mutant")
-    st.set_defaults(func=_cmd_selftest)
     st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
     st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
     st.add_argument("--profile", default="quick", choices=("quick", "full"))

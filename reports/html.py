@@ -1,8 +1,9 @@
 """report.html: a self-contained page for a certificate (inline CSS and SVG; no scripts, fonts or links out).
 
-Sections: verdict and host; kernel identity; the verdict matrix (kernel / convention / shape
+Sections: verdict; the verdict matrix (kernel / convention / shape
 rows, one column per ISA level or offline run; a cell shows the worst status of its cases and
-the worst error-to-bound ratio); error distributions (per-case worst error/bound ratios, and
+the worst error-to-bound ratio, or the number of bad elements of a FAIL); host; kernel identity;
+ISA levels requested and observed; error distributions (per-case worst error/bound ratios, and
 for offline verification the per-element ratios and ULP distances to the bit-exact model);
 failures with their details; the performance table from pytest-benchmark figures, or "no
 benchmark figures"; golden-vector hashes; reproduce commands; package versions.
@@ -48,19 +49,20 @@ def _shape(c: dict) -> str:
 
 def _matrix(cert: dict) -> str:
     columns = [r["isa_requested"] for r in cert["runs"]]
+    skipped = {r["isa_requested"] for r in cert["runs"] if r.get("skipped")}
     cells: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for run in cert["runs"]:
         for c in run.get("cases", []):
-            cells[(c["kernel"], c.get("convention") or "-", _shape(c))][run["isa_requested"]].append(c)
+            cells[(c["kernel"], c.get("convention") or "-", tuple(c.get("shape", [])))][run["isa_requested"]].append(c)
     if not cells:
         return '<p class="muted">no cases were judged</p>'
     rows = []
     for key in sorted(cells):
-        row = [escape(key[0]), escape(key[1]), escape(key[2])]
+        row = [escape(key[0]), escape(key[1]), escape("x".join(map(str, key[2])) or "-")]
         for col in columns:
             cs = cells[key].get(col)
             if not cs:
-                row.append('<span class="muted">-</span>')
+                row.append('<span class="muted">skipped</span>' if col in skipped else '<span class="muted">-</span>')
                 continue
             worst = min(cs, key=lambda c: _SEVERITY.get(c["status"], -1))["status"]
             ratios = [c["worst_ratio"] for c in cs if isinstance(c.get("worst_ratio"), (int, float))]
@@ -139,6 +141,7 @@ def html_report(cert: dict) -> str:
              f"<p>schema <code>{escape(cert['schema'])}</code>, oracle {escape(str(cert.get('oracle_version')))}, "
              f"created {escape(cert['created'])}</p>",
              _table(["status", *STATUSES], [["cases", *(str(s["counts"].get(x, 0)) for x in STATUSES)]]),
+             "<h2>Verdict matrix</h2>", _matrix(cert),
              "<h2>Host</h2>",
              _table(["CPU", "machine", "ISA levels", "GPUs"],
                     [[escape(h["cpu"]), escape(h["machine"]), escape(", ".join(h["isa_levels"])),
@@ -152,7 +155,6 @@ def html_report(cert: dict) -> str:
     isa_rows = [[escape(i["requested"]), escape(", ".join(i["observed"]) or "-"), escape(i.get("skipped") or ""),
                  escape(str(i.get("pytest_exit_code")))] for i in cert.get("isa", [])]
     parts += ["<h2>ISA levels</h2>", _table(["requested", "observed", "skipped because", "pytest exit"], isa_rows),
-              "<h2>Verdict matrix</h2>", _matrix(cert),
               "<h2>Error distributions</h2>", _plots(cert)]
     bad = [c for c in all_cases(cert) if c["status"] in ("FAIL", "CRASHED")]
     if bad:

@@ -43,9 +43,22 @@ def run_level(level: str, out_dir: str, kernels: list[str], profile: str, extra:
     return data
 
 
+def _only(run: dict, kernels: list[str]) -> dict:
+    """Keep the cases of the selected kernels (a test without a kernel marker is not deselected by
+    --kernel, so its cases can appear); count what was dropped so the certificate says so."""
+    import fnmatch
+
+    keep = [c for c in run["cases"] if any(fnmatch.fnmatchcase(c.get("kernel", ""), k) for k in kernels)]
+    dropped = len(run["cases"]) - len(keep)
+    return {**run, "cases": keep, **({"dropped_other_kernels": dropped} if dropped else {})}
+
+
 def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: list[str],
-             benchmarks: str | None = None) -> int:
-    """Run every level, then write certificate.json, summary.md, report.html and junit.xml into out_dir."""
+             benchmarks: str | None = None, only_selected: bool = False) -> int:
+    """Run every level, then write certificate.json, summary.md, report.html and junit.xml into out_dir.
+
+    only_selected (`qoracle certify`): the certificate holds only the cases of the selected kernels.
+    """
     from reports.certificate import build, read_benchmarks, write_reports
 
     os.makedirs(out_dir, exist_ok=True)
@@ -56,7 +69,8 @@ def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: li
             print(f"== --isa {level} skipped: {why}")
             runs.append({"isa_requested": level, "skipped": why, "cases": [], "pytest_exit_code": None})
             continue
-        runs.append(run_level(level, out_dir, kernels, profile, extra))
+        run = run_level(level, out_dir, kernels, profile, extra)
+        runs.append(_only(run, kernels) if only_selected and kernels else run)
     cert = build(runs, kernels=kernels, profile=profile, benchmarks=read_benchmarks(benchmarks))
     paths = write_reports(cert, out_dir)
     print(f"== certificate: {', '.join(paths)}")

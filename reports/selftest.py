@@ -147,3 +147,91 @@ def main(patterns: list[str], profile: str = "quick", jobs: int = 2, json_path: 
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump({"profile": profile, "kill_rate": rate, "runs": [asdict(r) for r in runs]}, f, indent=1)
     return 0 if exercised and not survived and not errors else 1
+
+
+def _example(m) -> tuple[tuple, dict, object]:
+    """A typical call of the mutant's target function (random normal data, common shapes) and a decoder
+    of its result to floats (quantizer bytes are dequantized by the real kernel)."""
+    import dataclasses
+
+    import ml_dtypes
+    import numpy as np
+
+    import oracle
+    import oracle.conventions as conventions
+    from kernels.mutants import real
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    x = rng.standard_normal((4, 256)).astype(f32)
+    w = rng.standard_normal((32, 256)).astype(f32)
+    i8 = lambda *s: rng.integers(-128, 128, s, dtype=np.int8)  # noqa: E731
+    ident = lambda v: np.asarray(v, np.float64)  # noqa: E731
+    fn = m.func
+    if m.target == "kernels.ggml.calls":
+        t = "q8_0" if "q8_0" in m.name else "q4_0"
+        back = lambda v: ident(real(m.target, "dequantize")(v, t, 256))  # noqa: E731
+        if fn == "quantize" or fn == "from_float":
+            return (x, t), {}, back
+        if fn == "dequantize":
+            return (oracle.quantize(x, t), t, 256), {}, ident
+        return ("q4_0", 256, oracle.quantize(w[:4], "q4_0"), oracle.quantize(x, "q8_0.x86")), {}, ident
+    if fn == "int_mm" or fn == "int_matmul":
+        return (i8(4, 256), i8(256, 32)), {}, ident
+    if fn == "int_scaled_matmul":
+        return (i8(4, 256), i8(256, 32), (rng.random(4) * 1e-3 + 1e-4).astype(f32)), {}, ident
+    if fn == "int4pack_mm":
+        conv = dataclasses.replace(conventions.get("tinygemm.torchao"), group_size=32)
+        qw = conv.quantize(w)
+        return (x, qw.codes, conv.pack(qw)["scales_and_zeros"].astype(f32), 32), {}, lambda v: ident(v["y"])
+    if fn == "int8pack_mm":
+        return (x[:1].astype(ml_dtypes.bfloat16), i8(32, 256), (rng.random(32) * 0.01).astype(ml_dtypes.bfloat16)), \
+            {}, lambda v: ident(np.asarray(v, f32))
+    if fn == "dyn_quant_matmul":
+        conv = dataclasses.replace(conventions.get("torch.dyn_quant_4bit"), group_size=32)
+        qw = conv.quantize(w)
+        xz = x.copy()
+        xz[1] = 0  # a padding token
+        return (xz, conv.pack(qw)["weight"], qw.scales, 32), {}, lambda v: ident(v["y"])
+    if fn == "matmulnbits":
+        conv = dataclasses.replace(conventions.get("ort.matmulnbits.int4.asym"), group_size=32)
+        qw = conv.quantize(w[:, :240])
+        p = conv.pack(qw)
+        return (x[:, :240], p["weight"], p["scales"], p.get("zeros")), \
+            dict(k=240, n=32, bits=4, block=32, accuracy_level=0), ident
+    if fn == "woqgemm":
+        asym = "zero_point" in m.name
+        codes = rng.integers(-8, 8, (32, 256)).astype(np.int8)
+        scales = (rng.random((32, 8)) * 0.1 + 1e-3).astype(f32)
+        zeros = rng.integers(-8, 8, (32, 8)).astype(np.int8) if asym else None
+        return (x, codes, scales, zeros, rng.standard_normal(32).astype(f32)), dict(bits=4, group_size=32), ident
+    if fn == "woqgemm_s8":
+        return (x, rng.integers(-63, 64, (32, 256)).astype(np.int8), np.full(32, 0.01, f32), None), {}, ident
+    raise ValueError(f"no example call for {m.target}.{fn}")
+
+
+def mean_relative_errors() -> list[tuple[str, float]]:
+    """Each mutant's mean relative error mean|y_mutant - y| / mean|y| against the real kernel's y on the
+    same typical inputs: the metric of upstream tests that accept anything under 5%.
+
+    Runs the kernels in this process (a documentation tool, not a judged run).
+    """
+    import numpy as np
+
+    import kernels.mutants as mutants
+    from kernels.mutants import real
+
+    out = []
+    for m in mutants.mutants():
+        args, kw, decode = _example(m)
+        right = decode(real(m.target, m.func)(*args, **kw))
+        wrong = decode(m.impl(*args, **kw))
+        with np.errstate(all="ignore"):
+            out.append((m.name, float(np.mean(np.abs(wrong - right)) / np.mean(np.abs(right)))))
+    return out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, ROOT)
+    for name, mre in mean_relative_errors():
+        print(f"{name:46s} {100 * mre:10.4f} %  {'passes' if mre < 0.05 else 'fails'} a 'mean relative error < 5%' test")
