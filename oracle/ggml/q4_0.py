@@ -25,7 +25,7 @@ from oracle.ggml.fields import absmax_scan, f16_bytes, f16_field, inv_or_zero
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
-CHUNK = 8192  # blocks per pass (1 MiB of float32): each numpy pass re-reads the chunk from cache
+CHUNK = 16384  # blocks per pass (2 MiB of float32): passes re-read a chunk from cache, not memory
 _TINY = np.finfo(np.float32).tiny
 
 

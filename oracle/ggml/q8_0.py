@@ -29,7 +29,7 @@ from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import c_float_to_int, half_away, rne
 
 QK = 32
-CHUNK = 8192  # blocks per pass (1 MiB of float32): each numpy pass re-reads the chunk from cache
+CHUNK = 16384  # blocks per pass (2 MiB of float32): passes re-read a chunk from cache, not memory
 _TINY = np.finfo(np.float32).tiny
 _BELOW_HALF = np.nextafter(np.float32(0.5), np.float32(0))  # 0.49999997f, see rounding.half_away
 _ABS = np.uint32(0x7FFFFFFF)
@@ -62,10 +62,10 @@ def _ref_codes_into(blocks: np.ndarray, d: np.ndarray, q: np.ndarray) -> None:
         a, sg, dc = mag[: bits.shape[0]], sign[: bits.shape[0]], d[s : s + CHUNK]
         np.bitwise_and(bits, _ABS, out=a)
         amax = row_max(a).view(np.float32)
-        np.divide(amax, np.float32(127), out=dc)
-        odd = ~np.isfinite(amax) | ((dc != 0) & (dc < _TINY))
         af = a.view(np.float32)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # signalling NaNs, out-of-range casts
+            np.divide(amax, np.float32(127), out=dc)
+            odd = ~np.isfinite(amax) | ((dc != 0) & (dc < _TINY))
             np.multiply(af, inv_or_zero(dc)[:, None], out=af)
             np.add(af, _BELOW_HALF, out=af)
             np.bitwise_and(bits, _SIGN, out=sg)
