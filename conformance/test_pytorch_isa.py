@@ -3,7 +3,7 @@
 ATen's capability must equal the ATEN_CPU_CAPABILITY knob of the requested level, and no oneDNN
 ISA line or implementation may exceed ONEDNN_MAX_CPU_ISA (kernels/pytorch/evidence.py). A cap
 that did not take effect fails here, so a run's verdicts cannot be credited to the wrong ISA.
-fbgemm and qnnpack have no knob: under a cap below the host's level they are reported, not run.
+fbgemm (the x86 engine's linear path too) and qnnpack have no knob: under a cap below the host's level they are reported, not run.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ CALLS = {  # kernel -> (module, function, args)
                                                (e, X, W8, np.float32(0.01), None))
        for e in ("fbgemm", "x86", "onednn", "qnnpack")},
 }
-NO_KNOB = {"torch.quantized.linear_dynamic.fbgemm", "torch.quantized.linear_dynamic.qnnpack"}
+NO_KNOB = {"torch.quantized.linear_dynamic.fbgemm", "torch.quantized.linear_dynamic.x86",  # x86 uses fbgemm for linear
+           "torch.quantized.linear_dynamic.qnnpack"}
 
 
 @pytest.mark.parametrize("kernel", [pytest.param(k, marks=pytest.mark.kernel(k)) for k in sorted(CALLS)])

@@ -156,3 +156,16 @@ def test_isa_evidence_catches_aten_capability() -> None:
     problems = evidence.cap_problems("avx2", "AVX512", evidence.OneDNNEvidence())
     assert problems == ["ATen capability is AVX512, the cap --isa avx2 requires AVX2"]
     assert evidence.cap_problems("avx2", "AVX2", evidence.parse_onednn("onednn_verbose,v1,info,cpu,isa:Intel AVX2")) == []
+
+
+def test_linear_dynamic_int16_pair_saturation_fails() -> None:
+    """A u8 x s8 path whose int16 pair sums saturate (vpmaddubsw without reduce_range) fails the exact sums."""
+    from oracle.gemm.aten_qlinear_dynamic import linear_dynamic_model
+
+    x = RNG.standard_normal((4, 256)).astype(np.float32)
+    w = RNG.integers(-128, 128, (8, 256)).astype(np.int8)
+    pred, exact, bound = linear_dynamic_model(x, w, np.float32(0.004), None, engine="fbgemm", reduce_range=False)
+    saturated, _, _ = linear_dynamic_model(x, w, np.float32(0.004), None, engine="fbgemm", reduce_range=False,
+                                           int16_pairs=True)
+    _assert_fail(compare_bounded(exact, bound, saturated, out_dtype="fp32", convention="act.torch.per_tensor.quint8",
+                                 predicted=pred), "outside the derived bound")

@@ -4,8 +4,9 @@ Upstream: aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp (`PackedLinearW
 for fbgemm/x86, `PackedLinearWeightsOnednn::apply_dynamic_impl`, the qnnpack variant): the fp32
 input is quantized per tensor to quint8 (`ChooseQuantizationParams`, range widened to 0, the
 act.torch.per_tensor.quint8 convention), multiplied by the qint8 weights with exact int32
-accumulation, and scaled back to fp32 with the bias. Each engine is its own kernel name.
-fbgemm picks its ISA from cpuid (no knob); oneDNN follows ONEDNN_MAX_CPU_ISA.
+accumulation, and scaled back to fp32 with the bias (oracle.gemm.aten_qlinear_dynamic models each
+engine bit for bit). Each engine is its own kernel name. fbgemm (also behind the x86 engine for
+linear) picks its ISA from cpuid (no knob); oneDNN follows ONEDNN_MAX_CPU_ISA.
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from kernels.pytorch._torch import observe_torch, onednn_verbose, op_available, 
 from kernels.registry import KernelInfo, register
 
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
-_KNOBS = {"fbgemm": (), "x86": ("ONEDNN_MAX_CPU_ISA",), "onednn": ("ONEDNN_MAX_CPU_ISA",), "qnnpack": ()}
+# the x86 engine packs linear weights for fbgemm (its output matches fbgemm's bit for bit), so no knob caps it
+_KNOBS = {"fbgemm": (), "x86": (), "onednn": ("ONEDNN_MAX_CPU_ISA",), "qnnpack": ()}
 
 INFOS = {e: register(KernelInfo(
     name=f"torch.quantized.linear_dynamic.{e}", package="torch", op="torch.ops.quantized.linear_dynamic",
-    module=__name__, conventions=("act.torch.per_tensor.quint8", "w8a8.int32_exact"), isa_knobs=_KNOBS[e],
+    module=__name__, conventions=("act.torch.per_tensor.quint8", "act.torch.per_tensor.quint8.reduce_range", "w8a8.int32_exact"),
+    isa_knobs=_KNOBS[e],
     dtypes=("fp32",), extra={"engine": e},
     notes=f"torch.backends.quantized.engine = {e!r}; qint8 weights per tensor or per channel"))
     for e in ENGINES}

@@ -1,0 +1,100 @@
+"""torch.ops.quantized.linear_dynamic per engine, bit for bit (oracle.gemm.aten_qlinear_dynamic).
+
+The activations are quantized per tensor to quint8 (act.torch.per_tensor.quint8, with
+reduce_range as asked; QNNPACK ignores it), accumulated exactly in int32 and scaled back in
+fp32: fbgemm/x86 as fmaf(acc, fp32(sa * sb), bias), onednn as acc * fp32(1/(1/sa) * 1/(1/sb)) + bias.
+The exact value of that computation, with the bound of its few fp32 roundings, backs the
+prediction; QNNPACK's epilogue is held to the bound only.
+
+reduce_range exists because without VNNI both fbgemm and oneDNN multiply u8 by s8 with
+vpmaddubsw, whose adjacent-pair int16 sums saturate: `reduce_range=True` (codes <= 127) or
+weights in [-64, 63] cannot overflow, so those cases must be exact on every host. Full-range
+weights without reduce_range are checked against the int16-pair model where no VNNI ran, and
+against the exact sums where it did.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance import calls
+from kernels.isa import host_flags, levels_on_host
+from oracle.gemm.aten_qlinear_dynamic import ENGINES, activation_convention, linear_dynamic_model
+from oracle.verdict import Result, compare_bounded, compare_exact
+
+MODULE = "kernels.pytorch.linear_dynamic"
+NO_KNOB = ("fbgemm", "x86", "qnnpack")  # fbgemm (which the x86 engine uses for linear) and QNNPACK follow cpuid
+SHAPES = [(1, 64, 16), (5, 300, 33), (32, 1024, 64)]
+
+
+def _engine_param(e: str):
+    return pytest.param(e, marks=pytest.mark.kernel(f"torch.quantized.linear_dynamic.{e}"))
+
+
+def _vnni_ran(engine: str, run) -> bool:
+    """Whether the u8 x s8 products went straight to int32 (VNNI/AMX) rather than through int16 pairs."""
+    if engine == "onednn":
+        ranks = run.onednn.impl_ranks().values()
+        if ranks:
+            return any(r == 1.5 or r >= 3 for r in ranks)
+        line = run.onednn.isa_line.lower()  # 'gemm:jit' names no ISA: it runs the best one oneDNN reports
+        return "dl boost" in line or "amx" in line
+    return "avx512_vnni" in host_flags()
+
+
+def _inputs(m: int, k: int, n: int, per_channel: bool, wmax: int):
+    rng = np.random.default_rng(m * 7 + k + n + per_channel + wmax)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    x[0, 0] = -3.0 * np.abs(x).max()  # a negative outlier moves the zero point off 0
+    w = rng.integers(-wmax - 1, wmax + 1, (n, k)).astype(np.int8)
+    w_scale = (rng.random(n) * 0.01 + 1e-3).astype(np.float32) if per_channel else np.float32(0.004)
+    return x, w, w_scale, rng.standard_normal(n).astype(np.float32)
+
+
+def _judge(qsession, judge, engine: str, x, w, w_scale, bias, reduce_range: bool, *, pairs_allowed: bool) -> None:
+    kernel = f"torch.quantized.linear_dynamic.{engine}"
+    conv = activation_convention(engine, reduce_range)
+    calls.require_available(qsession, judge, kernel, MODULE, conv, engine)
+    top = (levels_on_host() or ["scalar"])[-1]
+    if engine in NO_KNOB and qsession.isa not in ("native", top):
+        judge(Result("UNAVAILABLE", conv, kernel, detail=f"{engine} dispatches on cpuid ({top} here); "
+                                                        f"--isa {qsession.isa} cannot cap it"), kernel=kernel)
+    shape = (x.shape[0], x.shape[1], w.shape[0])
+    what = (f"linear_dynamic[{engine}] fp32, {'per-channel' if np.ndim(w_scale) else 'per-tensor'} qint8 weights, "
+            f"reduce_range={reduce_range}")
+    run = calls.run_observed(qsession, judge, kernel, MODULE, "linear_dynamic", engine, x, w, w_scale, bias,
+                             reduce_range, convention=conv, what=what, shape=shape)
+    pairs = pairs_allowed and not _vnni_ran(engine, run)
+    pred, exact, bound = linear_dynamic_model(x, w, w_scale, bias, engine=engine, reduce_range=reduce_range,
+                                              int16_pairs=pairs)
+    y = run.outcome.value
+    if pairs:  # what the non-VNNI path computes is pinned bit for bit; the exact sums do not hold there
+        res = compare_exact(pred, y, convention=f"{conv} x vpmaddubsw int16 pairs", what=what)
+    else:
+        res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=conv, predicted=pred, what=what)
+    judge(res, kernel=kernel, shape=shape, observed_isa=run.isa(), engine=engine, reduce_range=reduce_range,
+          int16_pairs=pairs)
+
+
+@pytest.mark.parametrize("engine", [_engine_param(e) for e in ENGINES])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize("mkn", SHAPES, ids=["gemv", "k300", "k1024"])
+def test_linear_dynamic_reduce_range(qsession, judge, engine: str, per_channel: bool, mkn) -> None:
+    """reduce_range=True (what torch.ao.nn.quantized.dynamic.Linear passes on x86): full-range qint8 weights."""
+    x, w, w_scale, bias = _inputs(*mkn, per_channel, 127)
+    _judge(qsession, judge, engine, x, w, w_scale, bias, True, pairs_allowed=False)
+
+
+@pytest.mark.parametrize("engine", [_engine_param(e) for e in ENGINES])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_linear_dynamic_full_range_activations(qsession, judge, engine: str, per_channel: bool) -> None:
+    """reduce_range=False with weights in [-64, 63]: 255 * 64 * 2 < 2^15, exact on every path; no bias."""
+    x, w, w_scale, _ = _inputs(5, 300, 33, per_channel, 63)
+    _judge(qsession, judge, engine, x, w, w_scale, None, False, pairs_allowed=False)
+
+
+@pytest.mark.parametrize("engine", [_engine_param(e) for e in ENGINES])
+def test_linear_dynamic_int16_pairs_without_reduce_range(qsession, judge, engine: str) -> None:
+    """reduce_range=False with full-range weights: int16 pair saturation where no VNNI ran, exact elsewhere."""
+    x, w, w_scale, bias = _inputs(8, 256, 24, True, 127)
+    _judge(qsession, judge, engine, x, w, w_scale, bias, False, pairs_allowed=engine != "qnnpack")

@@ -1,0 +1,81 @@
+"""`torch.ops.quantized.linear_dynamic` (fp32 x, qint8 weights, fp32 y) under each quantized engine.
+
+Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp.
+- Activations: fbgemm::FindMinMax over the whole input, quant_utils::ChooseQuantizationParams
+  for quint8 with `reduce_range` (qparams on [0, 127] instead of [0, 255]): the
+  act.torch.per_tensor.quint8[.reduce_range] conventions. QNNPACK ignores reduce_range (it warns).
+- fbgemm and x86 engines (`PackedLinearWeight::apply_dynamic_impl`): `PackAWithQuantRowOffset`
+  quantizes with fbgemm's Quantize, the u8 x s8 GEMM accumulates int32, and FBGEMM's
+  `ReQuantizeForFloat` subtracts a_zp * column sums (weights have zero point 0) and writes
+  fmaf(float(acc), fp32(a_scale * w_scale[n]), bias[n]) (the FMA is observed, bit for bit).
+- onednn engine (`PackedLinearWeightsOnednn::apply_dynamic_impl`): ideep keeps inverse scales,
+  src 1/a_scale and weights fp32(1/w_scale), and oneDNN scales the int32 result by
+  fp32(fp32(1/inv_a) * fp32(1/inv_w)), then adds the bias (observed bit for bit).
+- Without VNNI (AVX2 and AVX512 without VNNI) both fbgemm and oneDNN multiply u8 by s8 with
+  vpmaddubsw, which sums adjacent k pairs into a SATURATING int16 before widening: 255 * 127 * 2
+  overflows it, which is why `reduce_range=True` (codes <= 127) exists. `int16_pairs=True` models
+  those pairs (k = 2i, 2i + 1, zero padded) exactly; VNNI/AMX accumulate straight into int32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from oracle.bounds import gamma
+from oracle.conventions import get
+from oracle.rounding import fmaf
+
+__all__ = ["ENGINES", "activation_convention", "accumulate", "linear_dynamic_model"]
+
+F = np.float32
+ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
+_EPILOGUE = {"fbgemm": "fbgemm", "x86": "fbgemm", "onednn": "onednn", "qnnpack": None}
+
+
+def activation_convention(engine: str, reduce_range: bool) -> str:
+    """The named per-tensor quint8 quantizer the engine applies to x."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    rr = reduce_range and engine != "qnnpack"
+    return "act.torch.per_tensor.quint8" + (".reduce_range" if rr else "")
+
+
+def accumulate(codes: np.ndarray, zp: int, w: np.ndarray, int16_pairs: bool) -> np.ndarray:
+    """int64 (M, N): sum_k (codes - zp) * w as the kernel's integer path forms it (see module docstring)."""
+    a, wi = codes.astype(np.int64), w.astype(np.int64)
+    colsum = wi.sum(axis=1)
+    if not int16_pairs:
+        return a @ wi.T - zp * colsum[None, :]
+    k = a.shape[1] + a.shape[1] % 2
+    a = np.pad(a, ((0, 0), (0, k - a.shape[1])))
+    wi = np.pad(wi, ((0, 0), (0, k - wi.shape[1])))
+    pairs = a[:, None, 0::2] * wi[None, :, 0::2] + a[:, None, 1::2] * wi[None, :, 1::2]
+    return np.clip(pairs, -32768, 32767).sum(axis=-1) - zp * colsum[None, :]
+
+
+def linear_dynamic_model(x: np.ndarray, w: np.ndarray, w_scale, bias: np.ndarray | None, *, engine: str,
+                         reduce_range: bool, int16_pairs: bool = False):
+    """(predicted fp32 y or None where the epilogue is not modelled, exact value, bound).
+
+    The exact value is that of the documented computation, the exact int32 sum of the quantized
+    activations times the weights, scaled by a_scale * w_scale and plus bias; the prediction
+    follows the engine's integer path (int16 pairs where asked) and its fp32 epilogue.
+    """
+    qa = get(activation_convention(engine, reduce_range)).quantize(np.ascontiguousarray(x, dtype=F))
+    sa, zp = F(qa.scales[0, 0]), int(qa.zeros[0, 0])
+    sb = np.broadcast_to(np.asarray(w_scale, dtype=F), (w.shape[0],)).astype(F)
+    b = np.zeros(w.shape[0], F) if bias is None else bias.astype(F)
+    acc = accumulate(qa.codes, zp, w, int16_pairs=False)
+    scale64 = np.float64(sa) * sb.astype(np.float64)
+    exact = acc.astype(np.float64) * scale64[None, :] + b.astype(np.float64)[None, :]
+    # float(acc), the scale products and inverses (up to five), the multiply, the bias add
+    bound = gamma(8, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
+    kind = _EPILOGUE[engine]
+    if kind is None:
+        return None, exact, bound
+    accf = accumulate(qa.codes, zp, w, int16_pairs).astype(F)
+    if kind == "fbgemm":
+        mult = np.broadcast_to((sa * sb).astype(F), accf.shape)
+        return fmaf(accf, mult, np.broadcast_to(b, accf.shape)), exact, bound
+    inv_a, inv_w = F(1) / sa, (F(1) / sb).astype(F)
+    mult = ((F(1) / inv_a) * (F(1) / inv_w)).astype(F)
+    return ((accf * mult[None, :]).astype(F) + b[None, :]).astype(F), exact, bound
