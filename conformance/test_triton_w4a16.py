@@ -18,6 +18,7 @@ from oracle.gemm.wxa16 import wxa16_exact
 from oracle.verdict import compare_bounded
 
 MOD = "kernels.triton.w4a16"
+LAYOUTS = [pytest.param(lay, marks=pytest.mark.kernel(f"triton.w4a16.{lay}"), id=lay) for lay in ("q4_0", "esimd")]
 SPLIT = dict(BLOCK_M=2, BLOCK_N=16, BLOCK_K=64, SPLIT_K=3, num_warps=4)  # exercises the split-K partial sum
 
 
@@ -61,7 +62,7 @@ def _case(qsession, judge, layout, x, n, k, kind, out, config=None):
           kernel=kernel, shape=shape, observed_isa=isa, weights=kind, split_k=(config or {}).get("SPLIT_K", "auto"))
 
 
-@pytest.mark.parametrize("layout", ["q4_0", "esimd"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", ["quantized", "random_bytes"])
 @pytest.mark.parametrize("xdtype", ["fp16", "bf16", "fp32"])
 def test_w4a16(qsession, judge, layout, kind, xdtype):
@@ -70,7 +71,7 @@ def test_w4a16(qsession, judge, layout, kind, xdtype):
         _case(qsession, judge, layout, x, n, k, kind, xdtype)
 
 
-@pytest.mark.parametrize("layout", ["q4_0", "esimd"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_w4a16_split_k(qsession, judge, layout):
     """Three K slices summed in slice order by the second kernel, fp16 output."""
     m, k, n = 3, 256, 20
@@ -78,12 +79,14 @@ def test_w4a16_split_k(qsession, judge, layout):
     _case(qsession, judge, layout, x, n, k, "quantized", "fp16", config=SPLIT)
 
 
+@pytest.mark.kernel("triton.w4a16.esimd")
 def test_esimd_partial_group(qsession, judge):
     """K = 200: the last 128-group is partial (the convention allows it; the kernel reads its scale)."""
     x = np.random.default_rng(9).standard_normal((1, 200)).astype(np.float16)
     _case(qsession, judge, "esimd", x, 24, 200, "quantized", "fp16")
 
 
+@pytest.mark.kernel("triton.w4a16.q4_0")
 def test_q4_0_extreme_scales(qsession, judge):
     """fp16 d at the extremes (65504, subnormal 2^-24) and all nibbles: the bound holds or inf matches."""
     k, n = 64, 16
