@@ -64,7 +64,5 @@ def test_int_scaled_matmul(qsession, judge):
 
 
 @pytest.mark.kernel("triton.torchao.int_scaled_matmul")
-@pytest.mark.xfail(strict=True, reason="torchao intmm_triton.int_scaled_matmul_kernel sets EVEN_K = (K % 2 == 0), so an "
-                                       "even K that is not a multiple of BLOCK_K loads past the end of each row unmasked")
 def test_int_scaled_matmul_even_k_tail(qsession, judge):
     _scaled(qsession, judge, 3, 48, 8)  # BLOCK_K = 32 in the interpreter; on the GPU (BLOCK_K 128) K = 48 is a tail too
