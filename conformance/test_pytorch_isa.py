@@ -23,6 +23,9 @@ CALLS = {  # kernel -> (module, function, args)
                                  (X, np.full((16, 64), 8, np.int32), np.ones((2, 16, 2), np.float32), 32)),
     "torch.dyn_quant_matmul_4bit": ("kernels.pytorch.dyn_quant_matmul_4bit", "dyn_quant_matmul",
                                     (X, np.full((16, 32), 0x88, np.uint8), np.ones((16, 2), np.float32), 32)),
+    "torch.onednn.qlinear_pointwise": ("kernels.pytorch.qlinear_pointwise", "qlinear_pointwise",
+                                       (RNG.integers(0, 256, (3, 64)).astype(np.uint8), 0.02, 100, W8,
+                                        np.ones(16, np.float32), None)),
     **{f"torch.quantized.linear_dynamic.{e}": ("kernels.pytorch.linear_dynamic", "linear_dynamic",
                                                (e, X, W8, np.float32(0.01), None))
        for e in ("fbgemm", "x86", "onednn", "qnnpack")},

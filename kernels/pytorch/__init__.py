@@ -8,6 +8,7 @@ from kernels.pytorch import (  # noqa: F401  (imported for their registrations)
     dyn_quant_matmul_4bit,
     int_mm,
     linear_dynamic,
+    qlinear_pointwise,
     weight_int4pack_mm,
     weight_int8pack_mm,
 )

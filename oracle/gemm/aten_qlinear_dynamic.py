@@ -24,7 +24,7 @@ from oracle.bounds import gamma
 from oracle.conventions import get
 from oracle.rounding import fmaf
 
-__all__ = ["ENGINES", "activation_convention", "accumulate", "linear_dynamic_model"]
+__all__ = ["ENGINES", "activation_convention", "accumulate", "linear_dynamic_model", "qlinear_pointwise_model"]
 
 F = np.float32
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
@@ -79,3 +79,24 @@ def linear_dynamic_model(x: np.ndarray, w: np.ndarray, w_scale, bias: np.ndarray
     inv_a, inv_w = F(1) / sa, (F(1) / sb).astype(F)
     mult = ((F(1) / inv_a) * (F(1) / inv_w)).astype(F)
     return ((accf * mult[None, :]).astype(F) + b[None, :]).astype(F), exact, bound
+
+
+def qlinear_pointwise_model(qx: np.ndarray, x_zp: int, x_scale, w: np.ndarray, w_scale: np.ndarray,
+                            bias: np.ndarray | None, int16_pairs: bool = False):
+    """`torch.ops.onednn.qlinear_pointwise` with fp32 output and no post-op: (predicted, exact, bound).
+
+    Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp `linear_int8_with_onednn_weight`
+    (the static u8 x s8 oneDNN matmul inductor emits): observed here bit for bit as
+    float(acc) * fp32(x_scale * w_scale[n]) + bias[n], acc the int32 sum of (qx - x_zp) * w,
+    with the same non-VNNI int16 pairs as linear_dynamic.
+    """
+    sa = F(x_scale)
+    sb = np.asarray(w_scale, dtype=F)
+    b = np.zeros(w.shape[0], F) if bias is None else bias.astype(F)
+    acc = accumulate(qx, x_zp, w, int16_pairs=False)
+    scale64 = np.float64(sa) * sb.astype(np.float64)
+    exact = acc.astype(np.float64) * scale64[None, :] + b.astype(np.float64)[None, :]
+    bound = gamma(4, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
+    accf = accumulate(qx, x_zp, w, int16_pairs).astype(F)
+    pred = ((accf * (sa * sb).astype(F)[None, :]).astype(F) + b[None, :]).astype(F)
+    return pred, exact, bound
