@@ -15,18 +15,23 @@ x86-64 build's (unfused) rounding, which is also gguf-py's.
 
 A subnormal d makes 1/d overflow; x*id is then inf or NaN and the C cast gives INT_MIN, whose
 low byte is 0, on x86-64 (modelled by `c_float_to_int`).
+
+Speed (docs/benchmarks.md): blocks go a cache-sized chunk at a time through whole-chunk numpy
+passes that are exact for finite blocks with a normal (or zero) d; the other blocks of the
+chunk are then redone with the C cast's semantics.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import absmax_scan, f16_bytes, f16_field, inv_or_zero
+from oracle.ggml.fields import absmax_scan, f16_field, inv_or_zero, put_f16
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
 CHUNK = 16384  # blocks per pass (2 MiB of float32): passes re-read a chunk from cache, not memory
 _TINY = np.finfo(np.float32).tiny
+_LAYOUT = np.dtype([("d", "<u2"), ("qs", "V16")])  # block_q4_0
 
 
 class Q4_0(Format, name="q4_0.nofma"):
@@ -46,6 +51,7 @@ class Q4_0(Format, name="q4_0.nofma"):
     def quantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         n = blocks.shape[0]
         out = np.empty((n, 18), dtype=np.uint8)
+        qs = out.view(_LAYOUT)[:, 0]["qs"]  # 16-byte items: one copy per chunk, no per-row loop
         d = np.empty(n, dtype=np.float32)
         t_buf = np.empty((min(CHUNK, n), QK), dtype=np.float32)
         code_buf = np.empty((min(CHUNK, n), QK), dtype=np.uint8)
@@ -65,8 +71,8 @@ class Q4_0(Format, name="q4_0.nofma"):
             odd = ~finite | ((dc != 0) & (np.abs(dc) < _TINY))
             if odd.any():  # MIN(15, (int8_t)v) then uint8_t: a negative wraps, then ORs unmasked
                 code[odd] = np.minimum(15, c_float_to_int(t[odd], 8)).astype(np.uint8)
-            out[s : s + CHUNK, 2:] = _pack(code)
-        out[:, :2] = f16_bytes(d)
+            qs[s : s + CHUNK] = _pack(code).view("V16")[:, 0]
+        put_f16(out, d)
         return out
 
     @classmethod

@@ -18,13 +18,17 @@ d = amax / 127.f; id = amax != 0 ? 127.f/amax : 0 (not 1/d); codes = `_mm256_rou
 saturating packs, so a NaN element gives -128 and an amax below 127/FLT_MAX (id = inf) makes
 every code -128 or 127. d is stored with F16C `_cvtss_sh` (GGML_CPU_FP32_TO_FP16 on a native
 x86 build), which keeps a quiet NaN's top payload bits as numpy does.
+
+Speed (docs/benchmarks.md): `q8_0` runs a cache-sized chunk of blocks at a time through
+whole-chunk passes that are exact for finite blocks with a normal (or zero) d, then redoes
+the chunk's other blocks with the reference formula (`_ref_codes_into`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_bytes, f16_field, inv_or_zero, row_max
+from oracle.ggml.fields import f16_bytes, f16_field, inv_or_zero, put_f16, row_max
 from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import c_float_to_int, half_away, rne
 
@@ -119,7 +123,7 @@ class Q8_0(Format, name="q8_0"):
         out = np.empty((blocks.shape[0], 34), dtype=np.uint8)
         d = np.empty(blocks.shape[0], dtype=np.float32)
         _ref_codes_into(blocks, d, out[:, 2:].view(np.int8))
-        out[:, :2] = f16_bytes(d)
+        put_f16(out, d)
         return out
 
     @classmethod
