@@ -82,7 +82,7 @@ class Q4_0(Format, name="q4_0.nofma"):
         for s in range(0, blocks.shape[0], CHUNK):
             b = blocks[s : s + CHUNK]
             qc = q[: b.shape[0]]
-            np.copyto(qc, _codes(b[:, 2:]).view(np.int8), casting="unsafe")  # int8 -> float32 is exact
+            np.copyto(qc, _codes(b.view(_LAYOUT)[:, 0]["qs"]).view(np.int8), casting="unsafe")  # exact
             with np.errstate(invalid="ignore"):
                 np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + CHUNK])
         return out
@@ -122,12 +122,12 @@ def _pack(code: np.ndarray) -> np.ndarray:
 
 
 def _codes(qs: np.ndarray) -> np.ndarray:
-    """(n, 16) packed bytes -> (n, 32) bytes holding the int8 `nibble - 8`, j/j+16 order.
+    """(n,) 16-byte items of packed nibbles -> (n, 32) bytes holding int8 `nibble - 8`, j/j+16 order.
 
     On 8-byte words: a nibble b plus 0x78 stays within its byte (<= 0x87), and flipping the
     top bit then gives b - 8 in two's complement (b >= 8: b - 8; b < 8: 0xF8 + b).
     """
-    w = np.ascontiguousarray(qs).view(np.uint64)
+    w = np.ascontiguousarray(qs).view(np.uint64).reshape(-1, 2)
     code = np.empty((qs.shape[0], 4), dtype=np.uint64)
     for k in range(2):
         np.bitwise_and(w[:, k], _NIBBLES, out=code[:, k])
