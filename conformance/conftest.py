@@ -173,8 +173,9 @@ def qsession(request: pytest.FixtureRequest) -> Session:
 class Judge:
     """Records a case's verdict and turns it into the test's outcome.
 
-    FAIL and CRASHED fail the test with the oracle's full message and the reproduce line;
-    UNAVAILABLE skips it with the reason; every case, whatever its status, is recorded.
+    FAIL and CRASHED fail the test with the oracle's full message and the reproduce line, and
+    retire the worker; UNAVAILABLE skips it with the reason; every case, whatever its status,
+    is recorded.
     """
 
     def __init__(self, session: Session, nodeid: str) -> None:
@@ -191,6 +192,9 @@ class Judge:
         if result.status == "UNAVAILABLE":
             pytest.skip(f"{kernel} unavailable: {result.detail}")
         if not result.ok:
+            # a kernel that lied may also have corrupted its process's heap: the next case starts
+            # in a fresh worker, so the damage is charged to this case and not the next one
+            self.session.close()
             pytest.fail(result.message(), pytrace=False)
 
 

@@ -2,7 +2,7 @@
 
 `woqgemm_s8` runs on the oneDNN the package bundles; its arithmetic is oracle.gemm.bestla_woq's
 `woqgemm_s8_model` (activations by act.onednn.s8.per_tensor: sa = fp32(amax * fp32(1/127)),
-q = RNE(x / sa) saturated; y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum), with
+q = RNE(x * fp32(1/sa)) saturated; y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum), with
 the GEMM value and bound of oracle.gemm.w8a8. On AVX2 without VNNI oneDNN runs s8 x s8 as
 u8 (q + 128) x s8 with vpmaddubsw, whose int16 pair sums saturate: full-range weights give
 wrong sums (known defect); weights within [-63, 63] cannot saturate.
@@ -57,6 +57,23 @@ def test_woqgemm_s8_ties(qsession, judge):
     x[1, 1:] = -(np.arange(63) % 7) - 0.5
     w = np.eye(64, dtype=np.int8)[:32] * 63
     s8_case(qsession, judge, x, w, np.ones(32, np.float32), None)
+
+
+@pytest.mark.kernel("bestla.woqgemm_s8")
+def test_woqgemm_s8_reciprocal_not_divide(qsession, judge):
+    """Inputs where RNE(x * fp32(1/sa)) and RNE(x / sa) give different codes (amax 100): the
+    convention says which one oneDNN's reorder computes, so one of the two models must fail."""
+    f32 = np.float32
+    sa = f32(f32(100) * f32(f32(1) / f32(127)))
+    r = f32(f32(1) / sa)
+    near = [np.nextafter(f32((j + 0.5) * np.float64(sa)), f32(d), dtype=f32)
+            for j in range(-120, 120) for d in (-np.inf, np.inf)]
+    split = [v for v in near if abs(v) < 100 and np.rint(f32(v / sa)) != np.rint(f32(v * r))]
+    assert len(split) >= 8, "the construction must find inputs that separate the two roundings"
+    x = np.zeros((1, 64), f32)
+    x[0, 0] = 100
+    x[0, 1:1 + min(63, len(split))] = split[:63]
+    s8_case(qsession, judge, x, np.eye(64, dtype=np.int8) * 63, np.ones(64, f32), None)
 
 
 @pytest.mark.kernel("bestla.woqgemm_s8")

@@ -94,10 +94,10 @@ register(Convention(
 register(Convention(
     name="act.onednn.s8.per_tensor", kind="activation", bits=8, symmetric=True, group_size=0,
     scale_rule="absmax", divisor=127, scale_op="times_reciprocal", qmin=-128, qmax=127, rounding="rne",
-    zero_domain="fixed", inverse="divide", packing="bytes",
+    zero_domain="fixed", inverse="reciprocal", packing="bytes",
     source="oneDNN reduction (max of abs), eltwise linear 1/127 and f32->s8 reorder with a destination scale, "
            "as auto-round-lib's woqgemm_s8 runs them (ONEDNN_VERBOSE); oneDNN dev guide: reorder, attributes scaling",
-    summary="per-tensor int8 (oneDNN dynamic s8): s = amax * fp32(1/127), q = RNE(x / s) saturated",
+    summary="per-tensor int8 (oneDNN dynamic s8): s = amax * fp32(1/127), q = RNE(x * fp32(1/s)) saturated",
     confirmed="auto-round-lib woqgemm_s8 outputs bit for bit (conformance/test_bestla_int8.py)"))
 _FBGEMM_SRC = ("aten/src/ATen/native/quantized/QTensor.cpp: quantize_per_tensor_dynamic, _choose_qparams_per_tensor; "
                "aten/src/ATen/native/quantized/cpu/QuantUtils.h: ChooseQuantizationParams; "

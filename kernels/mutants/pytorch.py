@@ -122,7 +122,7 @@ def dyn_quant_swapped(x, weight_bytes, scales, group_size):
         caught_by="conformance/test_pytorch_dyn_quant.py::*")
 def dyn_quant_zp_dropped(x, weight_bytes, scales, group_size):
     """Block sums of a_q * (w - 8) instead of (a_q - zp) * (w - 8)."""
-    from kernels.pytorch.models import quantize_rows  # the activation quantizer of the reference path
+    from oracle.gemm.aten_dyn_quant_4bit import quantize_rows  # the activation quantizer of the reference path
 
     out = real(DQ, "dyn_quant_matmul")(x, weight_bytes, scales, group_size)
     k = x.shape[1]
