@@ -1,4 +1,4 @@
-"""Byte-level helpers shared by the GGML block modules: fp16 fields, nibbles, ordered sums."""
+"""Byte-level helpers shared by the GGML block modules: fp16 fields, nibbles, ordered sums, row maxima."""
 from __future__ import annotations
 
 import numpy as np

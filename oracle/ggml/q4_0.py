@@ -42,7 +42,7 @@ class Q4_0(Format, name="q4_0.nofma"):
 
     @classmethod
     def _offset(cls, blocks: np.ndarray, inv: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """x*id + 8.5f per block, in `out` where the rounding allows."""
+        """x*id + 8.5f per block, two roundings, written into `out`."""
         with np.errstate(invalid="ignore", over="ignore"):
             np.multiply(blocks, inv[:, None], out=out)
             return np.add(out, np.float32(8.5), out=out)
