@@ -36,3 +36,14 @@ def test_known_defect_below_a_level(monkeypatch):
     assert kd.lookup("k.x", "native", "t::a") is None
     monkeypatch.setattr(kd, "levels_on_host", lambda: ["scalar", "avx2"])
     assert kd.lookup("k.x", "native", "t::a") is d
+
+
+def test_known_defect_narrowed_to_package_versions(monkeypatch):
+    from conformance import known_defects as kd
+
+    d = kd.KnownDefect("k.x", "*", "c", "t::*", "ref", "why", packages={"somepkg": "2.11"})
+    monkeypatch.setattr(kd, "DEFECTS", [d])
+    monkeypatch.setattr(kd, "_installed", lambda dist: "2.11.0+cu130")
+    assert kd.lookup("k.x", "avx2", "t::a") is d
+    monkeypatch.setattr(kd, "_installed", lambda dist: "2.13.0+cpu")
+    assert kd.lookup("k.x", "avx2", "t::a") is None
