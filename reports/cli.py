@@ -83,6 +83,13 @@ def _cmd_emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_findings(args: argparse.Namespace) -> int:
+    from reports.findings import markdown
+
+    print(markdown(args.results, args.host), end="")
+    return 0
+
+
 def _cmd_isa(args: argparse.Namespace) -> int:
     from kernels.isa import ORDER, host_has, knobs_for
     from kernels.registry import kernels
@@ -152,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     em.set_defaults(func=_cmd_emulate)
     i = sub.add_parser("isa", help="what this host has, and what each kernel's knobs can cap")
     i.set_defaults(func=_cmd_isa)
+    fi = sub.add_parser("findings", help="a Markdown table of what each ISA level found, from results files")
+    fi.add_argument("results", nargs="+", help="results JSON files (pytest conformance --results, one per level)")
+    fi.add_argument("--host", default="this host", help="heading: the machine the results come from")
+    fi.set_defaults(func=_cmd_findings)
     st = sub.add_parser("selftest", help="run the suite against every deliberately wrong kernel; fail if one survives")
     st.add_argument("--mutant", action="append", default=[], help="only mutants matching these globs")
     st.add_argument("--profile", default="quick", choices=("quick", "full"))

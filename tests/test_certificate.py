@@ -30,3 +30,17 @@ def test_counts_per_kernel_and_isa_and_markdown(tmp_path):
     assert "FAILED" in md and "reproduce: pytest conformance/test_x.py::t --isa avx2" in md and "k.two" in md
     js, _ = write_all(cert, str(tmp_path))
     assert json.load(open(js))["summary"]["counts"] == {"BIT_EXACT": 1, "FAIL": 1, "UNAVAILABLE": 1}
+
+
+def test_findings_table_counts_and_first_failure(tmp_path):
+    from reports.findings import markdown
+
+    res = tmp_path / "results-avx2.json"
+    res.write_text(json.dumps({"isa_requested": "avx2", "cases": [
+        {**_case("BIT_EXACT"), "convention": "q4_0", "isa_observed": "avx2 (haswell)"},
+        {**_case("FAIL"), "convention": "q4_0", "isa_observed": "avx2 (haswell)"},
+    ]}))
+    md = markdown([str(res)], "test host")
+    row = next(line for line in md.splitlines() if line.startswith("| k.one"))
+    assert "| q4_0 | avx2 | avx2 (haswell) | 1 | 0 | 1 | 0 | 0 |" in row
+    assert "first bad element (0, 3)" in row and "pytest conformance/test_x.py::t --isa avx2" in row
