@@ -2,15 +2,18 @@
 
 The activations are quantized per tensor to quint8 (act.torch.per_tensor.quint8, with
 reduce_range as asked; QNNPACK ignores it), accumulated exactly in int32 and scaled back in
-fp32: fbgemm/x86 as fmaf(acc, fp32(sa * sb), bias), onednn as acc * fp32(1/(1/sa) * 1/(1/sb)) + bias.
-The exact value of that computation, with the bound of its few fp32 roundings, backs the
-prediction; QNNPACK's epilogue is held to the bound only.
+fp32: fbgemm/x86 as fmaf(acc, fp32(sa * sb), bias), onednn as acc * fp32(1/(1/sa) * 1/(1/sb)) + bias
+on gemm:jit and AMX and as (acc * 1/(1/sa)) * 1/(1/sb) + bias on the other brg_matmul kernels
+(chosen from the implementation oneDNN reports). The exact value of the modelled integer sum,
+with the bound of the epilogue's few fp32 roundings, backs the prediction; QNNPACK's epilogue
+is held to the bound only.
 
 reduce_range exists because without VNNI both fbgemm and oneDNN multiply u8 by s8 with
 vpmaddubsw, whose adjacent-pair int16 sums saturate: `reduce_range=True` (codes <= 127) or
 weights in [-64, 63] cannot overflow, so those cases must be exact on every host. Full-range
-weights without reduce_range are checked against the int16-pair model where no VNNI ran, and
-against the exact sums where it did.
+weights without reduce_range are checked against the int16-pair sums where no VNNI ran (byte for
+byte on gemm:jit, whose epilogue is pinned; within the bound elsewhere), and against the exact
+sums where it did.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import pytest
 
 from conformance import calls
 from kernels.isa import host_flags, levels_on_host
-from oracle.gemm.aten_qlinear_dynamic import ENGINES, activation_convention, linear_dynamic_model
+from oracle.gemm.aten_qlinear_dynamic import ENGINES, activation_convention, linear_dynamic_model, onednn_epilogue
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MODULE = "kernels.pytorch.linear_dynamic"
@@ -65,15 +68,18 @@ def _judge(qsession, judge, engine: str, x, w, w_scale, bias, reduce_range: bool
     run = calls.run_observed(qsession, judge, kernel, MODULE, "linear_dynamic", engine, x, w, w_scale, bias,
                              reduce_range, convention=conv, what=what, shape=shape)
     pairs = pairs_allowed and not _vnni_ran(engine, run)
+    epilogue = onednn_epilogue(run.onednn.impls) if engine == "onednn" else None
     pred, exact, bound = linear_dynamic_model(x, w, w_scale, bias, engine=engine, reduce_range=reduce_range,
-                                              int16_pairs=pairs)
+                                              int16_pairs=pairs, epilogue=epilogue)
     y = run.outcome.value
-    if pairs:  # what the non-VNNI path computes is pinned bit for bit; the exact sums do not hold there
-        res = compare_exact(pred, y, convention=f"{conv} x vpmaddubsw int16 pairs", what=what)
+    if pairs:
+        conv = f"{conv} x vpmaddubsw int16 pairs"
+    if pairs and (engine != "onednn" or "matmul:gemm:jit" in run.onednn.impls):
+        res = compare_exact(pred, y, convention=conv, what=what)  # the non-VNNI paths pinned bit for bit
     else:
         res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=conv, predicted=pred, what=what)
     judge(res, kernel=kernel, shape=shape, observed_isa=run.isa(), engine=engine, reduce_range=reduce_range,
-          int16_pairs=pairs)
+          int16_pairs=pairs, epilogue=epilogue)
 
 
 @pytest.mark.parametrize("engine", [_engine_param(e) for e in ENGINES])

@@ -10,7 +10,12 @@ Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp.
   fmaf(float(acc), fp32(a_scale * w_scale[n]), bias[n]) (the FMA is observed, bit for bit).
 - onednn engine (`PackedLinearWeightsOnednn::apply_dynamic_impl`): ideep keeps inverse scales,
   src 1/a_scale and weights fp32(1/w_scale), and oneDNN scales the int32 result by
-  fp32(fp32(1/inv_a) * fp32(1/inv_w)), then adds the bias (observed bit for bit).
+  fp32(fp32(1/inv_a) * fp32(1/inv_w)), then adds the bias (observed bit for bit on gemm:jit and
+  brg_matmul's AMX kernels). oneDNN's brgemm post-ops kernel (src/cpu/x64/jit_brgemm_post_ops.cpp,
+  `jit_brgemm_kernel_post_ops_t::apply_post_ops`) instead multiplies by the src scale, then by the
+  weight scale, then adds the bias: the "onednn.brgemm" epilogue, observed bit for bit on
+  brg_matmul:avx512_core, avx512_core_vnni and avx10_1_512 (an AMX host, torch 2.11).
+  `onednn_epilogue` picks one from the implementation names oneDNN's verbose log reports.
 - Without VNNI (AVX2 and AVX512 without VNNI) both fbgemm and oneDNN multiply u8 by s8 with
   vpmaddubsw, which sums adjacent k pairs into a SATURATING int16 before widening: 255 * 127 * 2
   overflows it, which is why `reduce_range=True` (codes <= 127) exists. `int16_pairs=True` models
@@ -24,11 +29,43 @@ from oracle.bounds import gamma
 from oracle.conventions import get
 from oracle.rounding import fmaf
 
-__all__ = ["ENGINES", "activation_convention", "accumulate", "linear_dynamic_model", "qlinear_pointwise_model"]
+__all__ = ["ENGINES", "EPILOGUES", "activation_convention", "accumulate", "linear_dynamic_model", "onednn_epilogue",
+           "qlinear_pointwise_model"]
 
 F = np.float32
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
 _EPILOGUE = {"fbgemm": "fbgemm", "x86": "fbgemm", "onednn": "onednn", "qnnpack": None}
+EPILOGUES = ("onednn", "onednn.brgemm")
+
+
+def onednn_epilogue(impls) -> str | None:
+    """The oneDNN scale/bias order of the matmul implementations run (names as 'matmul:brg_matmul:avx512_core').
+
+    gemm:jit and brg_matmul's AMX kernels: acc * fp32(sa * sb) + bias ("onednn"); brg_matmul's
+    other kernels: (acc * sa) * sb + bias ("onednn.brgemm"). None where no matmul ran, where the
+    implementations disagree, or where one is not among those seen: judge against the bound then.
+    """
+    kinds = set()
+    for impl in impls:
+        parts = impl.split(":")
+        if parts[0] != "matmul":
+            continue
+        if parts[1:] == ["gemm", "jit"] or (parts[1] == "brg_matmul" and "amx" in parts[-1]):
+            kinds.add("onednn")
+        elif parts[1] == "brg_matmul" and parts[-1].startswith(("avx512_core", "avx10_1_512")):
+            kinds.add("onednn.brgemm")
+        else:
+            return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _onednn_scale(accf: np.ndarray, src: np.float32, wei: np.ndarray, b: np.ndarray, epilogue: str) -> np.ndarray:
+    """float(acc) scaled by fp32 src and per-column wei scales in the named order, plus bias, in fp32."""
+    if epilogue == "onednn":
+        return ((accf * (src * wei).astype(F)[None, :]).astype(F) + b[None, :]).astype(F)
+    if epilogue == "onednn.brgemm":
+        return (((accf * src).astype(F) * wei[None, :]).astype(F) + b[None, :]).astype(F)
+    raise ValueError(f"unknown oneDNN epilogue {epilogue!r}; known: {', '.join(EPILOGUES)}")
 
 
 def activation_convention(engine: str, reduce_range: bool) -> str:
@@ -53,50 +90,52 @@ def accumulate(codes: np.ndarray, zp: int, w: np.ndarray, int16_pairs: bool) -> 
 
 
 def linear_dynamic_model(x: np.ndarray, w: np.ndarray, w_scale, bias: np.ndarray | None, *, engine: str,
-                         reduce_range: bool, int16_pairs: bool = False):
+                         reduce_range: bool, int16_pairs: bool = False, epilogue: str | None = None):
     """(predicted fp32 y or None where the epilogue is not modelled, exact value, bound).
 
-    The exact value is that of the documented computation, the exact int32 sum of the quantized
-    activations times the weights, scaled by a_scale * w_scale and plus bias; the prediction
-    follows the engine's integer path (int16 pairs where asked) and its fp32 epilogue.
+    The exact value is that of the integer sum the kernel forms (the exact int32 sum of the
+    quantized activations times the weights, or its int16-pair form where asked), scaled by
+    a_scale * w_scale and plus bias in exact arithmetic; the bound covers the fp32 epilogue's
+    roundings in any order. The prediction follows that sum and the engine's fp32 epilogue
+    (`epilogue` chooses among EPILOGUES for onednn; "onednn" by default).
     """
     qa = get(activation_convention(engine, reduce_range)).quantize(np.ascontiguousarray(x, dtype=F))
     sa, zp = F(qa.scales[0, 0]), int(qa.zeros[0, 0])
     sb = np.broadcast_to(np.asarray(w_scale, dtype=F), (w.shape[0],)).astype(F)
     b = np.zeros(w.shape[0], F) if bias is None else bias.astype(F)
-    acc = accumulate(qa.codes, zp, w, int16_pairs=False)
+    acc = accumulate(qa.codes, zp, w, int16_pairs)
     scale64 = np.float64(sa) * sb.astype(np.float64)
     exact = acc.astype(np.float64) * scale64[None, :] + b.astype(np.float64)[None, :]
-    # float(acc), the scale products and inverses (up to five), the multiply, the bias add
+    # float(acc), the scale products and inverses (up to five), the multiplies, the bias add
     bound = gamma(8, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
     kind = _EPILOGUE[engine]
     if kind is None:
         return None, exact, bound
-    accf = accumulate(qa.codes, zp, w, int16_pairs).astype(F)
+    accf = acc.astype(F)
     if kind == "fbgemm":
         mult = np.broadcast_to((sa * sb).astype(F), accf.shape)
         return fmaf(accf, mult, np.broadcast_to(b, accf.shape)), exact, bound
     inv_a, inv_w = F(1) / sa, (F(1) / sb).astype(F)
-    mult = ((F(1) / inv_a) * (F(1) / inv_w)).astype(F)
-    return ((accf * mult[None, :]).astype(F) + b[None, :]).astype(F), exact, bound
+    return _onednn_scale(accf, F(1) / inv_a, (F(1) / inv_w).astype(F), b, epilogue or "onednn"), exact, bound
 
 
 def qlinear_pointwise_model(qx: np.ndarray, x_zp: int, x_scale, w: np.ndarray, w_scale: np.ndarray,
-                            bias: np.ndarray | None, int16_pairs: bool = False):
+                            bias: np.ndarray | None, int16_pairs: bool = False, epilogue: str | None = None):
     """`torch.ops.onednn.qlinear_pointwise` with fp32 output and no post-op: (predicted, exact, bound).
 
     Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp `linear_int8_with_onednn_weight`
-    (the static u8 x s8 oneDNN matmul inductor emits): observed here bit for bit as
-    float(acc) * fp32(x_scale * w_scale[n]) + bias[n], acc the int32 sum of (qx - x_zp) * w,
-    with the same non-VNNI int16 pairs as linear_dynamic.
+    (the static u8 x s8 oneDNN matmul inductor emits): observed bit for bit as
+    float(acc) * fp32(x_scale * w_scale[n]) + bias[n] on gemm:jit and AMX ("onednn") and as
+    (float(acc) * x_scale) * w_scale[n] + bias[n] on the other brg_matmul kernels ("onednn.brgemm"),
+    acc the int32 sum of (qx - x_zp) * w, with the same non-VNNI int16 pairs as linear_dynamic.
+    The exact value and bound are those of the modelled integer sum, as for linear_dynamic.
     """
     sa = F(x_scale)
     sb = np.asarray(w_scale, dtype=F)
     b = np.zeros(w.shape[0], F) if bias is None else bias.astype(F)
-    acc = accumulate(qx, x_zp, w, int16_pairs=False)
+    acc = accumulate(qx, x_zp, w, int16_pairs)
     scale64 = np.float64(sa) * sb.astype(np.float64)
     exact = acc.astype(np.float64) * scale64[None, :] + b.astype(np.float64)[None, :]
+    # float(acc), two multiplies (the scale product and acc * it, or acc * sa then * sb), the bias add
     bound = gamma(4, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
-    accf = accumulate(qx, x_zp, w, int16_pairs).astype(F)
-    pred = ((accf * (sa * sb).astype(F)[None, :]).astype(F) + b[None, :]).astype(F)
-    return pred, exact, bound
+    return _onednn_scale(acc.astype(F), sa, sb, b, epilogue or "onednn"), exact, bound
