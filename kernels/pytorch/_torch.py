@@ -59,13 +59,31 @@ def onednn_verbose() -> Iterator[None]:
 
 
 def to_torch(a: np.ndarray):
-    """numpy (fp32/fp16/ml_dtypes bf16/int) -> torch tensor with the same bits."""
+    """numpy (fp32/fp16/ml_dtypes bf16/int) -> torch tensor with the same bits, 64-byte aligned.
+
+    Copied into a torch allocation rather than wrapping numpy's buffer: numpy aligns to 16 bytes
+    at most, and int8mm's AVX512 bf16 kernel reads rows with 32-byte aligned loads, so where the
+    buffer happened to lie decided whether it faulted (see to_torch_at).
+    """
+    return to_torch_at(a, 0)
+
+
+def to_torch_at(a: np.ndarray, offset_bytes: int):
+    """As to_torch, placed `offset_bytes` past a 64-byte boundary (a contiguous view with a storage offset)."""
     import torch
 
     a = np.ascontiguousarray(a)
-    if a.dtype == ml_dtypes.bfloat16:
-        return torch.from_numpy(a.view(np.int16).copy()).view(torch.bfloat16)
-    return torch.from_numpy(a.copy())
+    if offset_bytes < 0 or offset_bytes % a.itemsize:
+        raise ValueError(f"offset {offset_bytes} is not a non-negative multiple of the item size {a.itemsize}")
+    bf16 = a.dtype == ml_dtypes.bfloat16
+    src = torch.from_numpy((a.view(np.int16) if bf16 else a).copy())
+    skip = offset_bytes // a.itemsize
+    base = torch.empty(skip + a.size, dtype=src.dtype)
+    if base.data_ptr() % 64:
+        raise RuntimeError(f"torch's CPU allocation at {base.data_ptr():#x} is not 64-byte aligned")
+    t = base[skip:].view(a.shape)
+    t.copy_(src)
+    return t.view(torch.bfloat16) if bf16 else t
 
 
 def to_numpy(t) -> np.ndarray:

@@ -3,12 +3,15 @@
 Upstream: aten/src/ATen/native/cpu/int8mm_kernel.cpp `int8pack_mm_kernel_` (dot product of x
 with the int8 row in fp32, then `* scale[n]`, cast to x's dtype). Scales are in x's dtype.
 Weights come from the torch.int8pack convention (torch's tests' per-channel quantizer).
+Every tensor is a fresh 64-byte-aligned torch allocation (to_torch): the AVX512 bf16 kernel loads
+rows of x with 32-byte aligned loads and the int8 rows with 16-byte aligned ones (the AVX2 one x
+with 16-byte aligned loads), so `x_offset_bytes` places x off that boundary on purpose.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from kernels.pytorch._torch import TORCH_DTYPES, observe_torch, op_available, to_numpy, to_torch
+from kernels.pytorch._torch import TORCH_DTYPES, observe_torch, op_available, to_numpy, to_torch, to_torch_at
 from kernels.registry import KernelInfo, register
 
 INFO = register(KernelInfo(
@@ -25,8 +28,8 @@ def observe() -> dict:
     return observe_torch()
 
 
-def int8pack_mm(x: np.ndarray, w: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """x (M, K), w int8 (N, K), scales (N,) in x's dtype -> (M, N) in x's dtype."""
+def int8pack_mm(x: np.ndarray, w: np.ndarray, scales: np.ndarray, x_offset_bytes: int = 0) -> np.ndarray:
+    """x (M, K), w int8 (N, K), scales (N,) in x's dtype -> (M, N) in x's dtype; x starts x_offset_bytes past 64."""
     import torch
 
-    return to_numpy(torch._weight_int8pack_mm(to_torch(x), to_torch(w), to_torch(scales)))
+    return to_numpy(torch._weight_int8pack_mm(to_torch_at(x, x_offset_bytes), to_torch(w), to_torch(scales)))
