@@ -6,16 +6,29 @@
 - ESIMD (oracle/conventions/esimd.py, seed 001's int4_GEMV.h): uint8 [N, K/2], low nibble = even
   k, high = odd k, fp16 scale [N, ceil(K/128)], w = (u4 - 8) * fp32(scale). K must be even.
 
-Arithmetic: the dequantized weight is exact in fp32 (a 4-bit integer times an fp16 scale), each
-product x * w is rounded in fp32 and the products are summed in fp32 in an order the compiler
-picks (tl.sum trees), per split-K slice; the slices' fp32 partials are then added in slice order
-by a second kernel and cast once (RNE) to the output dtype. That is oracle.gemm.wxa16's model
-with acc fp32 and order 'any': the exact value and its derived bound judge it (no fixed order,
-so no bit-exact prediction).
+Arithmetic: the dequantized weight (nibble - 8) * scale is exact in fp32 (a 4-bit integer times an
+fp16 value); each product x * w is rounded in fp32, or fused with its add into an FMA where the
+compiler contracts it, and summed in fp32 in an order the compiler picks, per split-K slice; the
+slices' fp32 partials are then added in slice order by a second kernel and cast once (RNE) to
+the output dtype. That is oracle.gemm.wxa16's model with acc fp32 and order 'any' (its bound
+covers fused products): the exact value and its bound judge it, no bit-exact prediction.
 
-Speed (M = 1 decode): the weight bytes are the whole cost; programs tile N (BLOCK_N rows) and,
-when N alone gives too few programs for the GPU, split K, so that every SM has several programs
-in flight; the ESIMD layout's bytes are contiguous along K and load as 16-byte vectors.
+Memory (M = 1 decode, where the weight bytes are the whole cost): the weight is read as words,
+ESIMD rows as int32 [N, K/8] (word q holds k = 8q .. 8q+7, nibble i = k 8q+i since bytes are
+little-endian, low nibble first), q4_0 rows as int16 [N, K/32*9] (rows are 18-byte blocks, only
+2-byte aligned; word 0 of a block is d, word 1 + j the qs bytes 2j, 2j+1). A program takes a
+[BLOCK_N, groups, words] tile, one scale per (row, group) broadcast over the group, and the x
+values of its K chunk once, contiguously, split into the nibble order in registers.
+
+Unpacking without a shift per nibble: a nibble at bit 4p of a word, masked and or-ed into the
+mantissa of 2^23 (0x4B000000), reads as the float 2^23 + n*16^p; minus c_p = 2^23 + 8*16^p it is
+(n - 8)*16^p exactly, and times s*16^-p it is (n - 8)*s exactly. Only positions p in {2, 3, 4}
+are used (each word shifted at most twice to bring its nibbles there), because there c_p * s*16^-p
+is exact in fp32 (fp16 s has 11 significant bits, c_p spans 20 - 4p more), so the subtraction and
+the multiply fold into one exact FMA, fma(f, s_p, -(c_p * s_p)) (DEQ_FMA=1; the identity holds for
+every finite fp16 s and every nibble). An inf or NaN scale gives NaN for its whole group then
+(inf - inf), where (n - 8) * inf would give +-inf. The interpreter's tl.fma rounds the product
+first, so there DEQ_FMA is forced off and the subtract-then-multiply form (also exact) runs.
 """
 from __future__ import annotations
 
@@ -27,65 +40,146 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out  # noqa: E402
 
-__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config"]
+__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES"]
 
 LAYOUTS = {"q4_0": 0, "esimd": 1}
+_NIB8 = {"esimd": -2004318072, "q4_0": -30584}  # 0x88888888 / 0x8888: code 8 everywhere, weight 0
 
 
 @triton.jit
-def _w4_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, stride_xm, stride_wn, stride_sn, stride_om,
-               LAYOUT: tl.constexpr, OUT: tl.constexpr, SPLIT_K: tl.constexpr,
-               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    HALF: tl.constexpr = BLOCK_K // 2
-    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    p = tl.arange(0, HALF)  # byte index within the chunk
-    mask_m = rm < M
-    mask_n = rn < N
-    w_rows = w_ptr + rn[:, None].to(tl.int64) * stride_wn
-    x_rows = x_ptr + rm[:, None].to(tl.int64) * stride_xm
-    n_chunks = tl.cdiv(K, BLOCK_K)
-    per_split = tl.cdiv(n_chunks, SPLIT_K)
-    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
-    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
-        k0 = c * BLOCK_K
-        if LAYOUT == 0:
-            # q4_0: chunk byte p is block b = p // 16, qs index j = p % 16: elements k0 + 32b + j (+16)
-            blk = k0 // 32 + p // 16
-            j = p % 16
-            ok = (blk * 32 < K)[None, :] & mask_n[:, None]
-            byte = tl.load(w_rows + (blk * 18 + 2 + j)[None, :], mask=ok, other=0)
-            d_lo = tl.load(w_rows + (blk * 18)[None, :], mask=ok, other=0).to(tl.uint16)
-            d_hi = tl.load(w_rows + (blk * 18 + 1)[None, :], mask=ok, other=0).to(tl.uint16)
-            scale = (d_lo | (d_hi << 8)).to(tl.float16, bitcast=True).to(tl.float32)
-            k_lo = blk * 32 + j
-            k_hi = k_lo + 16
-        else:
-            # ESIMD: byte p holds k0 + 2p (low nibble) and k0 + 2p + 1 (high); scale of group k // 128
-            k_lo = k0 + 2 * p
-            k_hi = k_lo + 1
-            ok = (k_lo < K)[None, :] & mask_n[:, None]
-            byte = tl.load(w_rows + (k0 // 2 + p)[None, :], mask=ok, other=0)
-            scale = tl.load(s_ptr + rn[:, None].to(tl.int64) * stride_sn + (k_lo // 128)[None, :], mask=ok,
-                            other=0.0).to(tl.float32)
-        q_lo = (byte & 15).to(tl.int32) - 8
-        q_hi = (byte >> 4).to(tl.int32) - 8
-        w_lo = q_lo.to(tl.float32) * scale  # exact: 4-bit integer times an fp16 value
-        w_hi = q_hi.to(tl.float32) * scale
-        xm = mask_m[:, None]
-        x_lo = tl.load(x_rows + k_lo[None, :], mask=xm & (k_lo < K)[None, :], other=0.0).to(tl.float32)
-        x_hi = tl.load(x_rows + k_hi[None, :], mask=xm & (k_hi < K)[None, :], other=0.0).to(tl.float32)
-        prod = x_lo[:, None, :] * w_lo[None, :, :] + x_hi[:, None, :] * w_hi[None, :, :]
-        acc += tl.sum(prod, axis=2)
+def _nib(word, P: tl.constexpr, s_p, FMA: tl.constexpr):
+    """(nibble at bit 4P of word - 8) * s, exactly; s_p = s * 16^-P, P in {2, 3, 4}."""
+    C: tl.constexpr = 8388608.0 + 8.0 * (16 ** P)
+    f = ((word & (15 << (4 * P))) | 0x4B000000).to(tl.float32, bitcast=True)
+    if FMA:
+        return tl.fma(f, s_p, -(C * s_p))  # C * s_p is exact (module docstring)
+    else:
+        return (f - C) * s_p
+
+
+@triton.jit
+def _split8(x, A: tl.constexpr, B: tl.constexpr):
+    """[A, B*8] fp32 (k = 8b + i within a row) -> the eight [A, B] tensors x[..., i], i = 0..7."""
+    e, o = tl.split(tl.reshape(x, [A, B, 4, 2]))  # i even / odd
+    e0, e1 = tl.split(tl.reshape(e, [A, B, 2, 2]))  # i in {0, 4} / {2, 6}
+    o0, o1 = tl.split(tl.reshape(o, [A, B, 2, 2]))  # i in {1, 5} / {3, 7}
+    x0, x4 = tl.split(e0)
+    x2, x6 = tl.split(e1)
+    x1, x5 = tl.split(o0)
+    x3, x7 = tl.split(o1)
+    return x0, x1, x2, x3, x4, x5, x6, x7
+
+
+@triton.jit
+def _accumulate(acc, part, mi, BLOCK_M: tl.constexpr):
+    """acc[mi, :] += part (acc is [BLOCK_M, BLOCK_N])."""
+    if BLOCK_M == 1:
+        return acc + part[None, :]
+    else:
+        return tl.where((tl.arange(0, BLOCK_M) == mi)[:, None], acc + part[None, :], acc)
+
+
+@triton.jit
+def _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr):
     o_ptrs = out_ptr + pid_k.to(tl.int64) * M * N + rm[:, None].to(tl.int64) * stride_om + rn[None, :]
-    mask = mask_m[:, None] & mask_n[None, :]
+    mask = (rm < M)[:, None] & (rn < N)[None, :]
     if SPLIT_K == 1:
         tl.store(o_ptrs, cast_out(acc, OUT), mask=mask)
     else:
         tl.store(o_ptrs, acc, mask=mask)
+
+
+@triton.jit
+def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, stride_wn, stride_sn, stride_om,
+                  OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_G: tl.constexpr, DEQ_FMA: tl.constexpr):
+    """w_ptr: int32 words [N, KW] (KW = ceil(K/8), padding nibbles 8); BLOCK_G 128-groups per step."""
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = rn < N
+    gi = tl.arange(0, BLOCK_G)
+    word = gi[:, None] * 16 + tl.arange(0, 16)[None, :]  # [BLOCK_G, 16] word index within the step
+    kk = tl.arange(0, BLOCK_G * 128)
+    w_rows = w_ptr + rn.to(tl.int64)[:, None, None] * stride_wn
+    s_rows = s_ptr + rn.to(tl.int64)[:, None] * stride_sn
+    n_chunks = tl.cdiv(G, BLOCK_G)
+    per_split = tl.cdiv(n_chunks, SPLIT_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
+        g0 = c * BLOCK_G
+        q = g0 * 16 + word
+        wq = tl.load(w_rows + q[None, :, :], mask=mask_n[:, None, None] & (q < KW)[None, :, :],
+                     other=-2004318072)  # 0x88888888: weight 0 past the row
+        g = g0 + gi
+        s = tl.load(s_rows + g[None, :], mask=mask_n[:, None] & (g < G)[None, :], other=0.0).to(tl.float32)
+        s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
+        s3 = (s * 0.000244140625)[:, :, None]
+        s4 = (s * 0.0000152587890625)[:, :, None]
+        lo = wq << 8  # nibbles 0, 1 at positions 2, 3
+        hi = wq >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
+        w0 = _nib(lo, 2, s2, DEQ_FMA)
+        w1 = _nib(lo, 3, s3, DEQ_FMA)
+        w2 = _nib(wq, 2, s2, DEQ_FMA)
+        w3 = _nib(wq, 3, s3, DEQ_FMA)
+        w4 = _nib(wq, 4, s4, DEQ_FMA)
+        w5 = _nib(hi, 2, s2, DEQ_FMA)
+        w6 = _nib(hi, 3, s3, DEQ_FMA)
+        w7 = _nib(hi, 4, s4, DEQ_FMA)
+        k = g0 * 128 + kk
+        for mi in tl.static_range(BLOCK_M):
+            m = pid_m * BLOCK_M + mi
+            xv = tl.load(x_ptr + m.to(tl.int64) * stride_xm + k, mask=(k < K) & (m < M), other=0.0)
+            x0, x1, x2, x3, x4, x5, x6, x7 = _split8(tl.reshape(xv.to(tl.float32), [BLOCK_G, 128]), BLOCK_G, 16)
+            t = w0 * x0[None] + w1 * x1[None] + w2 * x2[None] + w3 * x3[None] + w4 * x4[None] + w5 * x5[None] \
+                + w6 * x6[None] + w7 * x7[None]
+            acc = _accumulate(acc, tl.sum(tl.sum(t, axis=2), axis=1), mi, BLOCK_M)
+    _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT, SPLIT_K)
+
+
+@triton.jit
+def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, stride_om,
+                 OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_B: tl.constexpr, DEQ_FMA: tl.constexpr):
+    """w_ptr: int16 words [N, NB*9], NB = K/32 blocks of (d, 8 qs words); BLOCK_B blocks per step."""
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = rn < N
+    bi = tl.arange(0, BLOCK_B)
+    kk = tl.arange(0, BLOCK_B * 32)
+    w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
+    n_chunks = tl.cdiv(NB, BLOCK_B)
+    per_split = tl.cdiv(n_chunks, SPLIT_K)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
+        b = c * BLOCK_B + bi
+        ok = mask_n[:, None] & (b < NB)[None, :]
+        d = tl.load(w_rows + (b * 9)[None, :], mask=ok, other=0).to(tl.float16, bitcast=True).to(tl.float32)
+        qp = tl.load(w_rows[:, :, None] + (b * 9 + 1)[None, :, None] + tl.arange(0, 8)[None, None, :],
+                     mask=ok[:, :, None], other=-30584).to(tl.int32)  # 0x8888: weight 0 past the row
+        d2 = (d * 0.00390625)[:, :, None]
+        d3 = (d * 0.000244140625)[:, :, None]
+        lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
+        w_a = _nib(lo, 2, d2, DEQ_FMA)  # k = 2j
+        w_b = _nib(lo, 3, d3, DEQ_FMA)  # k = 2j + 16
+        w_c = _nib(qp, 2, d2, DEQ_FMA)  # k = 2j + 1
+        w_d = _nib(qp, 3, d3, DEQ_FMA)  # k = 2j + 17
+        k = c * (BLOCK_B * 32) + kk
+        for mi in tl.static_range(BLOCK_M):
+            m = pid_m * BLOCK_M + mi
+            xv = tl.load(x_ptr + m.to(tl.int64) * stride_xm + k, mask=(k < K) & (m < M), other=0.0)
+            # k - 32b = 16h + 2j + e: split e (byte parity), then h (low / high nibble)
+            xe0, xe1 = tl.split(tl.reshape(xv.to(tl.float32), [BLOCK_B, 2, 8, 2]))
+            x_a, x_b = tl.split(tl.permute(xe0, (0, 2, 1)))
+            x_c, x_d = tl.split(tl.permute(xe1, (0, 2, 1)))
+            t = w_a * x_a[None] + w_b * x_b[None] + w_c * x_c[None] + w_d * x_d[None]
+            acc = _accumulate(acc, tl.sum(tl.sum(t, axis=2), axis=1), mi, BLOCK_M)
+    _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT, SPLIT_K)
 
 
 @triton.jit
@@ -104,16 +198,49 @@ def _sms() -> int:
     return torch.cuda.get_device_properties(0).multi_processor_count
 
 
-def pick_config(m: int, n: int, k: int) -> dict:
-    """Small tiles in the interpreter; on the GPU enough programs for every SM (split K if needed)."""
+# M = 1 candidates for a benchmark sweep (BLOCK_K in elements: 128-groups for ESIMD, 32-blocks for q4_0).
+CANDIDATES = {
+    "esimd": tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=f)
+                   for bn, bk, w in ((8, 1024, 4), (16, 512, 4), (16, 1024, 4), (16, 2048, 8), (32, 512, 4),
+                                     (32, 1024, 8), (64, 256, 4), (64, 512, 8))
+                   for sk, f in ((1, 1), (2, 1), (1, 0))),
+    "q4_0": tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=f)
+                  for bn, bk, w in ((8, 512, 4), (16, 256, 4), (16, 512, 4), (16, 1024, 8), (32, 256, 4),
+                                    (32, 512, 8), (64, 256, 8), (64, 128, 4))
+                  for sk, f in ((1, 1), (2, 1), (1, 0))),
+}
+
+
+def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
+    """Small tiles in the interpreter; on the GPU a [16, 1024] (ESIMD) or [16, 512] (q4_0) step per
+    program, K split only when N alone gives fewer programs than SMs (a split costs a launch)."""
     if runtime.interpreted():
-        return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=16, BLOCK_K=64, SPLIT_K=1,
-                    num_warps=4)
-    block_m = 1 if m == 1 else min(8, triton.next_power_of_2(m))
-    block_n, block_k = 16, 256
+        return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=16, BLOCK_K=128, SPLIT_K=1,
+                    num_warps=4, DEQ_FMA=0)
+    block_m = 1 if m == 1 else min(4, triton.next_power_of_2(m))
+    block_n, block_k = 16, (1024 if layout == "esimd" else 512)
+    if m > 1:
+        block_k //= 2
     progs = triton.cdiv(n, block_n) * triton.cdiv(m, block_m)
-    split = max(1, min(triton.cdiv(4 * _sms(), progs), triton.cdiv(k, block_k), 16))
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split, num_warps=4)
+    split = 1 if progs >= _sms() else max(1, min(triton.cdiv(2 * _sms(), progs), triton.cdiv(k, block_k), 16))
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split, num_warps=4, DEQ_FMA=1)
+
+
+def _words(weight, k: int, layout: str):
+    """The weight as the kernel's words: a view when rows are aligned, else a padded copy (rare)."""
+    import torch
+
+    n = weight.shape[0]
+    if layout == "esimd":
+        kw = -(-k // 8)
+        if k % 8 == 0 and weight.stride(1) == 1 and weight.stride(0) % 4 == 0 and weight.data_ptr() % 4 == 0:
+            return weight.view(torch.int32), kw
+        buf = torch.full((n, kw * 4), 0x88, dtype=torch.uint8, device=weight.device)  # padding nibbles: 8
+        buf[:, : k // 2] = weight
+        return buf.view(torch.int32), kw
+    if weight.stride(1) != 1 or weight.stride(0) % 2 or weight.data_ptr() % 2:
+        weight = weight.contiguous()
+    return weight.view(torch.int16), k // 32
 
 
 def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, config: dict | None = None,
@@ -135,21 +262,30 @@ def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, co
     names = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
     out = out or names[x.dtype]
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[out]
-    cfg = dict(config or pick_config(m, n, k))
+    cfg = dict(config or pick_config(m, n, k, layout))
     split = cfg.pop("SPLIT_K")
+    block_k = cfg.pop("BLOCK_K")
+    deq_fma = int(cfg.pop("DEQ_FMA", 1)) and not runtime.interpreted()  # interpreter: tl.fma rounds a*b
     y = torch.empty((m, n), dtype=dt, device=x.device)
     if m == 0 or n == 0:
         return y
+    if x.stride(1) != 1:
+        x = x.contiguous()
     target = y
     if split > 1:
         need = split * m * n
         target = workspace[:need] if workspace is not None and workspace.numel() >= need else \
             torch.empty(need, dtype=torch.float32, device=x.device)
-    s = scales if scales is not None else weight
     grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
-    _w4_kernel[grid](x, weight, s, target, m, n, k, x.stride(0), weight.stride(0), s.stride(0),
-                     n if split > 1 else y.stride(0), LAYOUT=LAYOUTS[layout], OUT=OUT_CODES[out], SPLIT_K=split,
-                     **cfg)
+    words, kw = _words(weight, k, layout)
+    stride_om = n if split > 1 else y.stride(0)
+    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=int(deq_fma), **cfg)
+    if layout == "esimd":
+        _esimd_kernel[grid](x, words, scales, target, m, n, k, kw, scales.shape[1], x.stride(0), words.stride(0),
+                            scales.stride(0), stride_om, BLOCK_G=max(1, block_k // 128), **common)
+    else:
+        _q4_0_kernel[grid](x, words, target, m, n, k, kw, x.stride(0), words.stride(0), stride_om,
+                           BLOCK_B=max(1, block_k // 32), **common)
     if split > 1:
         block = 1024
         _split_sum_kernel[(triton.cdiv(m * n, block),)](target, y, m * n, SPLIT_K=split, OUT=OUT_CODES[out],
