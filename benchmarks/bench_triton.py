@@ -10,7 +10,8 @@
   device-to-device copy bandwidth measured in the same run (2 x bytes / time of
   `dst.copy_(src)`), on a 1 GiB buffer and on a buffer the size of the weight. Cache busting:
   an L2-sized-plus buffer is zeroed before every timed call, and calls rotate over weight copies
-  totalling > 2x L2 (target >= 75% of copy bandwidth).
+  totalling > 2x L2 (target >= 75% of copy bandwidth). Each config of w4a16.CANDIDATES[layout]
+  is timed and the best one reported.
 - DA8W4 and torchao's intmm_triton int_matmul at one shape, for the record.
 Before timing, every kernel is checked against the oracle on one shape (bit-exact where the
 oracle has a model, else within the derived bound); a kernel that fails is not timed.
@@ -48,9 +49,7 @@ from oracle.verdict import compare_bounded, compare_exact  # noqa: E402
 
 GEMM_SHAPES = ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096))  # (N, K)
 GEMV_SHAPES = ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (28672, 4096), (4096, 14336))
-GEMV_CONFIGS = tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w)
-                     for bn, bk, w in ((16, 256, 4), (32, 256, 4), (8, 512, 4), (16, 512, 8), (64, 128, 4))
-                     for sk in (1, 2, 4))
+GEMV_CONFIGS = w4a16.CANDIDATES  # per layout: BLOCK_N x BLOCK_K x num_warps, SPLIT_K 1/2, DEQ_FMA on/off
 PEAK_INT8_TOPS = 1979.0  # H100 SXM / H200 dense int8
 
 
@@ -201,7 +200,7 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list) -> None:
             same_bw = 2 * wbytes / statistics.median(t_copy)
             ws_buf = torch.empty(16 * n, dtype=torch.float32, device="cuda")
             best = None
-            for cfg in GEMV_CONFIGS:
+            for cfg in GEMV_CONFIGS[layout]:
                 state = {"i": 0}
 
                 def call(cfg=cfg, state=state):
@@ -214,6 +213,8 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list) -> None:
                     continue
                 if best is None or statistics.median(ts) < statistics.median(best[1]):
                     best = (cfg, ts)
+            if best is None:
+                continue
             cfg, ts = best
             bw = total / statistics.median(ts)
             rows.append((f"int4 GEMV {layout}", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
