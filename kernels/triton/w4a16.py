@@ -16,9 +16,11 @@ covers fused products): the exact value and its bound judge it, no bit-exact pre
 Memory (M = 1 decode, where the weight bytes are the whole cost): the weight is read as words,
 ESIMD rows as int32 [N, K/8] (word q holds k = 8q .. 8q+7, nibble i = k 8q+i since bytes are
 little-endian, low nibble first), q4_0 rows as int16 [N, K/32*9] (rows are 18-byte blocks, only
-2-byte aligned; word 0 of a block is d, word 1 + j the qs bytes 2j, 2j+1). A program takes a
-[BLOCK_N, groups, words] tile, one scale per (row, group) broadcast over the group, and the x
-values of its K chunk once, contiguously, split into the nibble order in registers.
+2-byte aligned; word 0 of a block is d, word 1 + j the qs bytes 2j, 2j+1). A program loads a 2-D
+[BLOCK_N, words] tile (so the compiler spreads lanes along K and keeps several rows per thread,
+reusing each x value), reshapes it to [BLOCK_N, groups, words per group] to broadcast one scale
+per (row, group), and loads the x values of its K chunk once, contiguously, split into the
+nibble order in registers.
 
 Unpacking without a shift per nibble: a nibble at bit 4p of a word, masked and or-ed into the
 mantissa of 2^23 (0x4B000000), reads as the float 2^23 + n*16^p; minus c_p = 2^23 + 8*16^p it is
@@ -101,9 +103,9 @@ def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, strid
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = rn < N
     gi = tl.arange(0, BLOCK_G)
-    word = gi[:, None] * 16 + tl.arange(0, 16)[None, :]  # [BLOCK_G, 16] word index within the step
+    word = tl.arange(0, BLOCK_G * 16)  # word index within the step
     kk = tl.arange(0, BLOCK_G * 128)
-    w_rows = w_ptr + rn.to(tl.int64)[:, None, None] * stride_wn
+    w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
     s_rows = s_ptr + rn.to(tl.int64)[:, None] * stride_sn
     n_chunks = tl.cdiv(G, BLOCK_G)
     per_split = tl.cdiv(n_chunks, SPLIT_K)
@@ -111,8 +113,8 @@ def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, strid
     for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
         g0 = c * BLOCK_G
         q = g0 * 16 + word
-        wq = tl.load(w_rows + q[None, :, :], mask=mask_n[:, None, None] & (q < KW)[None, :, :],
-                     other=-2004318072)  # 0x88888888: weight 0 past the row
+        wq = tl.reshape(tl.load(w_rows + q[None, :], mask=mask_n[:, None] & (q < KW)[None, :],
+                                other=-2004318072), [BLOCK_N, BLOCK_G, 16])  # 0x88888888: weight 0 past the row
         g = g0 + gi
         s = tl.load(s_rows + g[None, :], mask=mask_n[:, None] & (g < G)[None, :], other=0.0).to(tl.float32)
         s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
@@ -151,6 +153,7 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, strid
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = rn < N
     bi = tl.arange(0, BLOCK_B)
+    tq = tl.arange(0, BLOCK_B * 8)
     kk = tl.arange(0, BLOCK_B * 32)
     w_rows = w_ptr + rn.to(tl.int64)[:, None] * stride_wn
     n_chunks = tl.cdiv(NB, BLOCK_B)
@@ -160,8 +163,9 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, strid
         b = c * BLOCK_B + bi
         ok = mask_n[:, None] & (b < NB)[None, :]
         d = tl.load(w_rows + (b * 9)[None, :], mask=ok, other=0).to(tl.float16, bitcast=True).to(tl.float32)
-        qp = tl.load(w_rows[:, :, None] + (b * 9 + 1)[None, :, None] + tl.arange(0, 8)[None, None, :],
-                     mask=ok[:, :, None], other=-30584).to(tl.int32)  # 0x8888: weight 0 past the row
+        t = c * (BLOCK_B * 8) + tq  # qs word t = 8b + j sits at 9b + 1 + j
+        qp = tl.reshape(tl.load(w_rows + (t + t // 8 + 1)[None, :], mask=mask_n[:, None] & (t < NB * 8)[None, :],
+                                other=-30584), [BLOCK_N, BLOCK_B, 8]).to(tl.int32)  # 0x8888: weight 0 past the row
         d2 = (d * 0.00390625)[:, :, None]
         d3 = (d * 0.000244140625)[:, :, None]
         lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
