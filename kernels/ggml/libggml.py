@@ -284,6 +284,7 @@ def _pick_cpu_lib(lib_dir: Path, variant: str | None) -> Path:
     variants = sorted(lib_dir.glob("libggml-cpu-*.so"))
     if variant and not variants and (lib_dir / "libggml-cpu.so").exists():
         return lib_dir / "libggml-cpu.so"  # a one-ISA build: nothing to choose, `variant` reports it
+    if variant:
         p = lib_dir / f"libggml-cpu-{variant}.so"
         if not p.exists():
             have = ", ".join(v.stem.removeprefix("libggml-cpu-") for v in variants) or "none"
