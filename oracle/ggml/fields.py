@@ -130,3 +130,18 @@ def _first_absmax_argmax(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     amax = np.maximum(np.take_along_axis(a, idx[:, None], axis=-1)[:, 0], 0).astype(blocks.dtype)
     mx = np.where(amax == 0, blocks.dtype.type(0), mx)
     return amax, mx
+
+
+def scaled_codes(blocks: np.ndarray, codes, qk: int, chunk: int) -> np.ndarray:
+    """fp32(d) * code for blocks whose fp16 d is at byte 0 (q4_0, q8_0): `codes(b)` gives the
+    int8 codes of a chunk of blocks. Chunked so the float copy of the codes stays in cache;
+    the int8 -> float32 conversion and the one product per value are exact as ggml's."""
+    out = np.empty((blocks.shape[0], qk), dtype=np.float32)
+    q = np.empty((min(chunk, blocks.shape[0]), qk), dtype=np.float32)
+    for s in range(0, blocks.shape[0], chunk):
+        b = blocks[s : s + chunk]
+        qc = q[: b.shape[0]]
+        np.copyto(qc, codes(b), casting="unsafe")
+        with np.errstate(invalid="ignore"):
+            np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + chunk])
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import absmax_scan, f16_field, inv_or_zero, put_f16
+from oracle.ggml.fields import absmax_scan, inv_or_zero, put_f16, scaled_codes
 from oracle.rounding import c_float_to_int, fmaf
 
 QK = 32
@@ -77,15 +77,7 @@ class Q4_0(Format, name="q4_0.nofma"):
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
-        out = np.empty((blocks.shape[0], QK), dtype=np.float32)
-        q = np.empty((min(CHUNK, blocks.shape[0]), QK), dtype=np.float32)  # stays in cache
-        for s in range(0, blocks.shape[0], CHUNK):
-            b = blocks[s : s + CHUNK]
-            qc = q[: b.shape[0]]
-            np.copyto(qc, _codes(b.view(_LAYOUT)[:, 0]["qs"]).view(np.int8), casting="unsafe")  # exact
-            with np.errstate(invalid="ignore"):
-                np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + CHUNK])
-        return out
+        return scaled_codes(blocks, lambda b: _codes(b.view(_LAYOUT)[:, 0]["qs"]).view(np.int8), QK, CHUNK)
 
 
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)

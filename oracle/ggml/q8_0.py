@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.formats import Format
-from oracle.ggml.fields import f16_bytes, f16_field, inv_or_zero, put_f16, row_max
+from oracle.ggml.fields import f16_bytes, inv_or_zero, put_f16, row_max, scaled_codes
 from oracle.ggml.tables import seq_max_abs
 from oracle.rounding import c_float_to_int, half_away, rne
 
@@ -128,15 +128,7 @@ class Q8_0(Format, name="q8_0"):
 
     @classmethod
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
-        out = np.empty((blocks.shape[0], QK), dtype=np.float32)
-        q = np.empty((min(CHUNK, blocks.shape[0]), QK), dtype=np.float32)  # stays in cache
-        for s in range(0, blocks.shape[0], CHUNK):
-            b = blocks[s : s + CHUNK]
-            qc = q[: b.shape[0]]
-            np.copyto(qc, b[:, 2:].view(np.int8), casting="unsafe")  # int8 -> float32 is exact
-            with np.errstate(invalid="ignore"):
-                np.multiply(qc, f16_field(b, 0)[:, None], out=out[s : s + CHUNK])
-        return out
+        return scaled_codes(blocks, lambda b: b[:, 2:].view(np.int8), QK, CHUNK)
 
 
 class Q8_0X86(Q8_0, name="q8_0.x86"):
