@@ -26,9 +26,11 @@ copy lists no kernel_ref.h; intel/neural-speed's stored kernel_ref.h versions ar
 exposes no float weight quantizer (only `repack_quantized_weight` of integer codes,
 `unpack_weight`, GEMMs, attention and fp16/bf16 KV caches). NUMERICS.md's description of it
 (NVal = 2^(b-1) - 0.5, +-8 by an asymmetry rule) stays an unconfirmed lead: a convention cannot
-be named without its arithmetic. The F8 `quantize_f32_f8_rowblock_mxscale` of these commits
-(double-precision pow/log2 steps and a bit-level repacking that maps exponent underflow to 0)
-is not modelled either. tests/test_conventions_bestla.py confirms against ARK the
+be named without its arithmetic. The fp8 weights (`quantize_f32_f8_rowblock_mxscale`, read at
+98ffee4: double-precision pow steps, floorf(log2f), a bit-level repacking that maps exponent
+underflow to field 0, and a decoder with no zero or subnormals) are `F8RowBlock` below; ARK
+accepts fp8 weight types but its CPU repack leaves their code bytes unwritten (unpack returns
+run-to-run varying floats), so they stay source reading. tests/test_conventions_bestla.py confirms against ARK the
 dequantization rule ((nibble - 8 - zp) * fp32 scale, (q - zp) * scale) and the storage of the
 codes and signed zero points. The packed storage interleaves N by the GEMM core's NTile, which
 is not modelled (`pack` gives row-major nibbles and int8 zero points).
