@@ -114,6 +114,12 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     return selftest(args.mutant, args.profile, args.jobs, args.json, not args.no_baseline, args.all_failures)
 
 
+def _cmd_fingerprint(args: argparse.Namespace) -> int:
+    from reports.fingerprint import main as fingerprint
+
+    return fingerprint(args.kernel, args.mutant)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qoracle", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the same kernels")
     st.add_argument("--all-failures", action="store_true", help="run every test (no -x) for each mutant")
     st.set_defaults(func=_cmd_selftest)
+    fp = sub.add_parser("fingerprint", help="which named conventions a kernel matches, from probes that separate them")
+    fp.add_argument("--kernel", required=True, help="a registered kernel name with a probe set")
+    fp.add_argument("--mutant", default=None, help="fingerprint a deliberately wrong kernel (kernels/mutants) instead")
+    fp.set_defaults(func=_cmd_fingerprint)
     return p
 
 

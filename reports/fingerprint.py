@@ -1,0 +1,192 @@
+"""`qoracle fingerprint --kernel NAME`: which named conventions a kernel really implements.
+
+Runs the kernel's probe set (kernels/fingerprints.py) in the isolating worker and compares each
+output with every candidate's prediction. A candidate matches by "bytes" when the output is
+byte-identical to its prediction (quantizer bytes, or a GEMM's bit-exact model), or by "bound"
+when no candidate matches by bytes, the output lies within this candidate's error bound and
+every other candidate's output lies outside its own. Candidates whose predictions are
+byte-identical cannot be told apart by the probe: the table says so, and such a tie never
+counts against the kernel.
+
+The verdict compares the matches with the adapter's declaration (KernelInfo.conventions): it
+passes when, in every case, the declared conventions the call selects match and no undeclared
+candidate with a distinct prediction does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kernels.fingerprints import Candidate, Case, probe_set
+from kernels.isa import knobs_for
+from kernels.registry import get
+from kernels.worker import Worker
+
+__all__ = ["Row", "CaseResult", "Fingerprint", "fingerprint", "render", "main"]
+
+
+@dataclass
+class Row:
+    candidate: str
+    registered: bool
+    matched: str  # "bytes", "bound" or ""
+    expected: bool
+    same_as: list[str]
+    first_diff: str
+
+
+@dataclass
+class CaseResult:
+    case: str
+    rows: list[Row]
+    selects: tuple[str, ...] | None = None
+    error: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Fingerprint:
+    kernel: str
+    separates: str
+    declared: tuple[str, ...]
+    cases: list[CaseResult]
+    unavailable: str = ""
+    mutant: str = ""
+
+    @property
+    def matched(self) -> list[str]:
+        """The candidates matched in every case that applies to them (a case whose call selects
+        other conventions, such as reduce_range=True for the plain one, does not apply)."""
+        verdicts: dict[str, list[bool]] = {}
+        for c in self.cases:
+            for r in c.rows:
+                if c.selects is None or r.candidate in c.selects:
+                    verdicts.setdefault(r.candidate, []).append(bool(r.matched))
+        return sorted(n for n, v in verdicts.items() if all(v))
+
+    @property
+    def not_probed(self) -> list[str]:
+        seen = {r.candidate for c in self.cases for r in c.rows}
+        return [d for d in self.declared if d not in seen]
+
+    @property
+    def ok(self) -> bool:
+        return not self.unavailable and bool(self.cases) and not any(c.problems or c.error for c in self.cases)
+
+
+def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+def _first_diff(y: np.ndarray, pred: np.ndarray) -> str:
+    y, pred = np.asarray(y), np.asarray(pred)
+    if y.shape != pred.shape or y.dtype != pred.dtype:
+        return f"output {y.dtype}{list(y.shape)} vs predicted {pred.dtype}{list(pred.shape)}"
+    width = y.dtype.itemsize
+    ub = np.ascontiguousarray(y).view(f"u{width}") if width in (1, 2, 4, 8) else y
+    pb = np.ascontiguousarray(pred).view(f"u{width}") if width in (1, 2, 4, 8) else pred
+    where = np.argwhere(ub != pb)
+    idx = tuple(int(i) for i in where[0])
+    return f"{len(where)} differ; first at {list(idx)}: kernel {y[idx].item()!r}, predicted {pred[idx].item()!r}"
+
+
+def _within(y: np.ndarray, c: Candidate) -> bool:
+    if c.exact is None or c.bound is None or np.shape(y) != np.shape(c.exact):
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):
+        return bool(np.all(np.abs(np.asarray(y, np.float64) - c.exact) <= c.bound))
+
+
+def judge_case(case: Case, y: np.ndarray, declared: tuple[str, ...]) -> CaseResult:
+    """Match one output against the case's candidates and list what disagrees with the declaration."""
+    names = [c.name for c in case.candidates]
+    expected = set(case.selects if case.selects is not None else [n for n in names if n in declared])
+    exact = {c.name for c in case.candidates if _same_bytes(y, c.predicted)}
+    inside = {c.name for c in case.candidates if _within(y, c)}
+    by_bound = inside if not exact and len(inside) == 1 else set()
+    rows = []
+    for c in case.candidates:
+        same = [o.name for o in case.candidates if o is not c and _same_bytes(o.predicted, c.predicted)]
+        how = "bytes" if c.name in exact else "bound" if c.name in by_bound else ""
+        rows.append(Row(c.name, c.registered, how, c.name in expected, same, "" if how else _first_diff(y, c.predicted)))
+    res = CaseResult(case.name, rows, case.selects)
+    flagged: set[str] = set()
+    for r in rows:
+        if r.expected and not r.matched:
+            res.problems.append(f"declared {r.candidate} did not match")
+        if r.matched and not r.expected and not (set(r.same_as) & (expected | flagged)):
+            tied = f" (the probe cannot tell it from {', '.join(r.same_as)})" if r.same_as else ""
+            res.problems.append(f"undeclared {r.candidate} matched{tied}")
+            flagged.add(r.candidate)
+    return res
+
+
+def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = None) -> Fingerprint:
+    """Run `kernel`'s probe set (natively, or with a deliberately wrong `mutant` standing in for its adapter)."""
+    info = get(kernel)
+    probes = probe_set(kernel)
+    route = {}
+    env = knobs_for("native")
+    if mutant:
+        from kernels.mutants import ENV, get as get_mutant
+
+        m = get_mutant(mutant)
+        route = {m.target: "kernels.mutants.active"}
+        env[ENV] = m.name
+    own = worker is None
+    w = Worker(env) if own else worker
+    fp = Fingerprint(kernel, probes.separates, info.conventions, [], mutant=mutant or "")
+    try:
+        avail = w.call(probes.module, "available", *probes.available_args)
+        if not avail.ok or not avail.value["ok"]:
+            fp.unavailable = avail.value["reason"] if avail.ok else f"{avail.status}: {avail.detail[:300]}"
+            return fp
+        for case in probes.build():
+            out = w.call(route.get(case.module, case.module), case.func, *case.args, **case.kwargs)
+            if not out.ok:
+                fp.cases.append(CaseResult(case.name, [], case.selects, f"{out.status}: {out.detail.strip()[:300]}"))
+                continue
+            y = out.value[case.output] if case.output else out.value
+            fp.cases.append(judge_case(case, y, info.conventions))
+    finally:
+        if own:
+            w.close()
+    return fp
+
+
+def render(fp: Fingerprint) -> str:
+    """The table: per case, each candidate, whether it matched (and how), or where it first differs."""
+    head = f"kernel {fp.kernel}" + (f" with mutant {fp.mutant}" if fp.mutant else "")
+    lines = [head, f"probes separate: {fp.separates}", f"declared: {', '.join(fp.declared) or '(none)'}"]
+    if fp.unavailable:
+        return "\n".join(lines + [f"UNAVAILABLE: {fp.unavailable}"]) + "\n"
+    for c in fp.cases:
+        lines.append(f"\n[{c.case}]")
+        if c.error:
+            lines.append(f"  the kernel did not answer: {c.error}  (matches none)")
+            continue
+        width = max(len(r.candidate) for r in c.rows) + 4
+        lines.append(f"  {'candidate':{width}s}{'declared':9s}{'matched':9s}detail")
+        for r in c.rows:
+            name = r.candidate + ("" if r.registered else " *")
+            detail = "; ".join(filter(None, [f"same prediction as {', '.join(r.same_as)}" if r.same_as else "", r.first_diff]))
+            lines.append(f"  {name:{width}s}{'yes' if r.expected else '-':9s}{r.matched or 'no':9s}{detail}")
+        for p in c.problems:
+            lines.append(f"  !! {p}")
+    lines.append("\n* a variant of a registered convention with one choice changed (not registered)")
+    if fp.not_probed:
+        lines.append(f"declared but not probed: {', '.join(fp.not_probed)}")
+    lines.append(f"matches: {', '.join(fp.matched) or 'none'}")
+    lines.append("verdict: " + ("the declared conventions match, and only they" if fp.ok else "DISAGREES with the declaration"))
+    return "\n".join(lines) + "\n"
+
+
+def main(kernel: str, mutant: str | None = None) -> int:
+    """Print the fingerprint; 0 when it agrees with the declaration, 1 when not, 2 when the kernel is unavailable."""
+    fp = fingerprint(kernel, mutant=mutant)
+    print(render(fp), end="")
+    if fp.unavailable:
+        return 2
+    return 0 if fp.ok else 1
