@@ -34,13 +34,6 @@ TIES = {
         "x / 1 = x * 1; the other case separates them",
 }
 # Adapters whose declaration is known to lag what the kernel does (see the reason).
-DECLARATION_GAPS = {
-    "bestla.woqgemm_s8": ("act.onednn.s8.per_tensor",
-                          "kernels/bestla/__init__.py declares no conventions for bestla.woqgemm_s8, while its notes and "
-                          "conformance/test_bestla_int8.py hold it to act.onednn.s8.per_tensor"),
-}
-
-
 @pytest.fixture(scope="module")
 def worker():
     with Worker(knobs_for("native")) as w:
@@ -51,7 +44,7 @@ def worker():
 def test_probes_separate_their_candidates(kernel):
     """Within each case, two candidates predict the same bytes only where TIES says why; every
     declared candidate and every variant is distinct from something, so each case decides."""
-    declared = get(kernel).conventions + DECLARATION_GAPS.get(kernel, ("",))[:1]
+    declared = get(kernel).conventions
     for case in probe_set(kernel).build():
         assert len(case.candidates) >= 2, case.name
         for i, a in enumerate(case.candidates):
@@ -93,11 +86,6 @@ def test_fingerprint_agrees_with_declaration(worker, kernel):
     if fp.unavailable:
         pytest.skip(f"{kernel} unavailable here: {fp.unavailable}")
     table = render(fp)
-    if kernel in DECLARATION_GAPS:
-        conv, why = DECLARATION_GAPS[kernel]
-        assert fp.matched == [conv], table
-        if conv not in fp.declared:
-            pytest.xfail(why)
     assert fp.ok, table
     probed = {r.candidate for c in fp.cases for r in c.rows}
     assert set(fp.declared) & probed <= set(fp.matched), table
@@ -123,7 +111,7 @@ def test_wrong_kernel_fingerprints_as_something_else(kernel, mutant, reads_as):
     assert not fp.ok, table
     assert reads_as in fp.matched, table
     probed = {r.candidate for c in fp.cases for r in c.rows}
-    declared = (set(fp.declared) | set(DECLARATION_GAPS.get(kernel, ())[:1])) & probed
+    declared = set(fp.declared) & probed
     assert declared - set(fp.matched), table  # some declared convention it no longer matches
 
 

@@ -28,7 +28,7 @@ register(KernelInfo(
 ))
 register(KernelInfo(
     name="bestla.woqgemm_s8", package=_PKG, op="auto_round_kernel.woqgemm_s8", module=_MOD,
-    isa_knobs=("ONEDNN_MAX_CPU_ISA",), dtypes=("fp32",),
+    conventions=("act.onednn.s8.per_tensor",), isa_knobs=("ONEDNN_MAX_CPU_ISA",), dtypes=("fp32",),
     notes="oneDNN (bundled v3.10) dynamic per-TENSOR int8: sa = amax * fp32(1/127), q = RNE(x/sa) "
           "saturated, s8 x s8 matmul with src/wei scales: y = float(acc) * (sa * sb[n]) + bias. "
           "On AVX2 without VNNI the s8 activations run as u8 (+128) through vpmaddubsw, whose int16 "
