@@ -29,7 +29,12 @@ are used (each word shifted at most twice to bring its nibbles there), because t
 is exact in fp32 (fp16 s has 11 significant bits, c_p spans 20 - 4p more), so the subtraction and
 the multiply fold into one exact FMA, fma(f, s_p, -(c_p * s_p)) (DEQ_FMA=1; the identity holds for
 every finite fp16 s and every nibble). An inf or NaN scale gives NaN for its whole group then
-(inf - inf), where (n - 8) * inf would give +-inf. The interpreter's tl.fma rounds the product
+(inf - inf), where (n - 8) * inf would give +-inf.
+
+Two kernel variants per layout, chosen by the config (`V`): 2 (default) loads x as one contiguous
+chunk and splits it into nibble order in-kernel (reshape/split: shared memory on the GPU); 3 reads
+x from host-made nibble planes (`x_planes`) or gathers it (XP=0), so every tile is loaded straight
+in the layout it is used in, and reduces once after the K loop (docs/triton.md, "V3"). The interpreter's tl.fma rounds the product
 first, so there DEQ_FMA is forced off and the subtract-then-multiply form (also exact) runs.
 """
 from __future__ import annotations
@@ -42,9 +47,10 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out  # noqa: E402
 
-__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES"]
+__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES", "x_planes"]
 
 LAYOUTS = {"q4_0": 0, "esimd": 1}
+_MAGIC = 0x4B000000  # 2^23 as fp32 bits: a nibble or-ed into its mantissa reads as 2^23 + nibble * 16^p
 _NIB8 = {"esimd": -2004318072, "q4_0": -30584}  # 0x88888888 / 0x8888: code 8 everywhere, weight 0
 
 
@@ -187,6 +193,151 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, strid
 
 
 @triton.jit
+def _nib3(word, P: tl.constexpr, s_p, nc_p, magic, FMA: tl.constexpr):
+    """_nib with magic = 0x4B000000 passed in a register (a kernel argument), so the mask and the or
+    fold into one LOP3 (two immediates cannot), and nc_p = -(c_p * s_p) computed once per scale."""
+    f = ((word & (15 << (4 * P))) | magic).to(tl.float32, bitcast=True)
+    if FMA:
+        return tl.fma(f, s_p, nc_p)
+    else:
+        return (f - (8388608.0 + 8.0 * (16 ** P))) * s_p
+
+
+@triton.jit
+def _xload(ptrs, mask, EVEN: tl.constexpr):
+    """x values as fp32 (0 past the row unless EVEN)."""
+    if EVEN:
+        return tl.load(ptrs).to(tl.float32)
+    else:
+        return tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _store_v3(out_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr):
+    o_ptrs = out_ptr + pid_k.to(tl.int64) * M * N + pid_m.to(tl.int64) * stride_om + rn
+    if SPLIT_K == 1:
+        tl.store(o_ptrs, cast_out(acc, OUT), mask=rn < N)
+    else:
+        tl.store(o_ptrs, acc, mask=rn < N)
+
+
+@triton.jit
+def _esimd_v3_kernel(x_ptr, w_ptr, s_ptr, out_ptr, magic, M, N, KW, G, stride_xm, stride_wn, stride_sn,
+                     stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr,
+                     BLOCK_G: tl.constexpr, DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
+    """V3, no in-kernel shuffle: word tile [BLOCK_G, BLOCK_N, 16] (16 words = one 128-group; groups
+    first so that threads spread over groups and words and each keeps several rows), scale tile
+    [BLOCK_G, BLOCK_N] broadcast over its group's words, nibble i's x loaded straight into a
+    [BLOCK_G, 16] tile broadcast over rows: from x_planes (XP=1; 16-byte loads) or x[m, 8q + i]
+    itself (XP=0, K % 8 == 0; gathers). Products accumulate in a [BLOCK_G, BLOCK_N, 16] fp32 tile
+    reduced once at the end. One x row per program (grid axis 1); rows past N read row N - 1
+    (loads unmasked) and are not stored. EVEN: KW % (16 BLOCK_G) == 0, no K masks."""
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows = tl.minimum(rn, N - 1).to(tl.int64)
+    gi = tl.arange(0, BLOCK_G)
+    col = gi[:, None] * 16 + tl.arange(0, 16)[None, :]  # word within the chunk, [BLOCK_G, 16]
+    w_tile = w_ptr + rows[None, :, None] * stride_wn + col[:, None, :]  # [BLOCK_G, BLOCK_N, 16]
+    s_tile = s_ptr + rows[None, :] * stride_sn + gi[:, None]
+    x_row = x_ptr + pid_m.to(tl.int64) * stride_xm
+    n_chunks = tl.cdiv(G, BLOCK_G)
+    per_split = tl.cdiv(n_chunks, SPLIT_K)
+    acc = tl.zeros((BLOCK_G, BLOCK_N, 16), tl.float32)
+    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
+        g0 = c * BLOCK_G
+        q = g0 * 16 + col
+        if EVEN:
+            wq = tl.load(w_tile + g0 * 16)
+            s = tl.load(s_tile + g0).to(tl.float32)
+        else:
+            wq = tl.load(w_tile + g0 * 16, mask=(q < KW)[:, None, :], other=-2004318072)  # 0x88888888: weight 0
+            s = tl.load(s_tile + g0, mask=(g0 + gi < G)[:, None], other=0.0).to(tl.float32)
+        s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
+        s3 = (s * 0.000244140625)[:, :, None]
+        s4 = (s * 0.0000152587890625)[:, :, None]
+        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
+        n3 = -(8421376.0 * s3)
+        n4 = -(8912896.0 * s4)
+        lo = wq << 8  # nibbles 0, 1 at positions 2, 3
+        hi = wq >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
+        if XP:  # x_perm[m, v, i, j] = x[m, 8 (4v + j) + i]: a thread's 4 words' planes are 32 adjacent floats
+            xq = x_row + tl.max_contiguous(tl.multiple_of((q >> 2) * 32 + (q & 3), [4, 4]), [1, 4])
+            xs = 4
+        else:
+            xq = x_row + q * 8
+            xs = 1  # from plane i to plane i + 1
+        xm = q < KW
+        acc += _nib3(lo, 2, s2, n2, magic, DEQ_FMA) * _xload(xq, xm, EVEN)[:, None, :]
+        acc += _nib3(lo, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + xs, xm, EVEN)[:, None, :]
+        acc += _nib3(wq, 2, s2, n2, magic, DEQ_FMA) * _xload(xq + 2 * xs, xm, EVEN)[:, None, :]
+        acc += _nib3(wq, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + 3 * xs, xm, EVEN)[:, None, :]
+        acc += _nib3(wq, 4, s4, n4, magic, DEQ_FMA) * _xload(xq + 4 * xs, xm, EVEN)[:, None, :]
+        acc += _nib3(hi, 2, s2, n2, magic, DEQ_FMA) * _xload(xq + 5 * xs, xm, EVEN)[:, None, :]
+        acc += _nib3(hi, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + 6 * xs, xm, EVEN)[:, None, :]
+        acc += _nib3(hi, 4, s4, n4, magic, DEQ_FMA) * _xload(xq + 7 * xs, xm, EVEN)[:, None, :]
+    _store_v3(out_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, OUT, SPLIT_K)
+
+
+@triton.jit
+def _q4_0_v3_kernel(x_ptr, w_ptr, out_ptr, magic, M, N, NB, stride_xm, stride_xp, stride_wn, stride_om,
+                    OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
+                    DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
+    """V3 for q4_0 blocks read as stored: qs words [BLOCK_N, BLOCK_B, 8] (int16 at 9b + 1 + j), d
+    [BLOCK_N, BLOCK_B] (int16 at 9b) broadcast over the block, word j's four nibbles (k = 32b + 2j
+    + 0, 16, 1, 17) against x planes p = 0..3 loaded straight as [BLOCK_B, 8] tiles: x_perm[m, p,
+    8b + j] (XP=1) or x[m, 32b + 2j + (0, 16, 1, 17)[p]] (XP=0). fp32 tile accumulator reduced once
+    at the end; rows as in _esimd_v3_kernel. EVEN: NB % BLOCK_B == 0, no K masks."""
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows = tl.minimum(rn, N - 1).to(tl.int64)
+    bi = tl.arange(0, BLOCK_B)
+    ji = tl.arange(0, 8)
+    w_row = w_ptr + rows[None, :] * stride_wn
+    d_tile = w_row + bi[:, None] * 9  # [BLOCK_B, BLOCK_N]
+    q_tile = w_row[:, :, None] + (bi[:, None] * 9 + 1 + ji[None, :])[:, None, :]  # [BLOCK_B, BLOCK_N, 8]
+    x_row = x_ptr + pid_m.to(tl.int64) * stride_xm
+    n_chunks = tl.cdiv(NB, BLOCK_B)
+    per_split = tl.cdiv(n_chunks, SPLIT_K)
+    acc = tl.zeros((BLOCK_B, BLOCK_N, 8), tl.float32)
+    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
+        b0 = c * BLOCK_B
+        if EVEN:
+            d = tl.load(d_tile + b0 * 9)
+            qp = tl.load(q_tile + b0 * 9)
+        else:
+            bm = b0 + bi < NB
+            d = tl.load(d_tile + b0 * 9, mask=bm[:, None], other=0)
+            qp = tl.load(q_tile + b0 * 9, mask=bm[:, None, None], other=-30584)  # 0x8888: weight 0
+        d = d.to(tl.float16, bitcast=True).to(tl.float32)
+        d2 = (d * 0.00390625)[:, :, None]
+        d3 = (d * 0.000244140625)[:, :, None]
+        n2 = -(8390656.0 * d2)
+        n3 = -(8421376.0 * d3)
+        qp = qp.to(tl.int32)
+        lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
+        if XP:
+            xq = x_row + (b0 * 8 + bi[:, None] * 8 + ji[None, :])
+            xs = stride_xp
+        else:
+            xq = x_row + (b0 * 32 + bi[:, None] * 32 + ji[None, :] * 2)
+            xs = 16
+        xm = (b0 + bi < NB)[:, None]
+        acc += _nib3(lo, 2, d2, n2, magic, DEQ_FMA) * _xload(xq, xm, EVEN)[:, None, :]  # k = 2j
+        acc += _nib3(lo, 3, d3, n3, magic, DEQ_FMA) * _xload(xq + xs, xm, EVEN)[:, None, :]  # k = 2j + 16
+        if XP:
+            xq1 = xq + 2 * xs
+        else:
+            xq1 = xq + 1
+        acc += _nib3(qp, 2, d2, n2, magic, DEQ_FMA) * _xload(xq1, xm, EVEN)[:, None, :]  # k = 2j + 1
+        acc += _nib3(qp, 3, d3, n3, magic, DEQ_FMA) * _xload(xq1 + xs, xm, EVEN)[:, None, :]  # k = 2j + 17
+    _store_v3(out_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, OUT, SPLIT_K)
+
+
+@triton.jit
 def _split_sum_kernel(ws_ptr, out_ptr, MN, SPLIT_K: tl.constexpr, OUT: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < MN
@@ -202,8 +353,21 @@ def _sms() -> int:
     return torch.cuda.get_device_properties(0).multi_processor_count
 
 
+def _v3(layout_tiles, extra):
+    """V3 configs: (BLOCK_N, BLOCK_K, warps) at XP=1, SPLIT_K=1, plus `extra` (BLOCK_N, BLOCK_K, warps,
+    SPLIT_K, XP) rows."""
+    rows = [(bn, bk, w, 1, 1) for bn, bk, w in layout_tiles] + list(extra)
+    return tuple(dict(V=3, BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=1, XP=xp)
+                 for bn, bk, w, sk, xp in rows)
+
+
 # M = 1 candidates for a benchmark sweep (BLOCK_K in elements: 128-groups for ESIMD, 32-blocks for q4_0).
-CANDIDATES = {
+# V3 tiles: the x tile (BLOCK_K/8 ESIMD words, BLOCK_K/4 q4_0 slots) and the scale tile (BLOCK_N x
+# groups/blocks) stay in registers only while each has fewer elements than the CTA has threads (else
+# triton loads them coalesced and converts through shared memory, a bar.sync pair each per step): the
+# first rows below meet that on sm_90 (checked offline: no convert_layout in the loop), the last two of
+# each layout's tile list do not (more rows per thread, one or more converts) and are there to compare.
+_V2 = {
     "esimd": tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=f)
                    for bn, bk, w in ((8, 1024, 4), (16, 512, 4), (16, 1024, 4), (16, 2048, 8), (32, 512, 4),
                                      (32, 1024, 8), (64, 256, 4), (64, 512, 8))
@@ -212,6 +376,15 @@ CANDIDATES = {
                   for bn, bk, w in ((8, 512, 4), (16, 256, 4), (16, 512, 4), (16, 1024, 8), (32, 256, 4),
                                     (32, 512, 8), (64, 256, 8), (64, 128, 4))
                   for sk, f in ((1, 1), (2, 1), (1, 0))),
+}
+CANDIDATES = {
+    "esimd": _V2["esimd"] + _v3(((32, 256, 8), (8, 512, 4), (16, 512, 4), (16, 256, 4), (32, 256, 4), (8, 256, 2),
+                                 (16, 256, 2), (16, 1024, 8), (32, 512, 8), (64, 256, 8), (32, 1024, 8),
+                                 (16, 2048, 8)),
+                                ((16, 512, 4, 2, 1), (16, 1024, 8, 2, 1), (16, 512, 4, 1, 0), (16, 1024, 8, 1, 0))),
+    "q4_0": _V2["q4_0"] + _v3(((4, 256, 4), (8, 256, 4), (16, 128, 4), (8, 128, 2), (16, 256, 8), (8, 512, 8),
+                               (32, 128, 8), (16, 256, 4), (32, 256, 8)),
+                              ((8, 256, 4, 2, 1), (16, 256, 8, 2, 1), (8, 256, 4, 1, 0), (16, 256, 8, 1, 0))),
 }
 
 
@@ -280,21 +453,69 @@ def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, co
         need = split * m * n
         target = workspace[:need] if workspace is not None and workspace.numel() >= need else \
             torch.empty(need, dtype=torch.float32, device=x.device)
-    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
     words, kw = _words(weight, k, layout)
     stride_om = n if split > 1 else y.stride(0)
-    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=int(deq_fma), **cfg)
+    if cfg.pop("V", 2) == 3:
+        _launch_v3(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, int(deq_fma), cfg, out)
+    else:
+        _launch_v2(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, int(deq_fma), cfg, out)
+    if split > 1:
+        block = 1024
+        _split_sum_kernel[(triton.cdiv(m * n, block),)](target, y, m * n, SPLIT_K=split, OUT=OUT_CODES[out],
+                                                        BLOCK=block, num_warps=4)
+    return y
+
+
+def _launch_v2(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, deq_fma, cfg, out):
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
+    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=deq_fma, **cfg)
     if layout == "esimd":
         _esimd_kernel[grid](x, words, scales, target, m, n, k, kw, scales.shape[1], x.stride(0), words.stride(0),
                             scales.stride(0), stride_om, BLOCK_G=max(1, block_k // 128), **common)
     else:
         _q4_0_kernel[grid](x, words, target, m, n, k, kw, x.stride(0), words.stride(0), stride_om,
                            BLOCK_B=max(1, block_k // 32), **common)
-    if split > 1:
-        block = 1024
-        _split_sum_kernel[(triton.cdiv(m * n, block),)](target, y, m * n, SPLIT_K=split, OUT=OUT_CODES[out],
-                                                        BLOCK=block, num_warps=4)
-    return y
+
+
+def x_planes(x, layout: str, k: int):
+    """x (M, K) as fp32 nibble planes laid out for the V3 kernels' loads (one copy kernel at decode).
+    ESIMD [M, KW4/4, 8, 4] with [m, v, i, j] = x[m, 8(4v + j) + i] (KW4 = ceil(K/8) rounded up to 4,
+    zeros past K): a thread's 4-word vector q = 4v..4v+3 finds its 8 planes as 32 adjacent floats,
+    8 16-byte loads at fixed offsets. q4_0 [M, 4, K/32*8] with [m, p, 8b + j] = x[m, 32b + 2j +
+    (0, 16, 1, 17)[p]] (int16 word j of block b: low byte low/high nibble, high byte low/high)."""
+    import torch
+
+    m = x.shape[0]
+    if layout == "esimd":
+        kw4 = -(-k // 32) * 4
+        if k != kw4 * 8:
+            x = torch.nn.functional.pad(x, (0, kw4 * 8 - k))
+        xp = torch.empty((m, kw4 // 4, 8, 4), dtype=torch.float32, device=x.device)
+        xp.copy_(x.view(m, kw4 // 4, 4, 8).transpose(2, 3))
+        return xp.view(m, kw4 * 8)
+    nb = k // 32
+    xp = torch.empty((m, 4, nb * 8), dtype=torch.float32, device=x.device)
+    xp.view(m, 2, 2, nb, 8).copy_(x.view(m, nb, 2, 8, 2).permute(0, 4, 2, 1, 3))  # p = 2 e + h
+    return xp
+
+
+def _launch_v3(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, deq_fma, cfg, out):
+    """V3 (one x row per program, BLOCK_M ignored): XP=1 reads host-made x planes, XP=0 gathers x."""
+    xp = int(cfg.pop("XP", 1)) or (layout == "esimd" and k % 8 != 0)
+    cfg.pop("BLOCK_M", None)
+    xv = x_planes(x, layout, k) if xp else x
+    grid = (triton.cdiv(n, cfg["BLOCK_N"]), m, split)
+    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=deq_fma, XP=int(bool(xp)), **cfg)
+    if layout == "esimd":
+        bg = max(1, block_k // 128)
+        _esimd_v3_kernel[grid](xv, words, scales, target, _MAGIC, m, n, kw, scales.shape[1], xv.stride(0),
+                               words.stride(0), scales.stride(0), stride_om, BLOCK_G=bg,
+                               EVEN=int(kw % (16 * bg) == 0), **common)
+    else:
+        bb = max(1, block_k // 32)
+        _q4_0_v3_kernel[grid](xv, words, target, _MAGIC, m, n, kw, xv.stride(0), xv.stride(1) if xp else 0,
+                              words.stride(0), stride_om,
+                              BLOCK_B=bb, EVEN=int(kw % bb == 0), **common)
 
 
 def gemv(x: np.ndarray, weight: np.ndarray, scales: np.ndarray | None, *, layout: str, k: int,
