@@ -185,9 +185,11 @@ class Judge:
     def __call__(self, result, *, kernel: str, shape: tuple[int, ...] = (), observed_isa: str = "",
                  **extra: object) -> None:
         result.reproduce = self.session.reproduce(self.nodeid)
+        known = lookup(kernel, self.session.isa, self.nodeid)
         self.session.cases.append({
             "nodeid": self.nodeid, "kernel": kernel, "isa_requested": self.session.isa,
             "isa_observed": observed_isa, "shape": list(shape), **extra, **result.to_dict(),
+            "known_defect": f"{known.why} ({known.reference})" if known else None,
         })
         if result.status == "UNAVAILABLE":
             pytest.skip(f"{kernel} unavailable: {result.detail}")

@@ -5,7 +5,7 @@ Schema `qoracle-certificate/2`, documented field by field in docs/certificate.md
   isa_levels, flags, known_levels, gpus}, packages {name: version or null}, kernels {name: identity},
   isa [{requested, observed, skipped, pytest_exit_code}], runs [{isa_requested, skipped?,
   pytest_exit_code, cases [...], vectors?}], vectors [offline golden-vector sets], benchmarks
-  (pytest-benchmark rows or null), summary {verdict PASSED|FAILED|EMPTY, counts {status: n},
+  (pytest-benchmark rows or null), summary {verdict PASSED|KNOWN_DEFECTS|FAILED|EMPTY, counts {status: n},
   kernels {kernel: {isa: {status: n}}}}.
 A case is what conformance/conftest.py records (nodeid, kernel, isa_requested, isa_observed,
 shape, status BIT_EXACT|BOUNDED|FAIL|CRASHED|UNAVAILABLE, convention, what, detail, mismatch,
@@ -125,6 +125,9 @@ def read_benchmarks(path: str | None) -> list[dict] | None:
     return rows or None
 
 
+PASSING = ("PASSED", "KNOWN_DEFECTS")
+
+
 def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: list[dict] | None = None) -> dict:
     counts: Counter[str] = Counter()
     per_kernel: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
@@ -138,8 +141,11 @@ def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: lis
         for c in run.get("cases", []):
             counts[c["status"]] += 1
             per_kernel[c["kernel"]][run["isa_requested"]][c["status"]] += 1
-    if failed_run or any(counts[s] for s in BAD):
+    unknown_bad = sum(1 for r in runs for c in r.get("cases", []) if c["status"] in BAD and not c.get("known_defect"))
+    if failed_run or unknown_bad:
         verdict = "FAILED"
+    elif any(counts[s] for s in BAD):
+        verdict = "KNOWN_DEFECTS"  # every FAIL/CRASHED is a registered upstream defect (strict xfail)
     else:
         judged = counts["BIT_EXACT"] + counts["BOUNDED"]
         verdict = "PASSED" if judged else "EMPTY"  # nothing judged (or only UNAVAILABLE) is not a pass
@@ -200,8 +206,9 @@ def markdown(cert: dict) -> str:
     if bad:
         lines += ["", "## Failures", ""]
         for c in bad:
-            lines += [f"### {c['kernel']} at --isa {c['isa_requested']} {c.get('shape', '')}: {c['status']}", "", "```",
-                      c.get("detail", ""), f"reproduce: {c.get('reproduce', '')}", "```", ""]
+            known = f" (known defect: {c['known_defect']})" if c.get("known_defect") else ""
+            lines += [f"### {c['kernel']} at --isa {c['isa_requested']} {c.get('shape', '')}: {c['status']}{known}", "",
+                      "```", c.get("detail", ""), f"reproduce: {c.get('reproduce', '')}", "```", ""]
     unavailable = {(c["kernel"], c.get("detail", "")) for c in all_cases(cert) if c["status"] == "UNAVAILABLE"}
     if unavailable:
         lines += ["", "## Unavailable kernels", ""] + [f"- {k}: {why}" for k, why in sorted(unavailable)]

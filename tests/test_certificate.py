@@ -44,3 +44,12 @@ def test_findings_table_counts_and_first_failure(tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| k.one"))
     assert "| q4_0 | avx2 | avx2 (haswell) | 1 | 0 | 1 | 0 | 0 |" in row
     assert "first bad element (0, 3)" in row and "pytest conformance/test_x.py::t --isa avx2" in row
+
+
+def test_known_defects_alone_do_not_fail_the_certificate():
+    known = {**_case("CRASHED"), "known_defect": "heap corruption (auto-round-lib 0.16.0)"}
+    cert = build([_run(_case("BIT_EXACT"), known)], kernels=[], profile="quick")
+    assert cert["summary"]["verdict"] == "KNOWN_DEFECTS"
+    assert "known defect: heap corruption" in markdown(cert)
+    unknown = build([_run(_case("BIT_EXACT"), known, _case("FAIL"), rc=1)], kernels=[], profile="quick")
+    assert unknown["summary"]["verdict"] == "FAILED"
