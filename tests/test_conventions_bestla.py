@@ -4,7 +4,8 @@ ARK exposes no float quantizer (only `repack_quantized_weight` of integer codes 
 `unpack_weight`), so the quantizers stay source reading; what the library can confirm is the
 dequantization rule the conventions use: signed codes q in [-8, 7] (nibble q + 8) times the
 fp32 scale, minus a signed zero point when asymmetric, and for the asymmetric int4/int8
-conventions the storage of their own codes and signed zero points. Their quantizer arithmetic
+conventions the storage of their own codes and signed zero points; for int2, int3, int5, int6
+and int7 (no quantizer in the source, so no convention) only the (q - zp) * scale read-back. Their quantizer arithmetic
 is checked against a scalar line-by-line port of the cited kernel_ref.h source (which pins the
 vectorization, not the source reading). ARK runs in a worker process because some of its paths
 abort (NUMERICS.md).
@@ -75,6 +76,33 @@ def test_ark_reads_asym_codes_and_zero_points_as_the_convention_dequantizes(name
                           conv.group_size, True, ASYM[name])
     assert out.ok, f"ARK {out.status}: {out.detail}"
     assert np.array_equal(out.value.view(np.uint32), conv.dequantize(qw).view(np.uint32))
+
+
+OTHER_WIDTHS = (2, 3, 5, 6, 7)  # ARK's weight types; it rejects "int1"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("auto_round_kernel") is None, reason="auto-round-lib not installed")
+@pytest.mark.parametrize("asym", [False, True])
+def test_ark_other_int_widths_dequantize_as_q_minus_zp_times_scale(asym: bool) -> None:
+    """int2..int7 have no quantizer in the cited kernel_ref.h (bestla.py's docstring), so no
+    convention is named; ARK confirms only how given codes read back: signed q over the full
+    [-2^(b-1), 2^(b-1) - 1] (both ends included), (q - zp) * fp32 scale, bit-exact."""
+    from kernels.worker import Worker
+
+    rng = np.random.default_rng(17)
+    k, n, g = 96, 48, 32
+    with Worker(timeout=180) as worker:
+        for bits in OTHER_WIDTHS:
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+            codes = rng.integers(lo, hi + 1, (k, n)).astype(np.int8)
+            codes[0, :], codes[1, :] = lo, hi
+            scales = rng.uniform(-2, 2, (k // g, n)).astype(np.float32)
+            zps = rng.integers(lo, hi + 1, scales.shape).astype(np.int8) if asym else np.zeros(scales.shape, np.int8)
+            out = worker.call("tests.test_conventions_bestla", "ark_unpack", codes, scales, zps, g, asym, f"int{bits}")
+            assert out.ok, f"ARK int{bits} {out.status}: {out.detail}"
+            expected = ((codes.astype(np.float32) - np.repeat(zps, g, 0).astype(np.float32))
+                        * np.repeat(scales, g, 0)).astype(np.float32).T
+            assert np.array_equal(out.value.view(np.uint32), expected.view(np.uint32)), f"int{bits}"
 
 
 def _port_asym_group(v: list, bits: int) -> tuple[list, np.float32, int]:

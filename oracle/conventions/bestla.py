@@ -17,6 +17,16 @@ these functions), `quantize_f32_sign_int_rowblock<S4_T>` and `quantize_f32_f4_ro
   1/scale : 0, fmedium and zp as for S8, q = min(15, (int8)((x - fmedium)*rscale + 8.5f));
   stored nibble q (`x << 4` then `int4x2::convert`, which gives back q's low nibble), dequant
   (`decompress_kblock_s4_fp`) (q - 8 - zp) * scale.
+Other integer widths (issue 3): these commits have NO quantizer for int1, int2, int3, int5, int6 or
+int7, so no convention is named for them. `quantize_f32_sign_int_rowblock<S4_T>` dispatches only S8,
+S4_CLIP (which takes the S8 path: int8 codes, compressed later by `compress_s8_s4`) and
+S4_FULLRANGE, `default: assert(false)`; the only packers are `compress_s8_s4` and `compress_f4`.
+bestla.h at 1775012 adds S3_CLIP to BTLA_DTYPE (no S1/S2/S5/S6/S7); the later kernel_wrapper.h
+that calls `ref::compress_{1,2,3,5,6,7}bit` and the non-template
+`ref::quantize_f32_sign_int_rowblock(..., qtype)` is stored, but no kernel_ref.h holding those
+bodies is. What auto-round-lib 0.16 does confirm for int2, int3, int5, int6, int7 (int1 it rejects)
+is the dequantization of given codes: signed q in [-2^(b-1), 2^(b-1) - 1], (q - zp) * fp32 scale,
+bit-exact (tests/test_conventions_bestla.py); the scale, rounding and zero-point rules are unknown.
 Newer BesTLA (neural-speed's last kernel_wrapper.h, and the copy inside auto-round-lib 0.16,
 "ARK", whose kernel_wrapper.h at intel/auto-round 86f9804 calls
 `ref::quantize_f32_sign_int_rowblock(..., BTLA_DTYPE qtype)` for int1..int8, S*_CLIP types)
