@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from oracle.bounds import gamma, sum_bound
+from oracle.ggml.q4_k import unpack_scale_min_k4
 from oracle.rounding import fmaf
 
 __all__ = ["BLOCKS", "vec_dot", "vec_dot_exact", "VARIANTS"]
@@ -81,11 +82,9 @@ def _q8_k(b):
 
 
 def _scale_min_k4(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The eight 6-bit scales and mins of q4_K/q5_K from their 12 bytes (ggml `get_scale_min_k4`)."""
-    s = s.astype(np.int64)
-    sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 0xF) | ((s[..., 0:4] >> 6) << 4)], axis=-1)
-    mn = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=-1)
-    return sc, mn
+    """The eight 6-bit scales and mins of q4_K/q5_K from their 12 bytes, as int64 for the int sums."""
+    sc, mn = unpack_scale_min_k4(np.asarray(s, np.uint8))
+    return sc.astype(np.int64), mn.astype(np.int64)
 
 
 def _kq_nibbles(qs: np.ndarray) -> np.ndarray:

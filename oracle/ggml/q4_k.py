@@ -42,10 +42,10 @@ def pack_scale_min_k4(sc: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def unpack_scale_min_k4(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 12) bytes -> (sc, m), each (n, 8) uint8: ggml-quants.c `get_scale_min_k4`."""
-    lo, mid, hi = b[:, 0:4], b[:, 4:8], b[:, 8:12]
-    sc = np.concatenate([lo & 63, (hi & 0xF) | ((lo >> 6) << 4)], axis=1)
-    m = np.concatenate([mid & 63, (hi >> 4) | ((mid >> 6) << 4)], axis=1)
+    """(..., 12) bytes -> (sc, m), each (..., 8) uint8: ggml-quants.c `get_scale_min_k4`."""
+    lo, mid, hi = b[..., 0:4], b[..., 4:8], b[..., 8:12]
+    sc = np.concatenate([lo & 63, (hi & 0xF) | ((lo >> 6) << 4)], axis=-1)
+    m = np.concatenate([mid & 63, (hi >> 4) | ((mid >> 6) << 4)], axis=-1)
     return sc, m
 
 
