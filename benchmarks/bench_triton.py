@@ -9,10 +9,10 @@
 - int4 GEMV (M = 1) in both layouts (ESIMD, GGML q4_0) on decode shapes, against the
   device-to-device copy bandwidth measured in the same run (2 x bytes / time of
   `dst.copy_(src)`), on a 1 GiB buffer and on a buffer the size of the weight. Cache busting:
-  an L2-sized-plus buffer is zeroed before every timed call, and calls rotate over weight copies
-  totalling > 2x L2 (target >= 75% of copy bandwidth). Each config of w4a16.CANDIDATES[layout]
+  a buffer of at least 2x L2 is read before every timed call (Timer), and calls rotate over
+  weight copies totalling > 3x L2 (target >= 75% of copy bandwidth). Each config of w4a16.CANDIDATES[layout]
   is timed and the best one of each kernel variant (V2, V3) reported; every config's median time
-  is kept in the JSON (extra_info.all_configs). V3 configs are checked against the oracle first
+  is kept in the JSON (extra_info.all_configs). Every config is checked against the oracle first
   (one failing is left untimed).
 - DA8W4 and torchao's intmm_triton int_matmul at one shape, for the record.
 Before timing, every kernel is checked against the oracle on one shape (bit-exact where the
@@ -87,7 +87,7 @@ def check_all(tiny: bool) -> list[dict]:
     e, b = wxa16_exact(xv, ec.dequantize(qe), acc="fp32", out="fp16")
     out.append(_check("w4a16 esimd", compare_bounded(e, b, w4a16.gemv(xv, pk["weight"], pk["scales"], layout="esimd", k=gk),
                                                      out_dtype="fp16", convention="esimd.int4_gemv")))
-    out += check_gemv_v3(rng, xv, qb, (pk, qe), tiny)
+    out += check_gemv_configs(rng, xv, qb, (pk, qe), tiny)
     aq, za = rng.integers(0, 256, (m, k)).astype(np.uint8), rng.integers(0, 256, m)
     wq, sw, zw = rng.integers(0, 16, (n, k)), (rng.random((n, k // 32)) * 0.05).astype(np.float32), rng.integers(0, 16, (n, k // 32))
     y = da8w4.linear(aq, sa, za, da8w4.pack_weight(wq), sw, zw, group_size=32, out="bf16")
@@ -103,16 +103,17 @@ def check_all(tiny: bool) -> list[dict]:
     return out
 
 
-def check_gemv_v3(rng, xv, qb, esimd, tiny: bool) -> list[dict]:
-    """The V3 GEMV configs of w4a16.CANDIDATES (all on the GPU, one per layout in the interpreter),
-    each against the oracle, on x with one and with three rows: a config that fails is not timed."""
+def check_gemv_configs(rng, xv, qb, esimd, tiny: bool) -> list[dict]:
+    """Every GEMV config of w4a16.CANDIDATES (all on the GPU, one split config per layout in the
+    interpreter), each against the oracle, on x with one and with three rows: a config that fails
+    is not timed."""
     ec = get("esimd.int4_gemv")
     pk, qe = esimd
     x3 = rng.standard_normal((3, xv.shape[1])).astype(np.float16)
     res = []
     for layout in ("esimd", "q4_0"):
-        cfgs = [c for c in GEMV_CONFIGS[layout] if c.get("V") == 3]
-        for cfg in cfgs[:1] if tiny else cfgs:
+        cfgs = list(GEMV_CONFIGS[layout])
+        for cfg in [c for c in cfgs if c.get("V") == 3 and c.get("CHUNKS")][:1] if tiny else cfgs:
             ok = True
             for x in (xv, x3):
                 wd = ec.dequantize(qe) if layout == "esimd" else oracle.dequantize(qb, "q4_0")
@@ -123,21 +124,27 @@ def check_gemv_v3(rng, xv, qb, esimd, tiny: bool) -> list[dict]:
                 ok = ok and r.ok
                 if not r.ok:
                     print(r.message())
-            res.append({"check": f"w4a16 {layout} V3 {_cfg_tag(cfg)}", "status": "PASS" if ok else "FAIL", "ok": ok})
+            res.append({"check": f"w4a16 {layout} config V{cfg.get('V', 2)} {_cfg_tag(cfg)}", "status": "PASS" if ok else "FAIL", "ok": ok})
             print(f"  check {res[-1]['check']}: {res[-1]['status']}")
     return res
 
 
 def _cfg_tag(cfg: dict) -> str:
-    return "BN{BLOCK_N} BK{BLOCK_K} w{num_warps} SK{SPLIT_K} XP{XP}".format(**cfg)
+    return "BN{BLOCK_N} BK{BLOCK_K} w{num_warps} {split} XP{xp}".format(
+        split=f"C{cfg['CHUNKS']}" if "CHUNKS" in cfg else f"SK{cfg['SPLIT_K']}", xp=cfg.get("XP", "-"), **cfg)
 
 
 class Timer:
-    """CUDA-event times of one call, an L2-flushing buffer zeroed before each call."""
+    """GPU time of one call between two CUDA events. Before each call a buffer larger than L2 is read
+    (a sum: L2 is left holding clean, unrelated lines, so nothing of the call's inputs is cached and
+    no dirty line is written back during the call, as zero-filling would leave), then the GPU is
+    held in a short spin (torch.cuda._sleep) so the host has queued the call before the start event
+    fires: the time is the kernels' own, not Python's launch overhead."""
 
-    def __init__(self, torch, flush_bytes: int):
+    def __init__(self, torch, flush_bytes: int, spin_cycles: int = 100_000):
         self.torch = torch
-        self.flush = torch.empty(flush_bytes // 4, dtype=torch.int32, device="cuda")
+        self.flush = torch.ones(flush_bytes // 4, dtype=torch.int32, device="cuda")
+        self.spin = spin_cycles
 
     def times(self, fn, reps: int = 50, warmup: int = 5) -> list[float]:
         torch = self.torch
@@ -146,8 +153,10 @@ class Timer:
         torch.cuda.synchronize()
         starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
         ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+        sink = torch.zeros((), dtype=torch.int64, device="cuda")
         for i in range(reps):
-            self.flush.zero_()
+            torch.sum(self.flush, (0,), out=sink)
+            torch.cuda._sleep(self.spin)
             starts[i].record()
             fn()
             ends[i].record()
@@ -202,7 +211,7 @@ def bench_w8a8(torch, timer, ms: list[int], rows: list, entries: list) -> None:
             entries.append(_entry("w8a8", f"torch._int_mm[{m}x{n}x{k}]", params, t_ref, {"tops": ref_tops}))
 
 
-def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_v3: set) -> None:
+def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: set) -> None:
     big = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
     big_dst = torch.empty_like(big)
     t_big = timer.times(lambda: big_dst.copy_(big), reps=20)
@@ -230,11 +239,11 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_v3: set)
             dst = torch.empty_like(src)
             t_copy = timer.times(lambda: dst.copy_(src))
             same_bw = 2 * wbytes / statistics.median(t_copy)
-            ws_buf = torch.empty(16 * n, dtype=torch.float32, device="cuda")
+            ws_buf = torch.empty(128 * n, dtype=torch.float32, device="cuda")
             best = {}  # per kernel variant (2: word-wide with in-kernel x split, 3: x planes, no shuffle)
             timed = []
             for cfg in GEMV_CONFIGS[layout]:
-                if cfg.get("V") == 3 and f"w4a16 {layout} V3 {_cfg_tag(cfg)}" in failed_v3:
+                if f"w4a16 {layout} config V{cfg.get('V', 2)} {_cfg_tag(cfg)}" in failed_cfgs:
                     continue
                 state = {"i": 0}
 
@@ -250,6 +259,8 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_v3: set)
                 v = cfg.get("V", 2)
                 if v not in best or statistics.median(ts) < statistics.median(best[v][1]):
                     best[v] = (cfg, ts)
+            for t in sorted(timed, key=lambda t: t["median_s"])[:5]:
+                print(f"  {layout} {n}x{k}: {total / t['median_s'] / 1e9:.0f} GB/s {t['config']}")
             for v, (cfg, ts) in sorted(best.items()):
                 bw = total / statistics.median(ts)
                 rows.append((f"int4 GEMV {layout} V{v}", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
@@ -309,8 +320,8 @@ def main() -> int:
     checks = check_all(tiny=runtime.interpreted())
     rows: list = []
     entries: list = []
-    ok = all(c["ok"] for c in checks if " V3 " not in c["check"])  # a failing V3 config is only left untimed
-    failed_v3 = {c["check"] for c in checks if " V3 " in c["check"] and not c["ok"]}
+    ok = all(c["ok"] for c in checks if " config " not in c["check"])  # a failing config is only left untimed
+    failed_cfgs = {c["check"] for c in checks if " config " in c["check"] and not c["ok"]}
     skip = set(filter(None, args.skip.split(",")))
     if runtime.interpreted():
         print("no CUDA: correctness checks only (interpreter)")
@@ -323,7 +334,7 @@ def main() -> int:
         if "w8a8" not in skip:
             bench_w8a8(torch, timer, [int(v) for v in args.m.split(",")], rows, entries)
         if "gemv" not in skip:
-            bench_gemv(torch, timer, l2, rows, entries, failed_v3)
+            bench_gemv(torch, timer, l2, rows, entries, failed_cfgs)
         if "misc" not in skip:
             bench_misc(torch, timer, rows, entries)
     header = ("kernel", "shape", "result", "reference", "ratio", "peak / same-size", "config")

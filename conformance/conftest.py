@@ -87,12 +87,17 @@ class Session:
     @property
     def worker(self) -> Worker | MutantWorker:
         if self._worker is None:
-            env = knobs_for(self.isa)
-            if self.mutant:
-                env = {**env, mutants.ENV: self.mutant.name}
-            w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
-            self._worker = MutantWorker(w, self.mutant) if self.mutant else w
+            self._worker = self.new_worker()
         return self._worker
+
+    def new_worker(self, extra_env: dict[str, str] | None = None) -> Worker | MutantWorker:
+        """A worker with the session's ISA knobs and mutant routing, plus `extra_env` (the Triton
+        harness starts its own, with TRITON_INTERPRET where there is no GPU)."""
+        env = {**knobs_for(self.isa), **(extra_env or {})}
+        if self.mutant:
+            env[mutants.ENV] = self.mutant.name
+        w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
+        return MutantWorker(w, self.mutant) if self.mutant else w
 
     def reproduce(self, nodeid: str) -> str:
         extra = f" --mutant {self.mutant.name}" if self.mutant else ""

@@ -73,7 +73,8 @@ def test_w4a16(qsession, judge, layout, kind, xdtype):
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_w4a16_split_k(qsession, judge, layout):
-    """Three K slices summed in slice order by the second kernel, fp16 output."""
+    """Three K slices (4 chunks of 64: the last slice is empty) summed in slice order by each tile's
+    last program in the same launch, fp16 output."""
     m, k, n = 3, 256, 20
     x = np.random.default_rng(5).standard_normal((m, k)).astype(np.float16)
     _case(qsession, judge, layout, x, n, k, "quantized", "fp16", config=SPLIT)

@@ -207,6 +207,12 @@ def _example(m) -> tuple[tuple, dict, object]:
         return (x, codes, scales, zeros, rng.standard_normal(32).astype(f32)), dict(bits=4, group_size=32), ident
     if fn == "woqgemm_s8":
         return (x, rng.integers(-63, 64, (32, 256)).astype(np.int8), np.full(32, 0.01, f32), None), {}, ident
+    if fn == "gemv":  # the Triton int4 GEMV, ESIMD layout, M = 1, K split in 4 (interpreter without a GPU)
+        conv = conventions.get("esimd.int4_gemv")
+        p = conv.pack(conv.quantize(w))
+        cfg = dict(BLOCK_M=1, BLOCK_N=16, BLOCK_K=64, SPLIT_K=4, num_warps=4, DEQ_FMA=0)
+        return (x[:1].astype(np.float16), p["weight"], p["scales"]), dict(layout="esimd", k=256, out="fp32",
+                                                                         config=cfg), ident
     raise ValueError(f"no example call for {m.target}.{fn}")
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 __all__ = ["Mutant", "mutant", "mutants", "get", "real", "ENV"]
 
 ENV = "QORACLE_MUTANT"  # the worker reads the active mutant's name from its environment
-_FAMILIES = ("ggml", "pytorch", "onnxruntime", "bestla", "torchao")
+_FAMILIES = ("ggml", "pytorch", "onnxruntime", "bestla", "torchao", "triton")
 _MUTANTS: dict[str, "Mutant"] = {}
 
 

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kernels.isa import knobs_for
 from kernels.worker import Worker
 from oracle.verdict import Result
 
 __all__ = ["worker", "ready", "call"]
-
-_PROBE = "import torch; print(int(torch.cuda.is_available()))"
 
 
 def worker(qsession) -> Worker:
@@ -25,10 +22,7 @@ def worker(qsession) -> Worker:
     if w is None:
         o = qsession.worker.call("kernels.triton.harness", "cuda_available")
         cuda = bool(o.ok and o.value)
-        env = dict(knobs_for(qsession.isa))
-        if not cuda:
-            env["TRITON_INTERPRET"] = "1"
-        w = Worker(env, timeout=qsession.config.getoption("kernel_timeout"))
+        w = qsession.new_worker({} if cuda else {"TRITON_INTERPRET": "1"})  # --mutant routing included
         qsession._triton_worker = w
         qsession.config.add_cleanup(w.close)
     return w

@@ -9,7 +9,8 @@
 Arithmetic: the dequantized weight (nibble - 8) * scale is exact in fp32 (a 4-bit integer times an
 fp16 value); each product x * w is rounded in fp32, or fused with its add into an FMA where the
 compiler contracts it, and summed in fp32 in an order the compiler picks, per split-K slice; the
-slices' fp32 partials are then added in slice order by a second kernel and cast once (RNE) to
+slices' fp32 partials are then added in slice order, in the same launch, by the last of a tile's
+programs to finish (`_finish`: a per-tile counter), and cast once (RNE) to
 the output dtype. That is oracle.gemm.wxa16's model with acc fp32 and order 'any' (its bound
 covers fused products): the exact value and its bound judge it, no bit-exact prediction.
 
@@ -55,14 +56,15 @@ _NIB8 = {"esimd": -2004318072, "q4_0": -30584}  # 0x88888888 / 0x8888: code 8 ev
 
 
 @triton.jit
-def _nib(word, P: tl.constexpr, s_p, FMA: tl.constexpr):
-    """(nibble at bit 4P of word - 8) * s, exactly; s_p = s * 16^-P, P in {2, 3, 4}."""
-    C: tl.constexpr = 8388608.0 + 8.0 * (16 ** P)
-    f = ((word & (15 << (4 * P))) | 0x4B000000).to(tl.float32, bitcast=True)
+def _nib3(word, P: tl.constexpr, s_p, nc_p, magic, FMA: tl.constexpr):
+    """(nibble at bit 4P of word - 8) * s, exactly; s_p = s * 16^-P, nc_p = -(c_p * s_p), P in {2, 3, 4}
+    (module docstring). magic = 0x4B000000 comes in a register (a kernel argument), so the mask and
+    the or fold into one LOP3 (with two immediates ptxas emits two instructions)."""
+    f = ((word & (15 << (4 * P))) | magic).to(tl.float32, bitcast=True)
     if FMA:
-        return tl.fma(f, s_p, -(C * s_p))  # C * s_p is exact (module docstring)
+        return tl.fma(f, s_p, nc_p)
     else:
-        return (f - C) * s_p
+        return (f - (8388608.0 + 8.0 * (16 ** P))) * s_p
 
 
 @triton.jit
@@ -88,18 +90,42 @@ def _accumulate(acc, part, mi, BLOCK_M: tl.constexpr):
 
 
 @triton.jit
-def _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr):
-    o_ptrs = out_ptr + pid_k.to(tl.int64) * M * N + rm[:, None].to(tl.int64) * stride_om + rn[None, :]
-    mask = (rm < M)[:, None] & (rn < N)[None, :]
-    if SPLIT_K == 1:
-        tl.store(o_ptrs, cast_out(acc, OUT), mask=mask)
+def _finish(y_ptrs, ws_ptrs, MN, mask, acc, cnt_ptr, pid_k, SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr):
+    """Store acc (y_ptrs: this tile in the output; ws_ptrs: the same tile in workspace slice 0).
+
+    With SPLIT (SPLIT_K > 1) the program adds its slice's fp32 partial to the workspace and takes a ticket
+    from the tile's counter; the last of the tile's SPLIT_K programs to arrive sums the slices in
+    slice order (a fixed order, so the bytes do not depend on which program came last), casts once,
+    stores, and sets the counter back to 0 for the next call (one launch, no second kernel). The
+    barrier puts every thread's partial before the counter's release; the sums read L2 (.cg)."""
+    if not SPLIT:
+        tl.store(y_ptrs, cast_out(acc, OUT), mask=mask)
     else:
-        tl.store(o_ptrs, acc, mask=mask)
+        tl.store(ws_ptrs + pid_k.to(tl.int64) * MN, acc, mask=mask)
+        tl.debug_barrier()
+        ticket = tl.atomic_add(cnt_ptr, 1, sem="acq_rel")
+        if ticket == SPLIT_K - 1:
+            total = tl.load(ws_ptrs, mask=mask, other=0.0, cache_modifier=".cg")
+            for s in range(1, SPLIT_K):
+                total += tl.load(ws_ptrs + s * MN, mask=mask, other=0.0, cache_modifier=".cg")
+            tl.store(y_ptrs, cast_out(total, OUT), mask=mask)
+            tl.atomic_xchg(cnt_ptr, 0)
 
 
 @triton.jit
-def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, stride_wn, stride_sn, stride_om,
-                  OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+def _store(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, rm, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
+           SPLIT: tl.constexpr):
+    """A [BLOCK_M, BLOCK_N] tile through _finish (the tile's counter: pid_m * grid0 + pid_n)."""
+    cnt = cnt_ptr + tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+    off = rm[:, None].to(tl.int64) * N + rn[None, :]
+    _finish(out_ptr + rm[:, None].to(tl.int64) * stride_om + rn[None, :], ws_ptr + off, M * N,
+            (rm < M)[:, None] & (rn < N)[None, :], acc, cnt, pid_k, SPLIT_K, OUT, SPLIT)
+
+
+@triton.jit
+def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, KW, G, stride_xm, stride_wn, stride_sn,
+                  stride_om,
+                  SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                   BLOCK_G: tl.constexpr, DEQ_FMA: tl.constexpr):
     """w_ptr: int32 words [N, KW] (KW = ceil(K/8), padding nibbles 8); BLOCK_G 128-groups per step."""
     pid_n = tl.program_id(0)
@@ -126,16 +152,19 @@ def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, strid
         s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
         s3 = (s * 0.000244140625)[:, :, None]
         s4 = (s * 0.0000152587890625)[:, :, None]
+        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
+        n3 = -(8421376.0 * s3)
+        n4 = -(8912896.0 * s4)
         lo = wq << 8  # nibbles 0, 1 at positions 2, 3
         hi = wq >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
-        w0 = _nib(lo, 2, s2, DEQ_FMA)
-        w1 = _nib(lo, 3, s3, DEQ_FMA)
-        w2 = _nib(wq, 2, s2, DEQ_FMA)
-        w3 = _nib(wq, 3, s3, DEQ_FMA)
-        w4 = _nib(wq, 4, s4, DEQ_FMA)
-        w5 = _nib(hi, 2, s2, DEQ_FMA)
-        w6 = _nib(hi, 3, s3, DEQ_FMA)
-        w7 = _nib(hi, 4, s4, DEQ_FMA)
+        w0 = _nib3(lo, 2, s2, n2, magic, DEQ_FMA)
+        w1 = _nib3(lo, 3, s3, n3, magic, DEQ_FMA)
+        w2 = _nib3(wq, 2, s2, n2, magic, DEQ_FMA)
+        w3 = _nib3(wq, 3, s3, n3, magic, DEQ_FMA)
+        w4 = _nib3(wq, 4, s4, n4, magic, DEQ_FMA)
+        w5 = _nib3(hi, 2, s2, n2, magic, DEQ_FMA)
+        w6 = _nib3(hi, 3, s3, n3, magic, DEQ_FMA)
+        w7 = _nib3(hi, 4, s4, n4, magic, DEQ_FMA)
         k = g0 * 128 + kk
         for mi in tl.static_range(BLOCK_M):
             m = pid_m * BLOCK_M + mi
@@ -144,12 +173,12 @@ def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, M, N, K, KW, G, stride_xm, strid
             t = w0 * x0[None] + w1 * x1[None] + w2 * x2[None] + w3 * x3[None] + w4 * x4[None] + w5 * x5[None] \
                 + w6 * x6[None] + w7 * x7[None]
             acc = _accumulate(acc, tl.sum(tl.sum(t, axis=2), axis=1), mi, BLOCK_M)
-    _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT, SPLIT_K)
+    _store(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, rm, rn, M, N, stride_om, SPLIT_K, OUT, SPLIT)
 
 
 @triton.jit
-def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, stride_om,
-                 OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+def _q4_0_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, NB, stride_xm, stride_wn, stride_om,
+                 SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_B: tl.constexpr, DEQ_FMA: tl.constexpr):
     """w_ptr: int16 words [N, NB*9], NB = K/32 blocks of (d, 8 qs words); BLOCK_B blocks per step."""
     pid_n = tl.program_id(0)
@@ -174,11 +203,13 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, strid
                                 other=-30584), [BLOCK_N, BLOCK_B, 8]).to(tl.int32)  # 0x8888: weight 0 past the row
         d2 = (d * 0.00390625)[:, :, None]
         d3 = (d * 0.000244140625)[:, :, None]
+        n2 = -(8390656.0 * d2)
+        n3 = -(8421376.0 * d3)
         lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
-        w_a = _nib(lo, 2, d2, DEQ_FMA)  # k = 2j
-        w_b = _nib(lo, 3, d3, DEQ_FMA)  # k = 2j + 16
-        w_c = _nib(qp, 2, d2, DEQ_FMA)  # k = 2j + 1
-        w_d = _nib(qp, 3, d3, DEQ_FMA)  # k = 2j + 17
+        w_a = _nib3(lo, 2, d2, n2, magic, DEQ_FMA)  # k = 2j
+        w_b = _nib3(lo, 3, d3, n3, magic, DEQ_FMA)  # k = 2j + 16
+        w_c = _nib3(qp, 2, d2, n2, magic, DEQ_FMA)  # k = 2j + 1
+        w_d = _nib3(qp, 3, d3, n3, magic, DEQ_FMA)  # k = 2j + 17
         k = c * (BLOCK_B * 32) + kk
         for mi in tl.static_range(BLOCK_M):
             m = pid_m * BLOCK_M + mi
@@ -189,18 +220,7 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, M, N, K, NB, stride_xm, stride_wn, strid
             x_c, x_d = tl.split(tl.permute(xe1, (0, 2, 1)))
             t = w_a * x_a[None] + w_b * x_b[None] + w_c * x_c[None] + w_d * x_d[None]
             acc = _accumulate(acc, tl.sum(tl.sum(t, axis=2), axis=1), mi, BLOCK_M)
-    _store(out_ptr, acc, pid_k, rm, rn, M, N, stride_om, OUT, SPLIT_K)
-
-
-@triton.jit
-def _nib3(word, P: tl.constexpr, s_p, nc_p, magic, FMA: tl.constexpr):
-    """_nib with magic = 0x4B000000 passed in a register (a kernel argument), so the mask and the or
-    fold into one LOP3 (two immediates cannot), and nc_p = -(c_p * s_p) computed once per scale."""
-    f = ((word & (15 << (4 * P))) | magic).to(tl.float32, bitcast=True)
-    if FMA:
-        return tl.fma(f, s_p, nc_p)
-    else:
-        return (f - (8388608.0 + 8.0 * (16 ** P))) * s_p
+    _store(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, rm, rn, M, N, stride_om, SPLIT_K, OUT, SPLIT)
 
 
 @triton.jit
@@ -213,17 +233,17 @@ def _xload(ptrs, mask, EVEN: tl.constexpr):
 
 
 @triton.jit
-def _store_v3(out_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr):
-    o_ptrs = out_ptr + pid_k.to(tl.int64) * M * N + pid_m.to(tl.int64) * stride_om + rn
-    if SPLIT_K == 1:
-        tl.store(o_ptrs, cast_out(acc, OUT), mask=rn < N)
-    else:
-        tl.store(o_ptrs, acc, mask=rn < N)
+def _store_v3(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
+              SPLIT: tl.constexpr):
+    """One x row's [BLOCK_N] outputs through _finish (the tile's counter: pid_m * grid0 + pid_n)."""
+    cnt = cnt_ptr + pid_m * tl.num_programs(0) + tl.program_id(0)
+    _finish(out_ptr + pid_m.to(tl.int64) * stride_om + rn, ws_ptr + pid_m.to(tl.int64) * N + rn, M * N, rn < N, acc,
+            cnt, pid_k, SPLIT_K, OUT, SPLIT)
 
 
 @triton.jit
-def _esimd_v3_kernel(x_ptr, w_ptr, s_ptr, out_ptr, magic, M, N, KW, G, stride_xm, stride_wn, stride_sn,
-                     stride_om, OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr,
+def _esimd_v3_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, KW, G, stride_xm, stride_wn, stride_sn,
+                     stride_om, SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr,
                      BLOCK_G: tl.constexpr, DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
     """V3, no in-kernel shuffle: word tile [BLOCK_G, BLOCK_N, 16] (16 words = one 128-group; groups
     first so that threads spread over groups and words and each keeps several rows), scale tile
@@ -277,12 +297,13 @@ def _esimd_v3_kernel(x_ptr, w_ptr, s_ptr, out_ptr, magic, M, N, KW, G, stride_xm
         acc += _nib3(hi, 2, s2, n2, magic, DEQ_FMA) * _xload(xq + 5 * xs, xm, EVEN)[:, None, :]
         acc += _nib3(hi, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + 6 * xs, xm, EVEN)[:, None, :]
         acc += _nib3(hi, 4, s4, n4, magic, DEQ_FMA) * _xload(xq + 7 * xs, xm, EVEN)[:, None, :]
-    _store_v3(out_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, OUT, SPLIT_K)
+    _store_v3(out_ptr, ws_ptr, cnt_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K,
+              OUT, SPLIT)
 
 
 @triton.jit
-def _q4_0_v3_kernel(x_ptr, w_ptr, out_ptr, magic, M, N, NB, stride_xm, stride_xp, stride_wn, stride_om,
-                    OUT: tl.constexpr, SPLIT_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
+def _q4_0_v3_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, NB, stride_xm, stride_xp, stride_wn, stride_om,
+                    SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
                     DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
     """V3 for q4_0 blocks read as stored: qs words [BLOCK_N, BLOCK_B, 8] (int16 at 9b + 1 + j), d
     [BLOCK_N, BLOCK_B] (int16 at 9b) broadcast over the block, word j's four nibbles (k = 32b + 2j
@@ -334,17 +355,8 @@ def _q4_0_v3_kernel(x_ptr, w_ptr, out_ptr, magic, M, N, NB, stride_xm, stride_xp
             xq1 = xq + 1
         acc += _nib3(qp, 2, d2, n2, magic, DEQ_FMA) * _xload(xq1, xm, EVEN)[:, None, :]  # k = 2j + 1
         acc += _nib3(qp, 3, d3, n3, magic, DEQ_FMA) * _xload(xq1 + xs, xm, EVEN)[:, None, :]  # k = 2j + 17
-    _store_v3(out_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, OUT, SPLIT_K)
-
-
-@triton.jit
-def _split_sum_kernel(ws_ptr, out_ptr, MN, SPLIT_K: tl.constexpr, OUT: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < MN
-    acc = tl.load(ws_ptr + offs, mask=mask, other=0.0)
-    for s in tl.static_range(1, SPLIT_K):  # slice order: a fixed, documented order
-        acc += tl.load(ws_ptr + s * MN + offs, mask=mask, other=0.0)
-    tl.store(out_ptr + offs, cast_out(acc, OUT), mask=mask)
+    _store_v3(out_ptr, ws_ptr, cnt_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K,
+              OUT, SPLIT)
 
 
 def _sms() -> int:
@@ -353,53 +365,46 @@ def _sms() -> int:
     return torch.cuda.get_device_properties(0).multi_processor_count
 
 
-def _v3(layout_tiles, extra):
-    """V3 configs: (BLOCK_N, BLOCK_K, warps) at XP=1, SPLIT_K=1, plus `extra` (BLOCK_N, BLOCK_K, warps,
-    SPLIT_K, XP) rows."""
-    rows = [(bn, bk, w, 1, 1) for bn, bk, w in layout_tiles] + list(extra)
-    return tuple(dict(V=3, BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=1, XP=xp)
-                 for bn, bk, w, sk, xp in rows)
+def _sweep(tiles, v3):
+    """Benchmark configs: each V2 tile (BLOCK_N, BLOCK_K, warps) with SPLIT_K = 1 and with K split so
+    that a program owns CHUNKS = 4, 2 or 1 steps of BLOCK_K; plus V3 rows (BLOCK_N, BLOCK_K, warps,
+    CHUNKS, XP) for comparison."""
+    cfgs = []
+    for bn, bk, w in tiles:
+        base = dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, num_warps=w, DEQ_FMA=1)
+        cfgs += [dict(base, SPLIT_K=1)] + [dict(base, CHUNKS=c) for c in (4, 2, 1)]
+    return tuple(cfgs) + tuple(dict(V=3, BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, CHUNKS=c, num_warps=w, DEQ_FMA=1, XP=xp)
+                               for bn, bk, w, c, xp in v3)
 
 
 # M = 1 candidates for a benchmark sweep (BLOCK_K in elements: 128-groups for ESIMD, 32-blocks for q4_0).
-# V3 tiles: the x tile (BLOCK_K/8 ESIMD words, BLOCK_K/4 q4_0 slots) and the scale tile (BLOCK_N x
-# groups/blocks) stay in registers only while each has fewer elements than the CTA has threads (else
-# triton loads them coalesced and converts through shared memory, a bar.sync pair each per step): the
-# first rows below meet that on sm_90 (checked offline: no convert_layout in the loop), the last two of
-# each layout's tile list do not (more rows per thread, one or more converts) and are there to compare.
-_V2 = {
-    "esimd": tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=f)
-                   for bn, bk, w in ((8, 1024, 4), (16, 512, 4), (16, 1024, 4), (16, 2048, 8), (32, 512, 4),
-                                     (32, 1024, 8), (64, 256, 4), (64, 512, 8))
-                   for sk, f in ((1, 1), (2, 1), (1, 0))),
-    "q4_0": tuple(dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=sk, num_warps=w, DEQ_FMA=f)
-                  for bn, bk, w in ((8, 512, 4), (16, 256, 4), (16, 512, 4), (16, 1024, 8), (32, 256, 4),
-                                    (32, 512, 8), (64, 256, 8), (64, 128, 4))
-                  for sk, f in ((1, 1), (2, 1), (1, 0))),
-}
+# At M = 1 the kernel is bound by instruction issue (Nsight Compute on an H200: ~1.5 warp instructions
+# per 32-bit weight word, 70% of issue slots used; docs/triton.md), so tiles that give each thread more
+# rows per x value win; the K split (partials summed in the same launch by _finish) fills the GPU
+# when N alone gives few programs.
 CANDIDATES = {
-    "esimd": _V2["esimd"] + _v3(((32, 256, 8), (8, 512, 4), (16, 512, 4), (16, 256, 4), (32, 256, 4), (8, 256, 2),
-                                 (16, 256, 2), (16, 1024, 8), (32, 512, 8), (64, 256, 8), (32, 1024, 8),
-                                 (16, 2048, 8)),
-                                ((16, 512, 4, 2, 1), (16, 1024, 8, 2, 1), (16, 512, 4, 1, 0), (16, 1024, 8, 1, 0))),
-    "q4_0": _V2["q4_0"] + _v3(((4, 256, 4), (8, 256, 4), (16, 128, 4), (8, 128, 2), (16, 256, 8), (8, 512, 8),
-                               (32, 128, 8), (16, 256, 4), (32, 256, 8)),
-                              ((8, 256, 4, 2, 1), (16, 256, 8, 2, 1), (8, 256, 4, 1, 0), (16, 256, 8, 1, 0))),
+    "esimd": _sweep(((16, 1024, 4), (32, 1024, 4), (64, 1024, 8), (32, 512, 4)),
+                    ((16, 512, 4, 1, 0), (16, 512, 4, 1, 1))),
+    "q4_0": _sweep(((16, 512, 4), (32, 512, 4), (8, 1024, 4), (16, 1024, 8), (32, 256, 4)),
+                   ((8, 256, 4, 1, 0), (16, 128, 4, 1, 1))),
 }
 
 
 def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
-    """Small tiles in the interpreter; on the GPU a [16, 1024] (ESIMD) or [16, 512] (q4_0) step per
-    program, K split only when N alone gives fewer programs than SMs (a split costs a launch)."""
+    """Small tiles in the interpreter. On the GPU at M = 1 the H200 sweep's winners (docs/triton.md):
+    [32, 1024] (ESIMD) or [8, 1024] (q4_0) tiles, K split only when N gives fewer than two programs
+    per SM, into as many slices as fill that; for M > 1, [16, 512] / [16, 256] tiles over up to 4 x
+    rows (the dequantized tile is reused per row, so it must stay small in registers)."""
     if runtime.interpreted():
         return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=16, BLOCK_K=128, SPLIT_K=1,
                     num_warps=4, DEQ_FMA=0)
-    block_m = 1 if m == 1 else min(4, triton.next_power_of_2(m))
-    block_n, block_k = 16, (1024 if layout == "esimd" else 512)
-    if m > 1:
-        block_k //= 2
+    if m == 1:
+        block_m, block_n, block_k = 1, (32 if layout == "esimd" else 8), 1024
+    else:
+        block_m, block_n, block_k = min(4, triton.next_power_of_2(m)), 16, (512 if layout == "esimd" else 256)
     progs = triton.cdiv(n, block_n) * triton.cdiv(m, block_m)
-    split = 1 if progs >= _sms() else max(1, min(triton.cdiv(2 * _sms(), progs), triton.cdiv(k, block_k), 16))
+    want = 2 * _sms()
+    split = 1 if progs >= want else max(1, min(triton.cdiv(want, progs), triton.cdiv(k, block_k)))
     return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split, num_warps=4, DEQ_FMA=1)
 
 
@@ -440,40 +445,51 @@ def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, co
     out = out or names[x.dtype]
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[out]
     cfg = dict(config or pick_config(m, n, k, layout))
-    split = cfg.pop("SPLIT_K")
     block_k = cfg.pop("BLOCK_K")
+    split = cfg.pop("SPLIT_K", 1)
+    if "CHUNKS" in cfg:  # K split so that each program owns CHUNKS steps of BLOCK_K
+        split = triton.cdiv(triton.cdiv(k, block_k), cfg.pop("CHUNKS"))
     deq_fma = int(cfg.pop("DEQ_FMA", 1)) and not runtime.interpreted()  # interpreter: tl.fma rounds a*b
     y = torch.empty((m, n), dtype=dt, device=x.device)
     if m == 0 or n == 0:
         return y
     if x.stride(1) != 1:
         x = x.contiguous()
-    target = y
+    ws = y  # not read unless split > 1
     if split > 1:
         need = split * m * n
-        target = workspace[:need] if workspace is not None and workspace.numel() >= need else \
+        ws = workspace[:need] if workspace is not None and workspace.numel() >= need else \
             torch.empty(need, dtype=torch.float32, device=x.device)
     words, kw = _words(weight, k, layout)
-    stride_om = n if split > 1 else y.stride(0)
-    if cfg.pop("V", 2) == 3:
-        _launch_v3(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, int(deq_fma), cfg, out)
-    else:
-        _launch_v2(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, int(deq_fma), cfg, out)
-    if split > 1:
-        block = 1024
-        _split_sum_kernel[(triton.cdiv(m * n, block),)](target, y, m * n, SPLIT_K=split, OUT=OUT_CODES[out],
-                                                        BLOCK=block, num_warps=4)
+    launch = _launch_v3 if cfg.pop("V", 2) == 3 else _launch_v2
+    launch(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, int(deq_fma), cfg, out)
     return y
 
 
-def _launch_v2(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, deq_fma, cfg, out):
+_COUNTERS: dict = {}
+
+
+def _counters(device, count: int):
+    """Per-device int32 tile counters for the split-K reduction, zero between calls (each tile's last
+    program sets its counter back to 0). Calls on one device share them, so they must not overlap in
+    time (one stream)."""
+    import torch
+
+    c = _COUNTERS.get(str(device))
+    if c is None or c.numel() < count:
+        c = _COUNTERS[str(device)] = torch.zeros(max(count, 4096), dtype=torch.int32, device=device)
+    return c
+
+
+def _launch_v2(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, deq_fma, cfg, out):
     grid = (triton.cdiv(n, cfg["BLOCK_N"]), triton.cdiv(m, cfg["BLOCK_M"]), split)
-    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=deq_fma, **cfg)
+    cnt = _counters(x.device, grid[0] * grid[1])
+    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, SPLIT=int(split > 1), DEQ_FMA=deq_fma, **cfg)
     if layout == "esimd":
-        _esimd_kernel[grid](x, words, scales, target, m, n, k, kw, scales.shape[1], x.stride(0), words.stride(0),
-                            scales.stride(0), stride_om, BLOCK_G=max(1, block_k // 128), **common)
+        _esimd_kernel[grid](x, words, scales, y, ws, cnt, _MAGIC, m, n, k, kw, scales.shape[1], x.stride(0), words.stride(0),
+                            scales.stride(0), y.stride(0), BLOCK_G=max(1, block_k // 128), **common)
     else:
-        _q4_0_kernel[grid](x, words, target, m, n, k, kw, x.stride(0), words.stride(0), stride_om,
+        _q4_0_kernel[grid](x, words, y, ws, cnt, _MAGIC, m, n, k, kw, x.stride(0), words.stride(0), y.stride(0),
                            BLOCK_B=max(1, block_k // 32), **common)
 
 
@@ -499,22 +515,23 @@ def x_planes(x, layout: str, k: int):
     return xp
 
 
-def _launch_v3(x, words, kw, scales, target, layout, m, n, k, stride_om, split, block_k, deq_fma, cfg, out):
+def _launch_v3(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, deq_fma, cfg, out):
     """V3 (one x row per program, BLOCK_M ignored): XP=1 reads host-made x planes, XP=0 gathers x."""
     xp = int(cfg.pop("XP", 1)) or (layout == "esimd" and k % 8 != 0)
     cfg.pop("BLOCK_M", None)
     xv = x_planes(x, layout, k) if xp else x
     grid = (triton.cdiv(n, cfg["BLOCK_N"]), m, split)
-    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, DEQ_FMA=deq_fma, XP=int(bool(xp)), **cfg)
+    cnt = _counters(x.device, grid[0] * grid[1])
+    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, SPLIT=int(split > 1), DEQ_FMA=deq_fma, XP=int(bool(xp)), **cfg)
     if layout == "esimd":
         bg = max(1, block_k // 128)
-        _esimd_v3_kernel[grid](xv, words, scales, target, _MAGIC, m, n, kw, scales.shape[1], xv.stride(0),
-                               words.stride(0), scales.stride(0), stride_om, BLOCK_G=bg,
+        _esimd_v3_kernel[grid](xv, words, scales, y, ws, cnt, _MAGIC, m, n, kw, scales.shape[1], xv.stride(0),
+                               words.stride(0), scales.stride(0), y.stride(0), BLOCK_G=bg,
                                EVEN=int(kw % (16 * bg) == 0), **common)
     else:
         bb = max(1, block_k // 32)
-        _q4_0_v3_kernel[grid](xv, words, target, _MAGIC, m, n, kw, xv.stride(0), xv.stride(1) if xp else 0,
-                              words.stride(0), stride_om,
+        _q4_0_v3_kernel[grid](xv, words, y, ws, cnt, _MAGIC, m, n, kw, xv.stride(0), xv.stride(1) if xp else 0,
+                              words.stride(0), y.stride(0),
                               BLOCK_B=bb, EVEN=int(kw % bb == 0), **common)
 
 
