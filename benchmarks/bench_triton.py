@@ -11,7 +11,8 @@
   `dst.copy_(src)`), on a 1 GiB buffer and on a buffer the size of the weight. Cache busting:
   a buffer of at least 2x L2 is read before every timed call (Timer), and calls rotate over
   weight copies totalling > 3x L2 (target >= 75% of copy bandwidth). Each config of w4a16.CANDIDATES[layout]
-  is timed and the best one of each kernel variant (V2, V3) reported; every config's median time
+  is timed and the best one of each kernel variant (V2, V3) reported beside the default
+  (`auto`: w4a16.pick_config, what gemv_t runs without a config); every config's median time
   is kept in the JSON (extra_info.all_configs). Every config is checked against the oracle first
   (one failing is left untimed).
 - DA8W4 and torchao's intmm_triton int_matmul at one shape, for the record.
@@ -240,10 +241,10 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
             t_copy = timer.times(lambda: dst.copy_(src))
             same_bw = 2 * wbytes / statistics.median(t_copy)
             ws_buf = torch.empty(128 * n, dtype=torch.float32, device="cuda")
-            best = {}  # per kernel variant (2: word-wide with in-kernel x split, 3: x planes, no shuffle)
+            best = {}  # "auto" (pick_config, what gemv_t runs by default) and per variant (V2, V3): the best config
             timed = []
-            for cfg in GEMV_CONFIGS[layout]:
-                if f"w4a16 {layout} config V{cfg.get('V', 2)} {_cfg_tag(cfg)}" in failed_cfgs:
+            for cfg in [None] + list(GEMV_CONFIGS[layout]):
+                if cfg is not None and f"w4a16 {layout} config V{cfg.get('V', 2)} {_cfg_tag(cfg)}" in failed_cfgs:
                     continue
                 state = {"i": 0}
 
@@ -255,24 +256,25 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
                 except Exception as ex:
                     print(f"  gemv config {cfg} failed: {type(ex).__name__}: {str(ex)[:200]}")
                     continue
-                timed.append({"config": cfg, "median_s": statistics.median(ts)})
-                v = cfg.get("V", 2)
+                timed.append({"config": cfg or "auto", "median_s": statistics.median(ts)})
+                v = "auto" if cfg is None else f"V{cfg.get('V', 2)}"
                 if v not in best or statistics.median(ts) < statistics.median(best[v][1]):
                     best[v] = (cfg, ts)
             for t in sorted(timed, key=lambda t: t["median_s"])[:5]:
                 print(f"  {layout} {n}x{k}: {total / t['median_s'] / 1e9:.0f} GB/s {t['config']}")
             for v, (cfg, ts) in sorted(best.items()):
+                cfg = cfg or w4a16.pick_config(1, n, k, layout)
                 bw = total / statistics.median(ts)
-                rows.append((f"int4 GEMV {layout} V{v}", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
+                rows.append((f"int4 GEMV {layout} {v}", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
                              f"copy {copy_bw / 1e9:.0f} GB/s (same size {same_bw / 1e9:.0f})",
                              f"{100 * bw / copy_bw:.0f}% of copy (target 75%)",
                              f"{100 * bw / same_bw:.0f}% of same-size copy", str(cfg)))
-                entries.append(_entry("int4_gemv", f"triton.w4a16.{layout}.v{v}[{n}x{k}]",
+                entries.append(_entry("int4_gemv", f"triton.w4a16.{layout}.{v}[{n}x{k}]",
                                       {"N": n, "K": k, "layout": layout, "variant": v}, ts,
                                       {"GBps": bw / 1e9, "copy_GBps": copy_bw / 1e9, "same_size_copy_GBps": same_bw / 1e9,
                                        "fraction_of_copy": bw / copy_bw, "fraction_of_same_size_copy": bw / same_bw,
                                        "config": cfg, "weight_copies": copies, "bytes": total,
-                                       "all_configs": timed if v == max(best) else None}))
+                                       "all_configs": timed if v == "auto" else None}))
             del ws, ss, src, dst
 
 
