@@ -404,7 +404,9 @@ def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
         block_m, block_n, block_k = min(4, triton.next_power_of_2(m)), 16, (512 if layout == "esimd" else 256)
     progs = triton.cdiv(n, block_n) * triton.cdiv(m, block_m)
     want = 2 * _sms()
-    split = 1 if progs >= want else max(1, min(triton.cdiv(want, progs), triton.cdiv(k, block_k)))
+    chunks = triton.cdiv(k, block_k)
+    split = 1 if progs >= want else max(1, min(triton.cdiv(want, progs), chunks))
+    split = triton.cdiv(chunks, triton.cdiv(chunks, split))  # no empty slice: 4 chunks split 3 ways is 2 x 2
     return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split, num_warps=4, DEQ_FMA=1)
 
 
