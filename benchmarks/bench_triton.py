@@ -11,7 +11,7 @@
   `dst.copy_(src)`), on a 1 GiB buffer and on a buffer the size of the weight. Cache busting:
   a buffer of at least 2x L2 is read before every timed call (Timer), and calls rotate over
   weight copies totalling > 3x L2 (target >= 75% of copy bandwidth). Each config of w4a16.CANDIDATES[layout]
-  is timed and the best one of each kernel variant (V2, V3) reported beside the default
+  is timed and the best one of each kernel variant (V2, V4) reported beside the default
   (`auto`: w4a16.pick_config, what gemv_t runs without a config); every config's median time
   is kept in the JSON (extra_info.all_configs). Every config is checked against the oracle first
   (one failing is left untimed).
@@ -114,7 +114,7 @@ def check_gemv_configs(rng, xv, qb, esimd, tiny: bool) -> list[dict]:
     res = []
     for layout in ("esimd", "q4_0"):
         cfgs = list(GEMV_CONFIGS[layout])
-        for cfg in [c for c in cfgs if c.get("V") == 3 and c.get("CHUNKS")][:1] if tiny else cfgs:
+        for cfg in [c for c in cfgs if c.get("V") == 4 and c.get("CHUNKS")][:1] if tiny else cfgs:
             ok = True
             for x in (xv, x3):
                 wd = ec.dequantize(qe) if layout == "esimd" else oracle.dequantize(qb, "q4_0")
@@ -131,8 +131,8 @@ def check_gemv_configs(rng, xv, qb, esimd, tiny: bool) -> list[dict]:
 
 
 def _cfg_tag(cfg: dict) -> str:
-    return "BN{BLOCK_N} BK{BLOCK_K} w{num_warps} {split} XP{xp}".format(
-        split=f"C{cfg['CHUNKS']}" if "CHUNKS" in cfg else f"SK{cfg['SPLIT_K']}", xp=cfg.get("XP", "-"), **cfg)
+    return "BN{BLOCK_N} BK{BLOCK_K} w{num_warps} {split}".format(
+        split=f"C{cfg['CHUNKS']}" if "CHUNKS" in cfg else f"SK{cfg['SPLIT_K']}", **cfg)
 
 
 class Timer:
@@ -241,7 +241,7 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
             t_copy = timer.times(lambda: dst.copy_(src))
             same_bw = 2 * wbytes / statistics.median(t_copy)
             ws_buf = torch.empty(128 * n, dtype=torch.float32, device="cuda")
-            best = {}  # "auto" (pick_config, what gemv_t runs by default) and per variant (V2, V3): the best config
+            best = {}  # "auto" (pick_config, what gemv_t runs by default) and per variant (V2, V4): the best config
             timed = []
             for cfg in [None] + list(GEMV_CONFIGS[layout]):
                 if cfg is not None and f"w4a16 {layout} config V{cfg.get('V', 2)} {_cfg_tag(cfg)}" in failed_cfgs:

@@ -20,6 +20,7 @@ from oracle.verdict import compare_bounded
 MOD = "kernels.triton.w4a16"
 LAYOUTS = [pytest.param(lay, marks=pytest.mark.kernel(f"triton.w4a16.{lay}"), id=lay) for lay in ("q4_0", "esimd")]
 SPLIT = dict(BLOCK_M=2, BLOCK_N=16, BLOCK_K=64, SPLIT_K=3, num_warps=4)  # exercises the split-K partial sum
+V4 = dict(V=4, BLOCK_M=1, BLOCK_N=4, BLOCK_K=64, SPLIT_K=1, num_warps=1)  # the M = 1 GPU kernel, 2 pieces per step
 
 
 def _shapes(qsession):
@@ -72,12 +73,23 @@ def test_w4a16(qsession, judge, layout, kind, xdtype):
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_w4a16_split_k(qsession, judge, layout):
+@pytest.mark.parametrize("config", [SPLIT, dict(V4, SPLIT_K=3)], ids=["v2", "v4"])
+def test_w4a16_split_k(qsession, judge, layout, config):
     """Three K slices (4 chunks of 64: the last slice is empty) summed in slice order by each tile's
     last program in the same launch, fp16 output."""
     m, k, n = 3, 256, 20
     x = np.random.default_rng(5).standard_normal((m, k)).astype(np.float16)
-    _case(qsession, judge, layout, x, n, k, "quantized", "fp16", config=SPLIT)
+    _case(qsession, judge, layout, x, n, k, "quantized", "fp16", config=config)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("kind", ["quantized", "random_bytes"])
+def test_w4a16_v4(qsession, judge, layout, kind):
+    """The V4 kernel (pick_config's choice at M = 1 on a GPU) in the interpreter: K = 224 leaves a
+    partial last step (masked loads), N = 18 a partial row tile, bf16 x and output."""
+    m, k, n = 1, 224, 18
+    x = cast_out(np.random.default_rng(6).standard_normal((m, k)).astype(np.float32), "bf16")
+    _case(qsession, judge, layout, x, n, k, kind, "bf16", config=V4)
 
 
 @pytest.mark.kernel("triton.w4a16.esimd")

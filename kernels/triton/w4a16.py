@@ -32,11 +32,17 @@ the multiply fold into one exact FMA, fma(f, s_p, -(c_p * s_p)) (DEQ_FMA=1; the 
 every finite fp16 s and every nibble). An inf or NaN scale gives NaN for its whole group then
 (inf - inf), where (n - 8) * inf would give +-inf.
 
-Two kernel variants per layout, chosen by the config (`V`): 2 (default) loads x as one contiguous
-chunk and splits it into nibble order in-kernel (reshape/split: shared memory on the GPU); 3 reads
-x from host-made nibble planes (`x_planes`) or gathers it (XP=0), so every tile is loaded straight
-in the layout it is used in, and reduces once after the K loop (docs/triton.md, "V3"). The interpreter's tl.fma rounds the product
-first, so there DEQ_FMA is forced off and the subtract-then-multiply form (also exact) runs.
+Two kernels per layout, chosen by the config (`V`):
+- 2: a [BLOCK_N, BLOCK_K] weight tile per step, x loaded as one contiguous chunk and split into
+  nibble order in-kernel (reshape/split: shared-memory conversions on the GPU), the dequantized
+  tile reused for up to BLOCK_M rows of x. The general-M kernel, and the interpreter's default.
+- 4: M = 1 decode on the GPU (`pick_config`'s choice there). One thread owns one 32-element piece
+  of K (an ESIMD quad of words, a q4_0 block) for BLOCK_N rows: its weight words, its group's
+  scale per row and its 32 x values, all loaded straight into the thread (tiles [BLOCK_V, BLOCK_N]
+  with BLOCK_V = 32 x num_warps), so nothing crosses threads inside the K loop; products
+  accumulate per (piece, row) and are reduced once at the end (docs/triton.md, "V4").
+The interpreter's tl.fma rounds the product first, so there DEQ_FMA is forced off and the
+subtract-then-multiply form (also exact) runs.
 """
 from __future__ import annotations
 
@@ -48,7 +54,7 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out  # noqa: E402
 
-__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES", "x_planes"]
+__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES"]
 
 LAYOUTS = {"q4_0": 0, "esimd": 1}
 _MAGIC = 0x4B000000  # 2^23 as fp32 bits: a nibble or-ed into its mantissa reads as 2^23 + nibble * 16^p
@@ -224,16 +230,7 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, NB, str
 
 
 @triton.jit
-def _xload(ptrs, mask, EVEN: tl.constexpr):
-    """x values as fp32 (0 past the row unless EVEN)."""
-    if EVEN:
-        return tl.load(ptrs).to(tl.float32)
-    else:
-        return tl.load(ptrs, mask=mask, other=0.0).to(tl.float32)
-
-
-@triton.jit
-def _store_v3(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
+def _store_row(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
               SPLIT: tl.constexpr):
     """One x row's [BLOCK_N] outputs through _finish (the tile's counter: pid_m * grid0 + pid_n)."""
     cnt = cnt_ptr + pid_m * tl.num_programs(0) + tl.program_id(0)
@@ -242,121 +239,150 @@ def _store_v3(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, 
 
 
 @triton.jit
-def _esimd_v3_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, KW, G, stride_xm, stride_wn, stride_sn,
-                     stride_om, SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr,
-                     BLOCK_G: tl.constexpr, DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
-    """V3, no in-kernel shuffle: word tile [BLOCK_G, BLOCK_N, 16] (16 words = one 128-group; groups
-    first so that threads spread over groups and words and each keeps several rows), scale tile
-    [BLOCK_G, BLOCK_N] broadcast over its group's words, nibble i's x loaded straight into a
-    [BLOCK_G, 16] tile broadcast over rows: from x_planes (XP=1; 16-byte loads) or x[m, 8q + i]
-    itself (XP=0, K % 8 == 0; gathers). Products accumulate in a [BLOCK_G, BLOCK_N, 16] fp32 tile
-    reduced once at the end. One x row per program (grid axis 1); rows past N read row N - 1
-    (loads unmasked) and are not stored. EVEN: KW % (16 BLOCK_G) == 0, no K masks."""
-    pid_n = tl.program_id(0)
-    pid_m = tl.program_id(1)
-    pid_k = tl.program_id(2)
-    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rows = tl.minimum(rn, N - 1).to(tl.int64)
-    gi = tl.arange(0, BLOCK_G)
-    col = gi[:, None] * 16 + tl.arange(0, 16)[None, :]  # word within the chunk, [BLOCK_G, 16]
-    w_tile = w_ptr + rows[None, :, None] * stride_wn + col[:, None, :]  # [BLOCK_G, BLOCK_N, 16]
-    s_tile = s_ptr + rows[None, :] * stride_sn + gi[:, None]
-    x_row = x_ptr + pid_m.to(tl.int64) * stride_xm
-    n_chunks = tl.cdiv(G, BLOCK_G)
-    per_split = tl.cdiv(n_chunks, SPLIT_K)
-    acc = tl.zeros((BLOCK_G, BLOCK_N, 16), tl.float32)
-    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
-        g0 = c * BLOCK_G
-        q = g0 * 16 + col
-        if EVEN:
-            wq = tl.load(w_tile + g0 * 16)
-            s = tl.load(s_tile + g0).to(tl.float32)
-        else:
-            wq = tl.load(w_tile + g0 * 16, mask=(q < KW)[:, None, :], other=-2004318072)  # 0x88888888: weight 0
-            s = tl.load(s_tile + g0, mask=(g0 + gi < G)[:, None], other=0.0).to(tl.float32)
-        s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
-        s3 = (s * 0.000244140625)[:, :, None]
-        s4 = (s * 0.0000152587890625)[:, :, None]
-        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
-        n3 = -(8421376.0 * s3)
-        n4 = -(8912896.0 * s4)
-        lo = wq << 8  # nibbles 0, 1 at positions 2, 3
-        hi = wq >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
-        if XP:  # x_perm[m, v, i, j] = x[m, 8 (4v + j) + i]: a thread's 4 words' planes are 32 adjacent floats
-            xq = x_row + tl.max_contiguous(tl.multiple_of((q >> 2) * 32 + (q & 3), [4, 4]), [1, 4])
-            xs = 4
-        else:
-            xq = x_row + q * 8
-            xs = 1  # from plane i to plane i + 1
-        xm = q < KW
-        acc += _nib3(lo, 2, s2, n2, magic, DEQ_FMA) * _xload(xq, xm, EVEN)[:, None, :]
-        acc += _nib3(lo, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + xs, xm, EVEN)[:, None, :]
-        acc += _nib3(wq, 2, s2, n2, magic, DEQ_FMA) * _xload(xq + 2 * xs, xm, EVEN)[:, None, :]
-        acc += _nib3(wq, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + 3 * xs, xm, EVEN)[:, None, :]
-        acc += _nib3(wq, 4, s4, n4, magic, DEQ_FMA) * _xload(xq + 4 * xs, xm, EVEN)[:, None, :]
-        acc += _nib3(hi, 2, s2, n2, magic, DEQ_FMA) * _xload(xq + 5 * xs, xm, EVEN)[:, None, :]
-        acc += _nib3(hi, 3, s3, n3, magic, DEQ_FMA) * _xload(xq + 6 * xs, xm, EVEN)[:, None, :]
-        acc += _nib3(hi, 4, s4, n4, magic, DEQ_FMA) * _xload(xq + 7 * xs, xm, EVEN)[:, None, :]
-    _store_v3(out_ptr, ws_ptr, cnt_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K,
-              OUT, SPLIT)
+def _word_v4(acc, w, xt, s2, s3, s4, n2, n3, n4, magic, BLOCK_V: tl.constexpr, FMA: tl.constexpr):
+    """acc[v, row] += sum_i x[v, i] * (nibble i of w[v, row] - 8) * s[v, row] for one word per quad."""
+    x0, x1, x2, x3, x4, x5, x6, x7 = _split8(xt, BLOCK_V, 1)  # [BLOCK_V, 1] each, in-thread splits
+    lo = w << 8  # nibbles 0, 1 at positions 2, 3
+    hi = w >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
+    acc = tl.fma(_nib3(lo, 2, s2, n2, magic, FMA), x0, acc)
+    acc = tl.fma(_nib3(lo, 3, s3, n3, magic, FMA), x1, acc)
+    acc = tl.fma(_nib3(w, 2, s2, n2, magic, FMA), x2, acc)
+    acc = tl.fma(_nib3(w, 3, s3, n3, magic, FMA), x3, acc)
+    acc = tl.fma(_nib3(w, 4, s4, n4, magic, FMA), x4, acc)
+    acc = tl.fma(_nib3(hi, 2, s2, n2, magic, FMA), x5, acc)
+    acc = tl.fma(_nib3(hi, 3, s3, n3, magic, FMA), x6, acc)
+    return tl.fma(_nib3(hi, 4, s4, n4, magic, FMA), x7, acc)
 
 
 @triton.jit
-def _q4_0_v3_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, NB, stride_xm, stride_xp, stride_wn, stride_om,
-                    SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_B: tl.constexpr,
-                    DEQ_FMA: tl.constexpr, XP: tl.constexpr, EVEN: tl.constexpr):
-    """V3 for q4_0 blocks read as stored: qs words [BLOCK_N, BLOCK_B, 8] (int16 at 9b + 1 + j), d
-    [BLOCK_N, BLOCK_B] (int16 at 9b) broadcast over the block, word j's four nibbles (k = 32b + 2j
-    + 0, 16, 1, 17) against x planes p = 0..3 loaded straight as [BLOCK_B, 8] tiles: x_perm[m, p,
-    8b + j] (XP=1) or x[m, 32b + 2j + (0, 16, 1, 17)[p]] (XP=0). fp32 tile accumulator reduced once
-    at the end; rows as in _esimd_v3_kernel. EVEN: NB % BLOCK_B == 0, no K masks."""
+def _esimd_v4_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, KW, stride_xm, stride_wn,
+                     stride_sn, stride_om, SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr,
+                     BLOCK_V: tl.constexpr, DEQ_FMA: tl.constexpr, EVEN: tl.constexpr):
+    """V4: one quad of words (4 int32 = 32 k, a quarter of a 128-group) per thread. Tiles are
+    [BLOCK_V quads, BLOCK_N rows]: with BLOCK_V = 32 x num_warps, Triton's layouts give thread t
+    quad t of every row (one 16-byte load per row), that quad's 32 x values (four 16-byte loads,
+    split into nibble planes in registers) and its group's scale per row, so nothing crosses
+    threads inside the K loop; products accumulate per (quad, row) and are reduced over the quads
+    once at the end. EVEN: the K slice's steps cover whole words and K == 8 KW (no masks)."""
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
     pid_k = tl.program_id(2)
     rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     rows = tl.minimum(rn, N - 1).to(tl.int64)
-    bi = tl.arange(0, BLOCK_B)
-    ji = tl.arange(0, 8)
-    w_row = w_ptr + rows[None, :] * stride_wn
-    d_tile = w_row + bi[:, None] * 9  # [BLOCK_B, BLOCK_N]
-    q_tile = w_row[:, :, None] + (bi[:, None] * 9 + 1 + ji[None, :])[:, None, :]  # [BLOCK_B, BLOCK_N, 8]
+    vi = tl.arange(0, BLOCK_V)
+    ii = tl.arange(0, 8)
+    jj = tl.arange(0, 4)
+    w_rows = w_ptr + rows[None, :, None] * stride_wn  # [1, BLOCK_N, 1]
+    s_rows = s_ptr + rows[None, :] * stride_sn
     x_row = x_ptr + pid_m.to(tl.int64) * stride_xm
-    n_chunks = tl.cdiv(NB, BLOCK_B)
+    n_chunks = tl.cdiv(KW, 4 * BLOCK_V)
     per_split = tl.cdiv(n_chunks, SPLIT_K)
-    acc = tl.zeros((BLOCK_B, BLOCK_N, 8), tl.float32)
+    acc = tl.zeros((BLOCK_V, BLOCK_N), tl.float32)
     for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
-        b0 = c * BLOCK_B
+        quad = c * BLOCK_V + vi
+        wq = w_rows + (quad * 4)[:, None, None] + jj[None, None, :]  # [BLOCK_V, BLOCK_N, 4]
+        xq = x_row + (quad * 32)[:, None] + ii[None, :]  # [BLOCK_V, 8]: word j's x at xq + 8 j
         if EVEN:
-            d = tl.load(d_tile + b0 * 9)
-            qp = tl.load(q_tile + b0 * 9)
+            wt = tl.load(wq)
+            s = tl.load(s_rows + (quad // 4)[:, None]).to(tl.float32)
+            xs = (tl.load(xq).to(tl.float32), tl.load(xq + 8).to(tl.float32), tl.load(xq + 16).to(tl.float32),
+                  tl.load(xq + 24).to(tl.float32))
         else:
-            bm = b0 + bi < NB
-            d = tl.load(d_tile + b0 * 9, mask=bm[:, None], other=0)
-            qp = tl.load(q_tile + b0 * 9, mask=bm[:, None, None], other=-30584)  # 0x8888: weight 0
+            wt = tl.load(wq, mask=(quad * 4)[:, None, None] + jj[None, None, :] < KW, other=-2004318072)  # weight 0
+            s = tl.load(s_rows + (quad // 4)[:, None], mask=(quad * 4 < KW)[:, None], other=0.0).to(tl.float32)
+            k0 = (quad * 32)[:, None] + ii[None, :]
+            xs = (tl.load(xq, mask=k0 < K, other=0.0).to(tl.float32),
+                  tl.load(xq + 8, mask=k0 + 8 < K, other=0.0).to(tl.float32),
+                  tl.load(xq + 16, mask=k0 + 16 < K, other=0.0).to(tl.float32),
+                  tl.load(xq + 24, mask=k0 + 24 < K, other=0.0).to(tl.float32))
+        wa, wb = tl.split(tl.reshape(wt, [BLOCK_V, BLOCK_N, 2, 2]))  # words {0, 2} / {1, 3} of the quad
+        w0, w2 = tl.split(wa)
+        w1, w3 = tl.split(wb)
+        s2 = s * 0.00390625  # s * 16^-2, exact
+        s3 = s * 0.000244140625
+        s4 = s * 0.0000152587890625
+        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
+        n3 = -(8421376.0 * s3)
+        n4 = -(8912896.0 * s4)
+        acc = _word_v4(acc, w0, xs[0], s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
+        acc = _word_v4(acc, w1, xs[1], s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
+        acc = _word_v4(acc, w2, xs[2], s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
+        acc = _word_v4(acc, w3, xs[3], s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
+    _store_row(out_ptr, ws_ptr, cnt_ptr, tl.sum(acc, axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT, SPLIT)
+
+
+@triton.jit
+def _qword_v4(acc, q, xa, xb, xc, xd, d2, d3, n2, n3, magic, FMA: tl.constexpr):
+    """acc += one q4_0 qs byte pair's four products: q = bytes 2j, 2j + 1 (zero-extended int16),
+    x at k = 2j, 2j + 16 (low byte's low / high nibble), 2j + 1, 2j + 17 (high byte's)."""
+    lo = q << 8  # byte 2j's nibbles at positions 2, 3
+    acc = tl.fma(_nib3(lo, 2, d2, n2, magic, FMA), xa, acc)
+    acc = tl.fma(_nib3(lo, 3, d3, n3, magic, FMA), xb, acc)
+    acc = tl.fma(_nib3(q, 2, d2, n2, magic, FMA), xc, acc)
+    return tl.fma(_nib3(q, 3, d3, n3, magic, FMA), xd, acc)
+
+
+@triton.jit
+def _q4_0_half_v4(acc, qa, qb, qc, qd, xlo, xhi, d2, d3, n2, n3, magic, BLOCK_V: tl.constexpr, FMA: tl.constexpr):
+    """Four qs words (j = 4h .. 4h + 3) of a block: their x at k = 8h .. 8h + 7 (xlo) and + 16 (xhi)."""
+    l0, l1, l2, l3, l4, l5, l6, l7 = _split8(xlo, BLOCK_V, 1)
+    h0, h1, h2, h3, h4, h5, h6, h7 = _split8(xhi, BLOCK_V, 1)
+    acc = _qword_v4(acc, qa, l0, h0, l1, h1, d2, d3, n2, n3, magic, FMA)
+    acc = _qword_v4(acc, qb, l2, h2, l3, h3, d2, d3, n2, n3, magic, FMA)
+    acc = _qword_v4(acc, qc, l4, h4, l5, h5, d2, d3, n2, n3, magic, FMA)
+    return _qword_v4(acc, qd, l6, h6, l7, h7, d2, d3, n2, n3, magic, FMA)
+
+
+@triton.jit
+def _q4_0_v4_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, NB, stride_xm, stride_wn, stride_om,
+                    SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_V: tl.constexpr,
+                    DEQ_FMA: tl.constexpr, EVEN: tl.constexpr):
+    """V4 for q4_0: one 32-element block per thread (as _esimd_v4_kernel's quad): tiles [BLOCK_V
+    blocks, BLOCK_N rows], the block's d and 8 qs words read as stored (uint16 at 9b and 9b + 1 + j;
+    18-byte blocks allow no wider load), its 32 x values as four 16-byte loads split in registers.
+    EVEN: NB % BLOCK_V == 0 (no masks)."""
+    pid_n = tl.program_id(0)
+    pid_m = tl.program_id(1)
+    pid_k = tl.program_id(2)
+    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows = tl.minimum(rn, N - 1).to(tl.int64)
+    vi = tl.arange(0, BLOCK_V)
+    ii = tl.arange(0, 8)
+    w_rows = w_ptr + rows[None, :] * stride_wn  # [1, BLOCK_N]
+    x_row = x_ptr + pid_m.to(tl.int64) * stride_xm
+    n_chunks = tl.cdiv(NB, BLOCK_V)
+    per_split = tl.cdiv(n_chunks, SPLIT_K)
+    acc = tl.zeros((BLOCK_V, BLOCK_N), tl.float32)
+    for c in range(pid_k * per_split, tl.minimum(n_chunks, (pid_k + 1) * per_split)):
+        blk = c * BLOCK_V + vi
+        bp = w_rows + (blk * 9)[:, None]  # [BLOCK_V, BLOCK_N]: d of (block, row); qs word j at bp + 1 + j
+        xq = x_row + (blk * 32)[:, None] + ii[None, :]  # [BLOCK_V, 8]: k = 32 b + 8 t + i at xq + 8 t
+        if EVEN:
+            d = tl.load(bp)
+            q0, q1, q2, q3 = tl.load(bp + 1), tl.load(bp + 2), tl.load(bp + 3), tl.load(bp + 4)
+            q4, q5, q6, q7 = tl.load(bp + 5), tl.load(bp + 6), tl.load(bp + 7), tl.load(bp + 8)
+            xs = (tl.load(xq).to(tl.float32), tl.load(xq + 8).to(tl.float32), tl.load(xq + 16).to(tl.float32),
+                  tl.load(xq + 24).to(tl.float32))
+        else:
+            ok = (blk < NB)[:, None]
+            d = tl.load(bp, mask=ok, other=0)
+            q0, q1, q2, q3 = (tl.load(bp + 1, mask=ok, other=34952), tl.load(bp + 2, mask=ok, other=34952),
+                              tl.load(bp + 3, mask=ok, other=34952), tl.load(bp + 4, mask=ok, other=34952))
+            q4, q5, q6, q7 = (tl.load(bp + 5, mask=ok, other=34952), tl.load(bp + 6, mask=ok, other=34952),
+                              tl.load(bp + 7, mask=ok, other=34952), tl.load(bp + 8, mask=ok, other=34952))  # weight 0
+            xs = (tl.load(xq, mask=ok, other=0.0).to(tl.float32), tl.load(xq + 8, mask=ok, other=0.0).to(tl.float32),
+                  tl.load(xq + 16, mask=ok, other=0.0).to(tl.float32),
+                  tl.load(xq + 24, mask=ok, other=0.0).to(tl.float32))
         d = d.to(tl.float16, bitcast=True).to(tl.float32)
-        d2 = (d * 0.00390625)[:, :, None]
-        d3 = (d * 0.000244140625)[:, :, None]
+        d2 = d * 0.00390625
+        d3 = d * 0.000244140625
         n2 = -(8390656.0 * d2)
         n3 = -(8421376.0 * d3)
-        qp = qp.to(tl.int32)
-        lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
-        if XP:
-            xq = x_row + (b0 * 8 + bi[:, None] * 8 + ji[None, :])
-            xs = stride_xp
-        else:
-            xq = x_row + (b0 * 32 + bi[:, None] * 32 + ji[None, :] * 2)
-            xs = 16
-        xm = (b0 + bi < NB)[:, None]
-        acc += _nib3(lo, 2, d2, n2, magic, DEQ_FMA) * _xload(xq, xm, EVEN)[:, None, :]  # k = 2j
-        acc += _nib3(lo, 3, d3, n3, magic, DEQ_FMA) * _xload(xq + xs, xm, EVEN)[:, None, :]  # k = 2j + 16
-        if XP:
-            xq1 = xq + 2 * xs
-        else:
-            xq1 = xq + 1
-        acc += _nib3(qp, 2, d2, n2, magic, DEQ_FMA) * _xload(xq1, xm, EVEN)[:, None, :]  # k = 2j + 1
-        acc += _nib3(qp, 3, d3, n3, magic, DEQ_FMA) * _xload(xq1 + xs, xm, EVEN)[:, None, :]  # k = 2j + 17
-    _store_v3(out_ptr, ws_ptr, cnt_ptr, tl.sum(tl.sum(acc, axis=2), axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K,
-              OUT, SPLIT)
+        acc = _q4_0_half_v4(acc, q0.to(tl.int32), q1.to(tl.int32), q2.to(tl.int32), q3.to(tl.int32), xs[0], xs[2],
+                            d2, d3, n2, n3, magic, BLOCK_V, DEQ_FMA)  # uint16 -> int32 zero-extends
+        acc = _q4_0_half_v4(acc, q4.to(tl.int32), q5.to(tl.int32), q6.to(tl.int32), q7.to(tl.int32), xs[1], xs[3],
+                            d2, d3, n2, n3, magic, BLOCK_V, DEQ_FMA)
+    _store_row(out_ptr, ws_ptr, cnt_ptr, tl.sum(acc, axis=0), pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT, SPLIT)
 
 
 def _sms() -> int:
@@ -365,49 +391,48 @@ def _sms() -> int:
     return torch.cuda.get_device_properties(0).multi_processor_count
 
 
-def _sweep(tiles, v3):
-    """Benchmark configs: each V2 tile (BLOCK_N, BLOCK_K, warps) with SPLIT_K = 1 and with K split so
-    that a program owns CHUNKS = 4, 2 or 1 steps of BLOCK_K; plus V3 rows (BLOCK_N, BLOCK_K, warps,
-    CHUNKS, XP) for comparison."""
-    cfgs = []
-    for bn, bk, w in tiles:
-        base = dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, num_warps=w, DEQ_FMA=1)
-        cfgs += [dict(base, SPLIT_K=1)] + [dict(base, CHUNKS=c) for c in (4, 2, 1)]
-    return tuple(cfgs) + tuple(dict(V=3, BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, CHUNKS=c, num_warps=w, DEQ_FMA=1, XP=xp)
-                               for bn, bk, w, c, xp in v3)
+def _sweep(v2_tiles, v4_tiles):
+    """Benchmark configs: V2 tiles (BLOCK_N, BLOCK_K, warps) with SPLIT_K = 1; V4 tiles (BLOCK_N,
+    warps) with BLOCK_K = 1024 x warps (one 32-element piece of K per thread), each with SPLIT_K = 1
+    and with K split so that a program owns CHUNKS = 2 or 1 steps."""
+    cfgs = [dict(BLOCK_M=1, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=1, num_warps=w, DEQ_FMA=1) for bn, bk, w in v2_tiles]
+    for bn, w in v4_tiles:
+        base = dict(V=4, BLOCK_M=1, BLOCK_N=bn, BLOCK_K=1024 * w, num_warps=w, DEQ_FMA=1)
+        cfgs += [dict(base, SPLIT_K=1), dict(base, CHUNKS=2), dict(base, CHUNKS=1)]
+    return tuple(cfgs)
 
 
-# M = 1 candidates for a benchmark sweep (BLOCK_K in elements: 128-groups for ESIMD, 32-blocks for q4_0).
-# At M = 1 the kernel is bound by instruction issue (Nsight Compute on an H200: ~1.5 warp instructions
-# per 32-bit weight word, 70% of issue slots used; docs/triton.md), so tiles that give each thread more
-# rows per x value win; the K split (partials summed in the same launch by _finish) fills the GPU
-# when N alone gives few programs.
+# M = 1 candidates for a benchmark sweep (BLOCK_K in elements). At M = 1 the kernels are bound by
+# instruction issue (Nsight Compute on an H200, docs/triton.md): V4 spends ~33-38 thread
+# instructions per 32-bit weight word against V2's 36-40 plus its shared-memory conversions, and
+# small V4 tiles (4-8 rows, 1-2 warps) keep more warps resident; the K split (partials summed in the
+# same launch by _finish) fills the GPU when N alone gives few programs. The V2 rows are the best
+# V2 tiles of the earlier sweep, kept for comparison.
 CANDIDATES = {
-    "esimd": _sweep(((16, 1024, 4), (32, 1024, 4), (64, 1024, 8), (32, 512, 4)),
-                    ((16, 512, 4, 1, 0), (16, 512, 4, 1, 1))),
-    "q4_0": _sweep(((16, 512, 4), (32, 512, 4), (8, 1024, 4), (16, 1024, 8), (32, 256, 4)),
-                   ((8, 256, 4, 1, 0), (16, 128, 4, 1, 1))),
+    "esimd": _sweep(((32, 1024, 4), (16, 1024, 4)), ((4, 1), (4, 2), (8, 1), (8, 2), (4, 4), (8, 4))),
+    "q4_0": _sweep(((8, 1024, 4), (16, 512, 4)), ((4, 1), (4, 2), (8, 1), (8, 2), (4, 4), (8, 4))),
 }
 
 
 def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
-    """Small tiles in the interpreter. On the GPU at M = 1 the H200 sweep's winners (docs/triton.md):
-    [32, 1024] (ESIMD) or [8, 1024] (q4_0) tiles, K split only when N gives fewer than two programs
-    per SM, into as many slices as fill that; for M > 1, [16, 512] / [16, 256] tiles over up to 4 x
-    rows (the dequantized tile is reused per row, so it must stay small in registers)."""
+    """Small V2 tiles in the interpreter. On the GPU at M = 1, V4 with 4 rows per thread and 2 warps
+    (the H200 sweep's best or within 8% of it at every decode shape, both layouts: docs/triton.md),
+    K split only when N gives fewer than two programs per SM, into as many slices as fill that; for
+    M > 1, V2 with [16, 512] / [16, 256] tiles over up to 4 x rows."""
     if runtime.interpreted():
         return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=16, BLOCK_K=128, SPLIT_K=1,
                     num_warps=4, DEQ_FMA=0)
     if m == 1:
-        block_m, block_n, block_k = 1, (32 if layout == "esimd" else 8), 1024
+        cfg = dict(V=4, BLOCK_M=1, BLOCK_N=4, BLOCK_K=2048, num_warps=2, DEQ_FMA=1)
     else:
-        block_m, block_n, block_k = min(4, triton.next_power_of_2(m)), 16, (512 if layout == "esimd" else 256)
-    progs = triton.cdiv(n, block_n) * triton.cdiv(m, block_m)
+        cfg = dict(BLOCK_M=min(4, triton.next_power_of_2(m)), BLOCK_N=16, BLOCK_K=512 if layout == "esimd" else 256,
+                   num_warps=4, DEQ_FMA=1)
+    progs = triton.cdiv(n, cfg["BLOCK_N"]) * triton.cdiv(m, cfg["BLOCK_M"])
     want = 2 * _sms()
-    chunks = triton.cdiv(k, block_k)
+    chunks = triton.cdiv(k, cfg["BLOCK_K"])
     split = 1 if progs >= want else max(1, min(triton.cdiv(want, progs), chunks))
-    split = triton.cdiv(chunks, triton.cdiv(chunks, split))  # no empty slice: 4 chunks split 3 ways is 2 x 2
-    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split, num_warps=4, DEQ_FMA=1)
+    cfg["SPLIT_K"] = triton.cdiv(chunks, triton.cdiv(chunks, split))  # no empty slice: 4 chunks in 3 is 2 x 2
+    return cfg
 
 
 def _words(weight, k: int, layout: str):
@@ -463,7 +488,7 @@ def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, co
         ws = workspace[:need] if workspace is not None and workspace.numel() >= need else \
             torch.empty(need, dtype=torch.float32, device=x.device)
     words, kw = _words(weight, k, layout)
-    launch = _launch_v3 if cfg.pop("V", 2) == 3 else _launch_v2
+    launch = _launch_v4 if cfg.pop("V", 2) == 4 else _launch_v2
     launch(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, int(deq_fma), cfg, out)
     return y
 
@@ -495,46 +520,23 @@ def _launch_v2(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, deq
                            BLOCK_B=max(1, block_k // 32), **common)
 
 
-def x_planes(x, layout: str, k: int):
-    """x (M, K) as fp32 nibble planes laid out for the V3 kernels' loads (one copy kernel at decode).
-    ESIMD [M, KW4/4, 8, 4] with [m, v, i, j] = x[m, 8(4v + j) + i] (KW4 = ceil(K/8) rounded up to 4,
-    zeros past K): a thread's 4-word vector q = 4v..4v+3 finds its 8 planes as 32 adjacent floats,
-    8 16-byte loads at fixed offsets. q4_0 [M, 4, K/32*8] with [m, p, 8b + j] = x[m, 32b + 2j +
-    (0, 16, 1, 17)[p]] (int16 word j of block b: low byte low/high nibble, high byte low/high)."""
+def _launch_v4(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, deq_fma, cfg, out):
+    """V4 (one x row per program, BLOCK_M ignored): BLOCK_K / 32 quads (ESIMD) or blocks (q4_0) per
+    step, one per thread when BLOCK_K = 1024 x num_warps."""
     import torch
 
-    m = x.shape[0]
-    if layout == "esimd":
-        kw4 = -(-k // 32) * 4
-        if k != kw4 * 8:
-            x = torch.nn.functional.pad(x, (0, kw4 * 8 - k))
-        xp = torch.empty((m, kw4 // 4, 8, 4), dtype=torch.float32, device=x.device)
-        xp.copy_(x.view(m, kw4 // 4, 4, 8).transpose(2, 3))
-        return xp.view(m, kw4 * 8)
-    nb = k // 32
-    xp = torch.empty((m, 4, nb * 8), dtype=torch.float32, device=x.device)
-    xp.view(m, 2, 2, nb, 8).copy_(x.view(m, nb, 2, 8, 2).permute(0, 4, 2, 1, 3))  # p = 2 e + h
-    return xp
-
-
-def _launch_v3(x, words, kw, scales, y, ws, layout, m, n, k, split, block_k, deq_fma, cfg, out):
-    """V3 (one x row per program, BLOCK_M ignored): XP=1 reads host-made x planes, XP=0 gathers x."""
-    xp = int(cfg.pop("XP", 1)) or (layout == "esimd" and k % 8 != 0)
     cfg.pop("BLOCK_M", None)
-    xv = x_planes(x, layout, k) if xp else x
+    bv = max(1, block_k // 32)
     grid = (triton.cdiv(n, cfg["BLOCK_N"]), m, split)
     cnt = _counters(x.device, grid[0] * grid[1])
-    common = dict(OUT=OUT_CODES[out], SPLIT_K=split, SPLIT=int(split > 1), DEQ_FMA=deq_fma, XP=int(bool(xp)), **cfg)
+    common = dict(SPLIT_K=split, OUT=OUT_CODES[out], SPLIT=int(split > 1), BLOCK_V=bv, DEQ_FMA=deq_fma, **cfg)
     if layout == "esimd":
-        bg = max(1, block_k // 128)
-        _esimd_v3_kernel[grid](xv, words, scales, y, ws, cnt, _MAGIC, m, n, kw, scales.shape[1], xv.stride(0),
-                               words.stride(0), scales.stride(0), y.stride(0), BLOCK_G=bg,
-                               EVEN=int(kw % (16 * bg) == 0), **common)
+        _esimd_v4_kernel[grid](x, words, scales, y, ws, cnt, _MAGIC, m, n, k, kw, x.stride(0), words.stride(0),
+                               scales.stride(0), y.stride(0), EVEN=int(kw % (4 * bv) == 0 and k == 8 * kw), **common)
     else:
-        bb = max(1, block_k // 32)
-        _q4_0_v3_kernel[grid](xv, words, y, ws, cnt, _MAGIC, m, n, kw, xv.stride(0), xv.stride(1) if xp else 0,
-                              words.stride(0), y.stride(0),
-                              BLOCK_B=bb, EVEN=int(kw % bb == 0), **common)
+        _q4_0_v4_kernel[grid](x, words.view(torch.uint16), y, ws, cnt, _MAGIC, m, n, kw, x.stride(0),
+                              words.stride(0), y.stride(0), EVEN=int(kw % bv == 0), **common)
+
 
 
 def gemv(x: np.ndarray, weight: np.ndarray, scales: np.ndarray | None, *, layout: str, k: int,
