@@ -213,6 +213,9 @@ def _example(m) -> tuple[tuple, dict, object]:
         cfg = dict(BLOCK_M=1, BLOCK_N=16, BLOCK_K=64, SPLIT_K=4, num_warps=4, DEQ_FMA=0)
         return (x[:1].astype(np.float16), p["weight"], p["scales"]), dict(layout="esimd", k=256, out="fp32",
                                                                          config=cfg), ident
+    if fn == "a16w4":  # gemlite's A16W4 GEMV (needs a GPU)
+        return (x[:1].astype(np.float16), rng.integers(0, 16, (32, 256), dtype=np.uint8),
+                (rng.standard_normal((32, 2)) * 0.05).astype(np.float16)), dict(group_size=128), ident
     raise ValueError(f"no example call for {m.target}.{fn}")
 
 
@@ -230,7 +233,11 @@ def mean_relative_errors() -> list[tuple[str, float]]:
     out = []
     for m in mutants.mutants():
         args, kw, decode = _example(m)
-        right = decode(real(m.target, m.func)(*args, **kw))
+        try:
+            right = decode(real(m.target, m.func)(*args, **kw))
+        except Exception as e:  # a kernel this machine cannot run (gemlite without a GPU): no figure
+            print(f"{m.name}: not measured here ({type(e).__name__}: {str(e)[:120]})", file=sys.stderr)
+            continue
         wrong = decode(m.impl(*args, **kw))
         with np.errstate(all="ignore"):
             out.append((m.name, float(np.mean(np.abs(wrong - right)) / np.mean(np.abs(right)))))

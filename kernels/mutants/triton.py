@@ -1,5 +1,5 @@
-"""Wrong Triton int4 GEMVs (target kernels.triton.w4a16, the project's own kernels): a split-K
-reduction that loses a slice, and ESIMD nibbles read in the wrong order."""
+"""Wrong Triton int4 GEMVs: the project's own (kernels.triton.w4a16: a split-K reduction that loses a
+slice, ESIMD nibbles read in the wrong order) and gemlite's (a zero point off by one; GPU only)."""
 from __future__ import annotations
 
 import numpy as np
@@ -39,3 +39,13 @@ def esimd_nibbles_swapped(x, weight, scales, *, layout, k, out=None, config=None
     if layout == "esimd":
         w = ((w << 4) | (w >> 4)).astype(np.uint8)
     return real(T, "gemv")(x, w, scales, layout=layout, k=k, out=out, config=config)
+
+
+@mutant("triton.gemlite_zero_point_off_by_one", "kernels.triton.gemlite", "a16w4", "triton.gemlite.a16w4",
+        mirrors="the GPTQ v1 zero-point offset: checkpoints that store zp - 1 loaded without the + 1, so every "
+                "weight is dequantized with zero 7 where the format says 8 (codes wrap at 15)",
+        caught_by="conformance/test_triton_gemlite.py::test_a16w4_gemv*")
+def gemlite_zero_point_off_by_one(x, codes, scales, *, group_size):
+    """gemlite A16W4 weights read as (q - 7) * s: each code one higher, 15 wrapping to 0."""
+    q = (np.asarray(codes, np.uint8) + 1) & 15
+    return real("kernels.triton.gemlite", "a16w4")(x, q.astype(np.uint8), scales, group_size=group_size)

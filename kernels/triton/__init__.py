@@ -1,6 +1,6 @@
-"""Triton kernels: the project's own (w8a8, w4a16 in two layouts, DA8W4) and torchao's shipped ones.
+"""Triton kernels: the project's own (w8a8, w4a16 in two layouts, DA8W4) and torchao's and gemlite's shipped ones.
 
-Worker-side modules: kernels/triton/{w8a8,w4a16,da8w4,torchao_intmm}.py (each importing
+Worker-side modules: kernels/triton/{w8a8,w4a16,da8w4,torchao_intmm,gemlite}.py (each importing
 kernels/triton/runtime.py first, which picks native CUDA or the CPU interpreter); the test-process
 side is kernels/triton/harness.py. Nothing here imports triton or torch: registering is free.
 """
@@ -49,4 +49,12 @@ register(KernelInfo(
     conventions=("w8a8 (acc*sa)*sb",), dtypes=("int8", "fp32"),
     notes="scaled_matmul_kernel_with_block_pointers: float(acc) * scales1 per row; EVEN_K is K % 2 == 0, not "
           "K % BLOCK_K == 0 (see the adapter)",
+))
+register(KernelInfo(
+    name="triton.gemlite.a16w4", package="gemlite", op="gemlite.GemLiteLinearTriton (GEMV_REVSPLITK for M <= 4)",
+    module="kernels.triton.gemlite", conventions=("gemlite.a16w4: fp16((q - 8) * s), fp32 atomic split-K",),
+    dtypes=("fp16", "fp32"),
+    notes="HQQ-style pack (uint8 codes, fp16 group scales, zero 8): each weight rounded to fp16 as (q - 8) * s, "
+          "fp32 products and sums, partials added atomically into an fp32 output; needs a CUDA GPU (imports "
+          "torch.cuda at import time)",
 ))
