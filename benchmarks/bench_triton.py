@@ -15,6 +15,7 @@
   (`auto`: w4a16.pick_config, what gemv_t runs without a config); every config's median time
   is kept in the JSON (extra_info.all_configs). Every config is checked against the oracle first
   (one failing is left untimed).
+- gemlite's A16W4 GEMV (fp32 output, group 128) at the same decode shapes, beside the ESIMD default.
 - DA8W4 and torchao's intmm_triton int_matmul at one shape, for the record.
 Before timing, every kernel is checked against the oracle on one shape (bit-exact where the
 oracle has a model, else within the derived bound); a kernel that fails is not timed.
@@ -52,7 +53,8 @@ from oracle.verdict import compare_bounded, compare_exact  # noqa: E402
 
 GEMM_SHAPES = ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096))  # (N, K)
 GEMV_SHAPES = ((4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (28672, 4096), (4096, 14336))
-GEMV_CONFIGS = w4a16.CANDIDATES  # per layout: BLOCK_N x BLOCK_K x num_warps, SPLIT_K 1/2, DEQ_FMA on/off
+GEMV_CONFIGS = w4a16.CANDIDATES
+AUTO_GBPS: dict = {}  # (layout, N, K) -> GB/s of the default GEMV config, for the gemlite comparison  # per layout: BLOCK_N x BLOCK_K x num_warps, SPLIT_K 1/2, DEQ_FMA on/off
 PEAK_INT8_TOPS = 1979.0  # H100 SXM / H200 dense int8
 
 
@@ -101,6 +103,17 @@ def check_all(tiny: bool) -> list[dict]:
             out.append(_check("torchao int_matmul", compare_exact(wrap_int32(int8_matmul(a8, w)), c, convention="int32")))
     except Exception as ex:  # torchao absent on the GPU host is fine
         print(f"  torchao intmm_triton not checked: {type(ex).__name__}: {ex}")
+    from kernels.triton import gemlite
+    av = gemlite.available()
+    if av["ok"]:
+        codes = rng.integers(0, 16, (gn, gk), dtype=np.uint8)
+        sc = (rng.standard_normal((gn, gk // 128)) * 0.05).astype(np.float16)
+        wd = (codes.astype(np.float32) - 8) * np.repeat(sc.astype(np.float32), 128, axis=1)
+        e, b = wxa16_exact(xv, wd, acc="fp32", out="fp32", stage_dtypes=("fp16",))
+        out.append(_check("gemlite a16w4", compare_bounded(e, b, gemlite.a16w4(xv, codes, sc, group_size=128),
+                                                           out_dtype="fp32", convention="gemlite.a16w4")))
+    else:
+        print(f"  gemlite not checked: {av['reason']}")
     return out
 
 
@@ -265,6 +278,8 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
             for v, (cfg, ts) in sorted(best.items()):
                 cfg = cfg or w4a16.pick_config(1, n, k, layout)
                 bw = total / statistics.median(ts)
+                if v == "auto":
+                    AUTO_GBPS[(layout, n, k)] = bw / 1e9
                 rows.append((f"int4 GEMV {layout} {v}", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
                              f"copy {copy_bw / 1e9:.0f} GB/s (same size {same_bw / 1e9:.0f})",
                              f"{100 * bw / copy_bw:.0f}% of copy (target 75%)",
@@ -276,6 +291,40 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
                                        "config": cfg, "weight_copies": copies, "bytes": total,
                                        "all_configs": timed if v == "auto" else None}))
             del ws, ss, src, dst
+
+
+def bench_gemlite(torch, timer, l2: int, rows: list, entries: list) -> None:
+    """gemlite's A16W4 GEMV (fp32 output, the configuration the suite certifies) at M = 1 on the GEMV
+    shapes, group 128, beside the ESIMD-layout default of this project (same weight bytes + scales)."""
+    from gemlite import DType, GemLiteLinearTriton
+
+    for n, k in GEMV_SHAPES:
+        wbytes, sbytes = n * k // 2, n * (k // 128) * 2
+        total = wbytes + sbytes + 2 * k + 4 * n
+        copies = max(2, -(-3 * l2 // wbytes))
+        lins = []
+        for _ in range(copies):
+            lin = GemLiteLinearTriton(4, group_size=128, in_features=k, out_features=n, input_dtype=DType.FP16,
+                                      output_dtype=DType.FP32)
+            lin.pack(torch.randint(0, 16, (n, k), dtype=torch.uint8, device="cuda"),
+                     (torch.rand(n, k // 128, device="cuda") * 0.01).half(), 8, bias=None)
+            lins.append(lin)
+        x = torch.randn(1, k, device="cuda", dtype=torch.float16)
+        state = {"i": 0}
+
+        def call(state=state):
+            state["i"] = (state["i"] + 1) % copies
+            with torch.no_grad():
+                lins[state["i"]](x)
+        ts = timer.times(call)
+        bw = total / statistics.median(ts)
+        ours = AUTO_GBPS.get(("esimd", n, k))
+        rows.append(("gemlite A16W4 g128 (fp32 out)", f"M=1 N={n} K={k} ({copies} weight copies)", f"{bw / 1e9:.0f} GB/s",
+                     f"triton.w4a16.esimd auto {ours:.0f} GB/s" if ours else "", f"{ours * 1e9 / bw:.2f}x ours / gemlite"
+                     if ours else "", "", "GEMV_REVSPLITK, gemlite's autotune"))
+        entries.append(_entry("gemlite", f"gemlite.a16w4[{n}x{k}]", {"N": n, "K": k}, ts,
+                              {"GBps": bw / 1e9, "bytes": total, "esimd_auto_GBps": ours}))
+        del lins
 
 
 def bench_misc(torch, timer, rows: list, entries: list) -> None:
@@ -310,7 +359,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="directory for bench_triton.json and bench_triton.md")
     p.add_argument("--m", default="1024,4096", help="GEMM M values (comma separated, >= 1024)")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: w8a8,gemv,misc")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: w8a8,gemv,gemlite,misc")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import torch
@@ -337,6 +386,8 @@ def main() -> int:
             bench_w8a8(torch, timer, [int(v) for v in args.m.split(",")], rows, entries)
         if "gemv" not in skip:
             bench_gemv(torch, timer, l2, rows, entries, failed_cfgs)
+        if "gemlite" not in skip and any(c["check"] == "gemlite a16w4" and c["ok"] for c in checks):
+            bench_gemlite(torch, timer, l2, rows, entries)
         if "misc" not in skip:
             bench_misc(torch, timer, rows, entries)
     header = ("kernel", "shape", "result", "reference", "ratio", "peak / same-size", "config")
