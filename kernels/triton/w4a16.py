@@ -17,8 +17,8 @@ covers fused products): the exact value and its bound judge it, no bit-exact pre
 Memory (M = 1 decode, where the weight bytes are the whole cost): the weight is read as words,
 ESIMD rows as int32 [N, K/8] (word q holds k = 8q .. 8q+7, nibble i = k 8q+i since bytes are
 little-endian, low nibble first), q4_0 rows as int16 [N, K/32*9] (rows are 18-byte blocks, only
-2-byte aligned; word 0 of a block is d, word 1 + j the qs bytes 2j, 2j+1). A program loads a 2-D
-[BLOCK_N, words] tile (so the compiler spreads lanes along K and keeps several rows per thread,
+2-byte aligned; word 0 of a block is d, word 1 + j the qs bytes 2j, 2j+1; V4 reads them as uint16 so
+they zero-extend). A V2 program loads a 2-D [BLOCK_N, words] tile (so the compiler spreads lanes along K and keeps several rows per thread,
 reusing each x value), reshapes it to [BLOCK_N, groups, words per group] to broadcast one scale
 per (row, group), and loads the x values of its K chunk once, contiguously, split into the
 nibble order in registers.
