@@ -225,6 +225,13 @@ def bench_w8a8(torch, timer, ms: list[int], rows: list, entries: list) -> None:
             entries.append(_entry("w8a8", f"torch._int_mm[{m}x{n}x{k}]", params, t_ref, {"tops": ref_tops}))
 
 
+def _weight_sizes(layout: str, n: int, k: int, l2: int) -> tuple[int, int, int]:
+    """(weight bytes, scale bytes, copies): an int4 [N, K] weight in the layout, and how many copies
+    the calls rotate over so that together they exceed 3 x L2 (each call reads its weight from DRAM)."""
+    wbytes, sbytes = (n * k // 2, n * (k // 128) * 2) if layout == "esimd" else (n * k // 32 * 18, 0)
+    return wbytes, sbytes, max(2, -(-3 * l2 // wbytes))
+
+
 def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: set) -> None:
     big = torch.empty(1 << 30, dtype=torch.uint8, device="cuda")
     big_dst = torch.empty_like(big)
@@ -235,12 +242,8 @@ def bench_gemv(torch, timer, l2: int, rows: list, entries: list, failed_cfgs: se
     rows.append(("device copy", "1 GiB", f"{copy_bw / 1e9:.0f} GB/s", "", "", "", ""))
     for layout in ("esimd", "q4_0"):
         for n, k in GEMV_SHAPES:
-            if layout == "esimd":
-                wbytes, sbytes = n * k // 2, n * (k // 128) * 2
-            else:
-                wbytes, sbytes = n * k // 32 * 18, 0
+            wbytes, sbytes, copies = _weight_sizes(layout, n, k, l2)
             total = wbytes + sbytes + 2 * k + 2 * n
-            copies = max(2, -(-3 * l2 // wbytes))
             ws = [torch.randint(0, 256, (n, wbytes // n), dtype=torch.uint8, device="cuda") for _ in range(copies)]
             if layout == "q4_0":  # finite fp16 d in every block
                 for wt in ws:
@@ -299,9 +302,8 @@ def bench_gemlite(torch, timer, l2: int, rows: list, entries: list) -> None:
     from gemlite import DType, GemLiteLinearTriton
 
     for n, k in GEMV_SHAPES:
-        wbytes, sbytes = n * k // 2, n * (k // 128) * 2
-        total = wbytes + sbytes + 2 * k + 4 * n
-        copies = max(2, -(-3 * l2 // wbytes))
+        wbytes, sbytes, copies = _weight_sizes("esimd", n, k, l2)
+        total = wbytes + sbytes + 2 * k + 4 * n  # fp32 output
         lins = []
         for _ in range(copies):
             lin = GemLiteLinearTriton(4, group_size=128, in_features=k, out_features=n, input_dtype=DType.FP16,

@@ -13,10 +13,9 @@ def _first_slice(k: int, config: dict | None) -> int:
     """How many leading K elements the first split-K slice covers (0 without a split)."""
     if not config:
         return 0
-    block_k = config["BLOCK_K"]
-    chunks = -(-k // block_k)
-    split = -(-chunks // config["CHUNKS"]) if "CHUNKS" in config else config.get("SPLIT_K", 1)
-    return 0 if split <= 1 else min(k, -(-chunks // split) * block_k)
+    split = real(T, "k_split")(k, config)
+    steps = -(-k // config["BLOCK_K"])
+    return 0 if split <= 1 else min(k, -(-steps // split) * config["BLOCK_K"])
 
 
 @mutant("triton.w4a16_split_slice_dropped", T, "gemv", ("triton.w4a16.q4_0", "triton.w4a16.esimd"),

@@ -54,7 +54,7 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out  # noqa: E402
 
-__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "CANDIDATES"]
+__all__ = ["LAYOUTS", "gemv", "gemv_t", "pick_config", "k_split", "CANDIDATES"]
 
 LAYOUTS = {"q4_0": 0, "esimd": 1}
 _MAGIC = 0x4B000000  # 2^23 as fp32 bits: a nibble or-ed into its mantissa reads as 2^23 + nibble * 16^p
@@ -71,6 +71,17 @@ def _nib3(word, P: tl.constexpr, s_p, nc_p, magic, FMA: tl.constexpr):
         return tl.fma(f, s_p, nc_p)
     else:
         return (f - (8388608.0 + 8.0 * (16 ** P))) * s_p
+
+
+@triton.jit
+def _scale_step(s, P: tl.constexpr, OVER_WORDS: tl.constexpr = False):
+    """_nib3's per-scale operands for position P: s_p = s * 16^-P and nc_p = -(c_p * s_p), c_p = 2^23 +
+    8 * 16^P, both exact in fp32 (module docstring). OVER_WORDS: a [rows, groups] s is given a last
+    axis to broadcast over each group's words (V2's tiles)."""
+    s_p = s * (1.0 / (16 ** P))
+    if OVER_WORDS:
+        s_p = s_p[:, :, None]
+    return s_p, -((8388608.0 + 8.0 * (16 ** P)) * s_p)
 
 
 @triton.jit
@@ -97,7 +108,8 @@ def _accumulate(acc, part, mi, BLOCK_M: tl.constexpr):
 
 @triton.jit
 def _finish(y_ptrs, ws_ptrs, MN, mask, acc, cnt_ptr, pid_k, SPLIT_K, OUT: tl.constexpr, SPLIT: tl.constexpr):
-    """Store acc (y_ptrs: this tile in the output; ws_ptrs: the same tile in workspace slice 0).
+    """Store acc (y_ptrs: this tile in the output; ws_ptrs: the same tile in workspace slice 0; cnt_ptr:
+    the counters, one per (grid axis 1, grid axis 0) tile).
 
     With SPLIT (SPLIT_K > 1) the program adds its slice's fp32 partial to the workspace and takes a ticket
     from the tile's counter; the last of the tile's SPLIT_K programs to arrive sums the slices in
@@ -109,23 +121,23 @@ def _finish(y_ptrs, ws_ptrs, MN, mask, acc, cnt_ptr, pid_k, SPLIT_K, OUT: tl.con
     else:
         tl.store(ws_ptrs + pid_k.to(tl.int64) * MN, acc, mask=mask)
         tl.debug_barrier()
-        ticket = tl.atomic_add(cnt_ptr, 1, sem="acq_rel")
+        cnt = cnt_ptr + tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)  # this tile's counter
+        ticket = tl.atomic_add(cnt, 1, sem="acq_rel")
         if ticket == SPLIT_K - 1:
             total = tl.load(ws_ptrs, mask=mask, other=0.0, cache_modifier=".cg")
             for s in range(1, SPLIT_K):
                 total += tl.load(ws_ptrs + s * MN, mask=mask, other=0.0, cache_modifier=".cg")
             tl.store(y_ptrs, cast_out(total, OUT), mask=mask)
-            tl.atomic_xchg(cnt_ptr, 0)
+            tl.atomic_xchg(cnt, 0)
 
 
 @triton.jit
 def _store(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, rm, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
            SPLIT: tl.constexpr):
-    """A [BLOCK_M, BLOCK_N] tile through _finish (the tile's counter: pid_m * grid0 + pid_n)."""
-    cnt = cnt_ptr + tl.program_id(1) * tl.num_programs(0) + tl.program_id(0)
+    """A [BLOCK_M, BLOCK_N] tile through _finish."""
     off = rm[:, None].to(tl.int64) * N + rn[None, :]
     _finish(out_ptr + rm[:, None].to(tl.int64) * stride_om + rn[None, :], ws_ptr + off, M * N,
-            (rm < M)[:, None] & (rn < N)[None, :], acc, cnt, pid_k, SPLIT_K, OUT, SPLIT)
+            (rm < M)[:, None] & (rn < N)[None, :], acc, cnt_ptr, pid_k, SPLIT_K, OUT, SPLIT)
 
 
 @triton.jit
@@ -155,12 +167,9 @@ def _esimd_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K,
                                 other=-2004318072), [BLOCK_N, BLOCK_G, 16])  # 0x88888888: weight 0 past the row
         g = g0 + gi
         s = tl.load(s_rows + g[None, :], mask=mask_n[:, None] & (g < G)[None, :], other=0.0).to(tl.float32)
-        s2 = (s * 0.00390625)[:, :, None]  # s * 16^-2, exact
-        s3 = (s * 0.000244140625)[:, :, None]
-        s4 = (s * 0.0000152587890625)[:, :, None]
-        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
-        n3 = -(8421376.0 * s3)
-        n4 = -(8912896.0 * s4)
+        s2, n2 = _scale_step(s, 2, True)
+        s3, n3 = _scale_step(s, 3, True)
+        s4, n4 = _scale_step(s, 4, True)
         lo = wq << 8  # nibbles 0, 1 at positions 2, 3
         hi = wq >> 12  # nibbles 5, 6, 7 at positions 2, 3, 4
         w0 = _nib3(lo, 2, s2, n2, magic, DEQ_FMA)
@@ -207,10 +216,8 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, NB, str
         t = c * (BLOCK_B * 8) + tq  # qs word t = 8b + j sits at 9b + 1 + j
         qp = tl.reshape(tl.load(w_rows + (t + t // 8 + 1)[None, :], mask=mask_n[:, None] & (t < NB * 8)[None, :],
                                 other=-30584), [BLOCK_N, BLOCK_B, 8]).to(tl.int32)  # 0x8888: weight 0 past the row
-        d2 = (d * 0.00390625)[:, :, None]
-        d3 = (d * 0.000244140625)[:, :, None]
-        n2 = -(8390656.0 * d2)
-        n3 = -(8421376.0 * d3)
+        d2, n2 = _scale_step(d, 2, True)
+        d3, n3 = _scale_step(d, 3, True)
         lo = qp << 8  # byte 2j's nibbles (k = 2j, 2j + 16) at positions 2, 3
         w_a = _nib3(lo, 2, d2, n2, magic, DEQ_FMA)  # k = 2j
         w_b = _nib3(lo, 3, d3, n3, magic, DEQ_FMA)  # k = 2j + 16
@@ -232,10 +239,9 @@ def _q4_0_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, K, NB, str
 @triton.jit
 def _store_row(out_ptr, ws_ptr, cnt_ptr, acc, pid_k, pid_m, rn, M, N, stride_om, SPLIT_K, OUT: tl.constexpr,
               SPLIT: tl.constexpr):
-    """One x row's [BLOCK_N] outputs through _finish (the tile's counter: pid_m * grid0 + pid_n)."""
-    cnt = cnt_ptr + pid_m * tl.num_programs(0) + tl.program_id(0)
+    """One x row's [BLOCK_N] outputs through _finish."""
     _finish(out_ptr + pid_m.to(tl.int64) * stride_om + rn, ws_ptr + pid_m.to(tl.int64) * N + rn, M * N, rn < N, acc,
-            cnt, pid_k, SPLIT_K, OUT, SPLIT)
+            cnt_ptr, pid_k, SPLIT_K, OUT, SPLIT)
 
 
 @triton.jit
@@ -305,12 +311,9 @@ def _esimd_v4_kernel(x_ptr, w_ptr, s_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N,
         w0, w2 = tl.split(wa)
         w1, w3 = tl.split(wb)
         sf = s.to(tl.float32)
-        s2 = sf * 0.00390625  # s * 16^-2, exact
-        s3 = sf * 0.000244140625
-        s4 = sf * 0.0000152587890625
-        n2 = -(8390656.0 * s2)  # -(c_p * s_p), exact (module docstring)
-        n3 = -(8421376.0 * s3)
-        n4 = -(8912896.0 * s4)
+        s2, n2 = _scale_step(sf, 2)
+        s3, n3 = _scale_step(sf, 3)
+        s4, n4 = _scale_step(sf, 4)
         acc = _word_v4(acc, w0, xa.to(tl.float32), s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
         acc = _word_v4(acc, w1, xb.to(tl.float32), s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
         acc = _word_v4(acc, w2, xc.to(tl.float32), s2, s3, s4, n2, n3, n4, magic, BLOCK_V, DEQ_FMA)
@@ -381,10 +384,8 @@ def _q4_0_v4_kernel(x_ptr, w_ptr, out_ptr, ws_ptr, cnt_ptr, magic, M, N, NB, str
                   tl.load(xq + 16, mask=ok, other=0.0).to(tl.float32),
                   tl.load(xq + 24, mask=ok, other=0.0).to(tl.float32))
         d = d.to(tl.float16, bitcast=True).to(tl.float32)
-        d2 = d * 0.00390625
-        d3 = d * 0.000244140625
-        n2 = -(8390656.0 * d2)
-        n3 = -(8421376.0 * d3)
+        d2, n2 = _scale_step(d, 2)
+        d3, n3 = _scale_step(d, 3)
         acc = _q4_0_half_v4(acc, q0.to(tl.int32), q1.to(tl.int32), q2.to(tl.int32), q3.to(tl.int32), xs[0], xs[2],
                             d2, d3, n2, n3, magic, BLOCK_V, DEQ_FMA)  # uint16 -> int32 zero-extends
         acc = _q4_0_half_v4(acc, q4.to(tl.int32), q5.to(tl.int32), q6.to(tl.int32), q7.to(tl.int32), xs[1], xs[3],
@@ -442,6 +443,14 @@ def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
     return cfg
 
 
+def k_split(k: int, config: dict) -> int:
+    """How many K slices a config asks for: SPLIT_K, or as many as give each program CHUNKS steps of
+    BLOCK_K (slice s then covers steps s * ceil(steps / split) onwards, as the kernels split them)."""
+    if "CHUNKS" in config:
+        return triton.cdiv(triton.cdiv(k, config["BLOCK_K"]), config["CHUNKS"])
+    return config.get("SPLIT_K", 1)
+
+
 def _words(weight, k: int, layout: str):
     """The weight as the kernel's words: a view when rows are aligned, else a padded copy (rare)."""
     import torch
@@ -479,10 +488,10 @@ def gemv_t(x, weight, scales, *, layout: str, k: int, out: str | None = None, co
     out = out or names[x.dtype]
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[out]
     cfg = dict(config or pick_config(m, n, k, layout))
+    split = k_split(k, cfg)
     block_k = cfg.pop("BLOCK_K")
-    split = cfg.pop("SPLIT_K", 1)
-    if "CHUNKS" in cfg:  # K split so that each program owns CHUNKS steps of BLOCK_K
-        split = triton.cdiv(triton.cdiv(k, block_k), cfg.pop("CHUNKS"))
+    cfg.pop("SPLIT_K", None)
+    cfg.pop("CHUNKS", None)
     deq_fma = int(cfg.pop("DEQ_FMA", 1)) and not runtime.interpreted()  # interpreter: tl.fma rounds a*b
     y = torch.empty((m, n), dtype=dt, device=x.device)
     if m == 0 or n == 0:
