@@ -4,7 +4,7 @@ Decoding is exact for every code (subnormals, signed zeros, inf, NaN). Encoding 
 rounds to nearest, ties to even, with each format's own overflow policy, written down below,
 because kernels differ exactly there. The arithmetic is ml_dtypes' (a well-kept library whose
 conversions are proven here by exhaustive enumeration in tests/test_floats.py), except fp16,
-which numpy converts with correct rounding itself.
+which numpy converts with correct rounding itself, and e8m0, encoded here (see its note).
 
 | name   | bits | overflow on encode (|x| past the largest finite + half an ulp) | NaN in    |
 |--------|------|-----------------------------------------------------------------|-----------|
@@ -16,10 +16,15 @@ which numpy converts with correct rounding itself.
 | e2m1   | 4    | saturates to +-6 (inf too); NaN -> zero of the opposite sign    | no NaN    |
 
 Note e2m1: +NaN encodes as code 8 (-0), -NaN as code 0 (+0) (ml_dtypes' conversion).
-Note e8m0 (ml_dtypes' conversion, not round-to-nearest everywhere): a normal float32 gets its
-own exponent, plus one when its significand is at least 1.5 (ties go up); a float32 subnormal
-gets code 0 (2^-127) up to 2^-127 and code 1 (2^-126) anywhere above it, even where 2^-127 is
-nearer; zero, negative values (-0 too), inf and NaN give 0xff (NaN).
+Note e8m0: the oracle encodes it itself, not through ml_dtypes, whose rule for float32
+subnormals changed between releases (0.5 and 0.6 send everything above 2^-127 to 2^-126, 0.7
+rounds to the nearer). The OCP MX v1.0 specification defines e8m0's values (2^(code-127), codes
+0..254; 0xff NaN; no zero, no sign, no inf) and, for conversions into MX formats, round to
+nearest; so every positive finite float32 goes to the nearer power of two, measured in value:
+its own exponent, plus one when its significand is at least 1.5 (at the midpoint the larger power
+wins, as rounding "to even" on the implicit leading one does). Values below 2^-127 take the
+smallest code 0 (there is no zero); zero, negative values (-0 too), inf and NaN give 0xff
+(NaN), and so does anything from 1.5 * 2^127 up.
 
 e8m0 (OCP MX scale: 2^(code-127), 0xff = NaN, no zero, no sign) is almost never produced by
 rounding in a kernel: MX quantizers compute its exponent from floor(log2(amax)); those rules
@@ -76,6 +81,8 @@ def decode(codes: np.ndarray, name: str) -> np.ndarray:
     """Codes (unsigned integers; e2m1 in the low 4 bits of a uint8) to exact float32 values."""
     f = _fmt(name)
     c = np.asarray(codes).astype(f.storage)
+    if name == "e8m0":
+        return np.where(c == 0xFF, np.float32(np.nan), np.ldexp(np.float32(1), c.astype(np.int32) - 127))
     if f.bits == 4:
         c = c & np.uint8(0x0F)
     return c.view(f.dtype).astype(np.float32)
@@ -84,8 +91,21 @@ def decode(codes: np.ndarray, name: str) -> np.ndarray:
 def encode(x: np.ndarray, name: str) -> np.ndarray:
     """float32 values to codes, round to nearest even, with the overflow policy in the table."""
     f = _fmt(name)
+    if name == "e8m0":
+        return _encode_e8m0(np.asarray(x, dtype=np.float32))
     v = np.asarray(x, dtype=np.float32).astype(f.dtype)
     return v.view(f.storage)
+
+
+def _encode_e8m0(x: np.ndarray) -> np.ndarray:
+    """float32 to e8m0 codes by the rule in the module docstring, on the bits."""
+    b = np.ascontiguousarray(x).view(np.uint32).astype(np.int64)
+    exp, man = (b >> 23) & 0xFF, b & 0x7FFFFF
+    normal = exp + (man >= 1 << 22)
+    subnormal = (man >= 3 << 21).astype(np.int64)  # 1.5 * 2^-127 = 0x600000 * 2^-149
+    code = np.where(exp == 0, subnormal, normal)
+    invalid = (b >> 31 == 1) | (exp == 0xFF) | ((exp == 0) & (man == 0)) | (code > 254)
+    return np.where(invalid, 0xFF, code).astype(np.uint8)
 
 
 def round_to(x: np.ndarray, name: str) -> np.ndarray:
