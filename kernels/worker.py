@@ -4,20 +4,36 @@ costs one case, not the run.
 The parent keeps one worker process per environment (an ISA cap is environment set before the
 kernel's library loads). A call names a function by module and attribute and passes numpy
 arrays; the reply is an `Outcome`: ok with the value, or crashed (the signal or exit code and
-the tail of stderr), timeout, or error (the exception text). After a crash or a timeout the
-worker is replaced and the next call starts clean.
+the tail of stderr, or the memory limit it ran into), timeout, or error (the exception text).
+After a crash or a timeout the worker is replaced and the next call starts clean. Whatever the
+kernel does (closing its file descriptors, printing without end, allocating without end,
+answering with garbage), `call` returns an Outcome and never raises.
+
+Loading a kernel's library is a call like any other: `call(module, "available")` (or
+`available_*` / `*_available`) runs under the shorter `load_timeout`, and an outcome whose
+`load_failed` is true means the library crashed or hung while loading, which is not the same as
+"not installed" (an ok outcome whose value says so).
+
+Each worker is limited to `memory_limit` bytes of private writable memory (RLIMIT_DATA, set by
+the worker itself, plus a resident-size watchdog in the parent for memory the rlimit does not
+count). RLIMIT_AS is not used: torch, onnxruntime and Triton reserve far more address space than
+they touch.
 
 The frames between parent and worker are pickles of the project's own data over a private pipe
 between two processes of this run; nothing read from a vendor's file is ever unpickled. The
 worker's own stdout (where oneDNN prints `ONEDNN_VERBOSE` lines) goes to a file whose text comes
-back with every outcome, as evidence of what ran.
+back with every outcome, as evidence of what ran; at most `KEEP` bytes from each end of it are
+kept. The files live in a directory of the worker's own, removed when it is closed, replaced,
+or at the latest when the parent exits.
 """
 from __future__ import annotations
 
 import importlib
 import os
 import pickle
+import resource
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -25,13 +41,41 @@ import sys
 import tempfile
 import time
 import traceback
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Outcome", "Worker"]
+__all__ = ["Outcome", "Worker", "default_memory_limit", "is_load_check", "KEEP", "LOAD_TIMEOUT", "MEMORY_ENV"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HEADER = struct.Struct("<Q")
+KEEP = 64 * 1024  # bytes kept from each end of what a worker prints during one call
+LOAD_TIMEOUT = 60.0  # seconds an availability check (loading the library) may take
+MEMORY_ENV = "QORACLE_WORKER_MEMORY_GB"  # the per-worker memory limit in GiB; 0 turns it off
+_LIMIT_ENV = "QORACLE_WORKER_MEMORY_BYTES"  # parent -> worker
+_POLL = 0.25  # seconds between resident-size checks while a call runs
+_GRACE = 5.0  # seconds a worker that closed its pipe gets to exit by itself
+_IMPORTED = "imported"  # the frame a worker sends once the called module has loaded
+_ALLOC_FAILED = ("allocate memory", "bad_alloc", "out of memory")
+
+
+def default_memory_limit() -> int:
+    """Bytes one worker may use: `QORACLE_WORKER_MEMORY_GB` if set, else half the physical memory,
+    so a runaway kernel fails its own case long before the OOM killer picks a process (perhaps the
+    parent), while the largest case here (well under 1 GiB) and the libraries have ample room."""
+    if os.environ.get(MEMORY_ENV):
+        return int(float(os.environ[MEMORY_ENV]) * 2**30)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def is_load_check(func: str) -> bool:
+    """Whether `func` is an adapter's availability check, the call that loads its library."""
+    return func == "available" or func.startswith("available_") or func.endswith("_available")
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
 
 
 @dataclass
@@ -44,19 +88,37 @@ class Outcome:
     stdout: str = ""
     seconds: float = 0.0
     env: dict[str, str] = field(default_factory=dict)
+    call: str = ""  # "module.func"
+    stage: str = "call"  # "import": it ended before the module finished importing
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def load_failed(self) -> bool:
+        """The library crashed or hung while loading (importing the module, or its availability
+        check): the kernel is installed but unusable, unlike an ok check answering not installed."""
+        loading = self.stage == "import" or is_load_check(self.call.rpartition(".")[2])
+        return self.status in ("crashed", "timeout") and loading
 
-def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+
+class _OverMemory(Exception):
+    """The worker's resident size passed its limit (seen by the parent's watchdog)."""
+
+
+def _read_exact(fd: int, n: int, deadline: float | None, tick: Callable[[], None] | None = None) -> bytes:
     buf = bytearray()
     while len(buf) < n:
         if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                if select.select([fd], [], [], min(left, _POLL))[0]:
+                    break
+                if tick:
+                    tick()
         chunk = os.read(fd, n - len(buf))
         if not chunk:
             raise EOFError
@@ -64,93 +126,219 @@ def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     return bytes(buf)
 
 
-def _write_frame(fd: int, obj: object) -> None:
+def _write_frame(fd: int, obj: object, deadline: float | None = None) -> None:
+    """Send one frame; with a deadline the fd is non-blocking, so a worker that stopped reading
+    cannot hold the parent past it."""
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(_HEADER.pack(len(data)) + data)
     while view:
-        view = view[os.write(fd, view):]
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            left = deadline - time.monotonic() if deadline is not None else 0.0
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise TimeoutError from None
 
 
-def _read_frame(fd: int, deadline: float | None = None) -> Any:
-    (n,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-    return pickle.loads(_read_exact(fd, n, deadline))
+def _read_frame(fd: int, deadline: float | None = None, tick: Callable[[], None] | None = None) -> Any:
+    (n,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline, tick))
+    return pickle.loads(_read_exact(fd, n, deadline, tick))
+
+
+def _bounded_text(path: str, keep: int = KEEP) -> str:
+    """The first and last `keep` bytes of a file, with the size of what was dropped between them;
+    the file is emptied, so a kernel printing without end costs disk for one call, not parent memory."""
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(0)
+            if size <= 2 * keep:
+                data = f.read()
+            else:
+                head = f.read(keep)
+                f.seek(size - keep)
+                data = head + f"\n[... {size - 2 * keep} bytes dropped ...]\n".encode() + f.read(keep)
+            f.truncate(0)
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def _resident(pid: int) -> int:
+    """The process's resident size in bytes (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _exited(pid: int, wait_s: float) -> bool:
+    """Whether the process exits within `wait_s`, without reaping it: its pid (and so its process
+    group) stays reserved until we have killed what it left behind."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return True
+        except ChildProcessError:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker and anything it started (its own session), unless already reaped."""
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _reap(proc: subprocess.Popen[bytes], workdir: str) -> None:
+    """Kill and reap a worker and remove its directory: by `close`, or at exit for one never closed."""
+    _kill_group(proc)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    for s in (proc.stdin, proc.stdout):
+        if s:
+            s.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Worker:
     """A kernel-calling subprocess with a fixed environment, restarted after any crash."""
 
-    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0) -> None:
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0,
+                 memory_limit: int | None = None, load_timeout: float = LOAD_TIMEOUT) -> None:
+        """`memory_limit` in bytes (None: `default_memory_limit()`, 0: none); `load_timeout` bounds
+        availability checks (see `is_load_check`) unless a call passes its own timeout."""
         self.env = dict(env or {})
         self.timeout = timeout
+        self.load_timeout = load_timeout
+        self.memory_limit = default_memory_limit() if memory_limit is None else memory_limit
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_path = ""
-        self._err = None
+        self._dir = ""
+        self._cleanup: weakref.finalize | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
-        fd, self._log_path = tempfile.mkstemp(prefix="qoracle-worker-", suffix=".log")
-        os.close(fd)
-        env = {**os.environ, **self.env, "QORACLE_WORKER_LOG": self._log_path}
+        self._dir = tempfile.mkdtemp(prefix="qoracle-worker-")
+        log, err = os.path.join(self._dir, "stdout.log"), os.path.join(self._dir, "stderr.log")
+        open(log, "wb").close()
+        env = {**os.environ, **self.env, "QORACLE_WORKER_LOG": log, _LIMIT_ENV: str(self.memory_limit)}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-        self._err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty kernel cannot block on it
-        self._proc = subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
-            env=env, cwd=ROOT,
-        )
+        with open(err, "ab") as err_file:  # a file, not a pipe: a chatty kernel cannot block on it
+            self._proc = subprocess.Popen(
+                [sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
+                env=env, cwd=ROOT, start_new_session=True,
+            )
+        os.set_blocking(self._proc.stdin.fileno(), False)
+        self._cleanup = weakref.finalize(self, _reap, self._proc, self._dir)
         return self._proc
 
     def call(self, module: str, func: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Outcome:
-        """Call `module.func(*args, **kwargs)` in the worker and wait at most `timeout` seconds."""
-        proc = self._proc if self._proc and self._proc.poll() is None else self._start()
+        """Call `module.func(*args, **kwargs)` in the worker and wait at most `timeout` seconds
+        (default: `timeout`, or the shorter `load_timeout` for an availability check)."""
+        if timeout is None:
+            timeout = min(self.timeout, self.load_timeout) if is_load_check(func) else self.timeout
         t0 = time.monotonic()
-        deadline = t0 + (self.timeout if timeout is None else timeout)
-        try:
-            _write_frame(proc.stdin.fileno(), (module, func, args, kwargs))
-            status, value, detail = _read_frame(proc.stdout.fileno(), deadline)
-        except TimeoutError:
-            self.close(kill=True)
-            return self._outcome("timeout", None, f"no answer in {deadline - t0:.0f} s; worker killed", t0)
-        except (EOFError, BrokenPipeError, OSError):
-            proc.wait(timeout=30)
-            rc = proc.returncode
-            why = f"killed by signal {signal.Signals(-rc).name}" if rc and rc < 0 else f"exited with code {rc}"
-            self._err.seek(0)
-            err = self._err.read().decode("utf-8", "replace")[-2000:]
-            self.close()
-            return self._outcome("crashed", None, f"{why}; stderr tail: {err.strip()}", t0)
-        return self._outcome(status, value, detail, t0)
+        deadline = t0 + timeout
+        stage, proc = "import", None
 
-    def _outcome(self, status: str, value: Any, detail: str, t0: float) -> Outcome:
-        text = ""
-        if self._log_path and os.path.exists(self._log_path):
-            with open(self._log_path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-            open(self._log_path, "w").close()
-        return Outcome(status, value, detail, text, time.monotonic() - t0, dict(self.env))
+        def done(status: str, value: Any, detail: str, replace: bool) -> Outcome:
+            out = Outcome(status, value, detail, self._take_stdout(), time.monotonic() - t0, dict(self.env),
+                          f"{module}.{func}", stage)
+            if replace:
+                self.close()
+            return out
+
+        try:
+            if self._proc is not None and self._proc.poll() is not None:
+                self.close()  # it died between calls (a thread the kernel left running)
+            proc = self._proc or self._start()
+            _write_frame(proc.stdin.fileno(), (module, func, args, kwargs), deadline)
+            reply = self._read(proc, deadline)
+            if reply == _IMPORTED:
+                stage = "call"
+                reply = self._read(proc, deadline)
+            status, value, detail = reply
+        except TimeoutError:
+            return done("timeout", None, f"no answer in {timeout:.0f} s; worker killed", True)
+        except _OverMemory as e:
+            return done("crashed", None, f"memory limit {_gib(self.memory_limit)} exceeded ({e}); worker killed", True)
+        except (EOFError, OSError) as e:
+            return done("crashed", None, self._death(proc, deadline, e), True)
+        except Exception as e:  # a garbled frame: the kernel wrote into the pipe, or the worker is broken
+            return done("crashed", None, f"unreadable reply ({type(e).__name__}: {e}); worker killed", True)
+        return done(status, value, detail, status == "crashed")
+
+    def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> Any:
+        def watch() -> None:
+            rss = _resident(proc.pid)
+            if self.memory_limit and rss > self.memory_limit:
+                raise _OverMemory(f"resident {_gib(rss)}")
+        return _read_frame(proc.stdout.fileno(), deadline, watch)
+
+    def _death(self, proc: subprocess.Popen[bytes] | None, deadline: float, exc: BaseException) -> str:
+        """Why the pipe broke: the exit code or signal and the stderr tail, or that the worker closed
+        its end and went on running (then it is killed)."""
+        if proc is None:
+            return f"the worker did not start: {type(exc).__name__}: {exc}"
+        if not _exited(proc.pid, max(0.0, min(_GRACE, deadline - time.monotonic()))):
+            return "the worker closed its pipe to the parent and kept running; worker killed"
+        _kill_group(proc)  # anything it started; the exited worker itself keeps its exit status
+        rc = proc.wait()
+        why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
+        err = _bounded_text(os.path.join(self._dir, "stderr.log"), keep=4096)[-2000:]
+        return f"{why}; stderr tail: {err.strip()}"
+
+    def _take_stdout(self) -> str:
+        """What the worker printed since the last call (bounded), and stderr emptied beside it."""
+        if not self._dir:
+            return ""
+        err = os.path.join(self._dir, "stderr.log")
+        if os.path.exists(err) and os.path.getsize(err) > 2 * KEEP:
+            _bounded_text(err)
+        return _bounded_text(os.path.join(self._dir, "stdout.log"))
 
     def close(self, kill: bool = False) -> None:
-        """Stop the worker (kill it when it may be hung)."""
-        if self._proc is None:
-            return
-        if kill or self._proc.poll() is None:
-            self._proc.kill()
-        self._proc.wait()
-        for s in (self._proc.stdin, self._proc.stdout, self._err):
-            if s:
-                s.close()
-        self._proc = None
+        """Stop the worker (always by SIGKILL to its process group) and remove its files; `kill`
+        is kept for callers that say so."""
+        if self._cleanup is not None:
+            self._cleanup()
+        self._cleanup, self._proc, self._dir = None, None, ""
 
     def __enter__(self) -> "Worker":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-        if self._log_path and os.path.exists(self._log_path):
-            os.unlink(self._log_path)
+
+
+def _limit_memory() -> int:
+    """Cap this worker's private writable memory at what the parent asked (0: no cap)."""
+    limit = int(os.environ.get(_LIMIT_ENV) or 0)
+    if limit:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    return limit
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or any(s in str(e).lower() for s in _ALLOC_FAILED)
 
 
 def _serve() -> None:
     """Worker side: answer calls until the parent closes the pipe."""
+    limit = _limit_memory()
     proto_in = sys.stdin.buffer.fileno()
     proto_out = os.dup(1)
     log = os.open(os.environ["QORACLE_WORKER_LOG"], os.O_WRONLY | os.O_APPEND)
@@ -162,12 +350,23 @@ def _serve() -> None:
         except EOFError:
             return
         try:
-            fn = getattr(importlib.import_module(module), func)
-            reply = ("ok", fn(*args, **kwargs), "")
+            fn = importlib.import_module(module)
+            _write_frame(proto_out, _IMPORTED)
+            reply = ("ok", getattr(fn, func)(*args, **kwargs), "")
         except Exception as e:  # the kernel's own error is a result, not a worker failure
             reply = ("error", None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
-        sys.stdout.flush()
-        _write_frame(proto_out, reply)
+            if limit and _out_of_memory(e):
+                reply = ("crashed", None, f"memory limit {_gib(limit)} exceeded: {type(e).__name__}: {e}")
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            _write_frame(proto_out, reply)
+        except (pickle.PicklingError, TypeError, AttributeError, MemoryError) as e:
+            _write_frame(proto_out, ("error", None, f"the value could not be sent back: {type(e).__name__}: {e}"))
+        if reply[0] == "crashed":
+            return  # the parent replaces a worker that ran out of memory
 
 
 if __name__ == "__main__":
