@@ -26,3 +26,9 @@ register(KernelInfo("ggml.from_float", "llama_cpp_python", "ggml_type_traits_cpu
 register(KernelInfo("ggml.vec_dot", "llama_cpp_python", "ggml_type_traits_cpu.vec_dot", "kernels.ggml.calls",
                     conventions=("q4_0", "q8_0", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"), dtypes=("float32",),
                     notes=_NO_KNOB))
+register(KernelInfo("ggml.mul_mat", "llama_cpp_python", "ggml_mul_mat (CPU backend graph)", "kernels.ggml.mul_mat",
+                    conventions=("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "mxfp4", "q2_k", "q3_k", "q4_k",
+                                 "q5_k", "q6_k"),
+                    dtypes=("float32",),
+                    notes="W in the default CPU buffer type and in each extra one (CPU_REPACK, AMX where built); "
+                          "1 or 2 threads. " + _NO_KNOB))
