@@ -42,6 +42,26 @@ overflows and the bound is inf.
 The bound itself is evaluated in float64 from float64 |t_i| sums; that evaluation is rounded
 too, so every returned bound is inflated by (1 + (n + 4) 2^-52) (Higham 3.1 applied to the
 nonnegative float64 sum of the |t_i|, which is what the caller passes).
+
+Second tier, probabilistic (Higham & Mary, "A new approach to probabilistic rounding error
+analysis", SIAM J. Sci. Comput. 41(5), A2815-A2835, 2019). If the rounding errors d of the
+computation are independent random variables of mean zero (their Model 2.1), a product of h
+factors (1 + d_i)^(+-1) is 1 + theta_h with
+
+    |theta_h| <= gamma~_h(lambda) = exp(lambda sqrt(h) u + h u^2 / (1 - u)) - 1
+
+with probability at least P(lambda) = 1 - 2 exp(-lambda^2 (1 - u)^2 / 2) (their Theorem 2.4),
+and an n-term sum or inner product then obeys |fl(sum) - sum| <= gamma~_h(lambda) sum |t_i|
+with probability at least Q(lambda, n) = 1 - n (1 - P(lambda)) (their Theorem 3.1, a union
+bound over the n terms' theta). lambda is chosen per element from its number of terms so that
+the failure probability n (1 - P(lambda)) is FAILURE_PROBABILITY (1e-9); where gamma~_h
+exceeds gamma_h (h below about lambda^2) the rigorous value is kept. The probable tier has
+the rigorous tier's structure: gamma~_h in place of gamma_h for the accumulation, staged input
+rounding and the underflow term kept worst-case (one rounding per term gains nothing from
+averaging), and the output cast at half an ulp of |exact| + the probable accumulation bound.
+A kernel whose error exceeds this tier but not the rigorous one has either data whose
+roundings are correlated (crafted ties) or arithmetic that is not the declared one (fp16
+partial sums behind an fp32 declaration): SUSPECT in oracle/verdict.py.
 """
 from __future__ import annotations
 
@@ -52,7 +72,10 @@ import numpy as np
 
 __all__ = [
     "FloatSpec", "float_spec", "gamma", "height", "sum_bound", "dot_bound", "ulp", "output_rounding",
+    "FAILURE_PROBABILITY", "Bound", "lam", "gamma_tilde", "gamma_bound", "probable_of",
 ]
+
+FAILURE_PROBABILITY = 1e-9  # per output element, for the probable tier
 
 
 class FloatSpec:
@@ -109,6 +132,80 @@ def gamma(n: int, dtype="fp32") -> float:
     return math.nextafter(math.nextafter(nu / (1 - nu), math.inf), math.inf)
 
 
+def _up(x: float) -> float:
+    return math.nextafter(math.nextafter(x, math.inf), math.inf)
+
+
+def lam(n_terms: int, dtype="fp32", p_fail: float = FAILURE_PROBABILITY) -> float:
+    """lambda with n_terms * 2 exp(-lambda^2 (1 - u)^2 / 2) = p_fail (Higham & Mary's Q(lambda, n))."""
+    u = float_spec(dtype).u
+    return _up(math.sqrt(2.0 * math.log(2.0 * max(n_terms, 1) / p_fail)) / (1.0 - u))
+
+
+def gamma_tilde(h: int, dtype="fp32", *, n_terms: int, p_fail: float = FAILURE_PROBABILITY) -> float:
+    """min(gamma~_h(lambda), gamma_h), rounded upward, lambda from `lam(n_terms)`: the probable tier's gamma."""
+    u = float_spec(dtype).u
+    g = _up(math.expm1(lam(n_terms, dtype, p_fail) * math.sqrt(h) * u + h * u * u / (1.0 - u)))
+    return min(g, gamma(h, dtype))
+
+
+class Bound(np.ndarray):
+    """A rigorous per-element bound (the array's own values) carrying the probable tier `.probable`.
+
+    Why an ndarray: the GEMM models return (exact, bound) and callers pass the bound on, add
+    error terms to it or scale it. `+` and `*` act on both tiers alike, so a call site that
+    never heard of the second tier keeps it; any other operation, a view of another shape or
+    np.asarray gives the rigorous values alone. probable <= rigorous always (the rigorous bound
+    holds with certainty, so the smaller of the two holds with the stated probability).
+    """
+
+    probable: np.ndarray | None
+
+    def __new__(cls, rigorous, probable=None):
+        obj = np.array(rigorous, dtype=np.float64).view(cls)
+        if probable is not None:
+            p = np.broadcast_to(np.asarray(probable, dtype=np.float64), obj.shape)
+            with np.errstate(invalid="ignore"):
+                obj.probable = np.fmin(p, obj.view(np.ndarray))
+        return obj
+
+    def __array_finalize__(self, obj) -> None:
+        self.probable = None  # a derived array: its tier is not known
+
+    def __getitem__(self, key):
+        r = super().__getitem__(key)
+        if isinstance(r, Bound) and self.probable is not None:
+            r.probable = self.probable[key]
+        return r
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out", ())
+        plain = lambda a: a.view(np.ndarray) if isinstance(a, Bound) else a  # noqa: E731
+        if out:
+            kwargs["out"] = tuple(plain(o) for o in out)
+        result = getattr(ufunc, method)(*(plain(a) for a in inputs), **kwargs)
+        tiers = all(a.probable is not None for a in inputs if isinstance(a, Bound))
+        keep = method == "__call__" and ufunc in (np.add, np.multiply) and tiers
+        prob = ufunc(*(a.probable if isinstance(a, Bound) else a for a in inputs)) if keep else None
+        if out:
+            for o in out:
+                if isinstance(o, Bound):
+                    o.probable = prob if keep and np.shape(prob) == o.shape else None
+            return out[0] if len(out) == 1 else out
+        return Bound(result, prob) if keep else result
+
+
+def probable_of(bound) -> np.ndarray:
+    """The probable tier of a bound (a Bound's `.probable`, else the bound itself: no second tier)."""
+    p = getattr(bound, "probable", None)
+    return np.asarray(bound if p is None else p, dtype=np.float64)
+
+
+def gamma_bound(h: int, dtype="fp32", *, n_terms: int) -> Bound:
+    """gamma_h with its probable tier gamma~_h as a 0-d Bound, for bounds written as gamma * sum |t|."""
+    return Bound(gamma(h, dtype), gamma_tilde(h, dtype, n_terms=n_terms))
+
+
 def height(n: int, order: str = "any", *, lanes: int = 8, products_rounded: bool = False) -> int:
     """Largest number of roundings any of n terms goes through (the h of the module docstring).
 
@@ -135,34 +232,44 @@ def _inflate(x: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) * (1.0 + (n + 4) * 2.0 ** -52)
 
 
-def sum_bound(abs_sum, h: int, dtype="fp32", *, n_products: int = 0, stage_dtypes=()) -> np.ndarray:
-    """Bound on |computed - exact| of a sum whose terms pass through at most h roundings.
-
-    abs_sum: sum |t_i| of the exact terms (float64, any shape). n_products: how many rounded
-    products may underflow (adds n_products * eta * (1 + gamma_h)). stage_dtypes: dtypes the
-    inputs were rounded to before the products (one factor (1 + u) each).
-    """
-    spec = float_spec(dtype)
-    g = gamma(h, spec)
+def _sum_bound(a: np.ndarray, g: float, spec: FloatSpec, n_products: int, stage_dtypes, n: int) -> np.ndarray:
     rel = 1.0 + g
     for s in stage_dtypes:
         rel *= 1.0 + float_spec(s).u
     rel -= 1.0
-    a = np.asarray(abs_sum, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         b = a * rel + n_products * spec.eta * (1.0 + g)
-    return _inflate(b, h + n_products)
+    return _inflate(b, n)
+
+
+def sum_bound(abs_sum, h: int, dtype="fp32", *, n_products: int = 0, stage_dtypes=(),
+              n_terms: int | None = None) -> Bound:
+    """Bound on |computed - exact| of a sum whose terms pass through at most h roundings.
+
+    abs_sum: sum |t_i| of the exact terms (float64, any shape). n_products: how many rounded
+    products may underflow (adds n_products * eta * (1 + gamma_h)). stage_dtypes: dtypes the
+    inputs were rounded to before the products (one factor (1 + u) each). n_terms: how many
+    terms the sum has, which sets lambda of the probable tier; without it the probable tier is
+    the rigorous bound (the union bound needs the count).
+    """
+    spec = float_spec(dtype)
+    a = np.asarray(abs_sum, dtype=np.float64)
+    rigorous = _sum_bound(a, gamma(h, spec), spec, n_products, stage_dtypes, h + n_products)
+    if n_terms is None:
+        return Bound(rigorous, rigorous)
+    g = gamma_tilde(h, spec, n_terms=n_terms)
+    return Bound(rigorous, _sum_bound(a, g, spec, n_products, stage_dtypes, h + n_products))
 
 
 def dot_bound(abs_sum, n: int, *, acc="fp32", order: str = "any", lanes: int = 8,
-              products_rounded: bool = True, stage_dtypes=(), out=None, exact=None) -> np.ndarray:
+              products_rounded: bool = True, stage_dtypes=(), out=None, exact=None) -> Bound:
     """Bound for an n-term dot product accumulated in `acc`, optionally cast to `out`.
 
     A convenience over `height` + `sum_bound` + `output_rounding`: abs_sum = sum |a_i b_i|
     (exact inputs), exact = the exact result (needed only when out is given).
     """
     h = height(n, order, lanes=lanes, products_rounded=products_rounded)
-    b = sum_bound(abs_sum, h, acc, n_products=n if products_rounded else 0, stage_dtypes=stage_dtypes)
+    b = sum_bound(abs_sum, h, acc, n_products=n if products_rounded else 0, stage_dtypes=stage_dtypes, n_terms=n)
     if out is None:
         return b
     if exact is None:
@@ -185,7 +292,12 @@ def ulp(x, dtype) -> np.ndarray:
 
 
 def output_rounding(magnitude, out) -> np.ndarray:
-    """Half an ulp of `out` at |magnitude| (the error of one RNE cast); inf past out's max."""
+    """Half an ulp of `out` at |magnitude| (the error of one RNE cast); inf past out's max.
+
+    A Bound magnitude (|exact| + a two-tier bound) gives a Bound: each tier's own cast term.
+    """
+    if isinstance(magnitude, Bound) and magnitude.probable is not None:
+        return Bound(output_rounding(magnitude.view(np.ndarray), out), output_rounding(magnitude.probable, out))
     spec = float_spec(out)
     m = np.asarray(magnitude, dtype=np.float64)
     with np.errstate(invalid="ignore"):

@@ -1,9 +1,12 @@
-"""The verdict API: statuses, the failure message's required content, metrics, JSON."""
+"""The verdict API: statuses (SUSPECT between the two bound tiers), the failure message's required content, metrics, JSON."""
 import json
 
 import ml_dtypes
 import numpy as np
 
+import pytest
+
+from oracle.bounds import FAILURE_PROBABILITY, Bound
 from oracle.verdict import Verdict, compare_bounded, compare_exact, ulp_distance
 
 
@@ -75,7 +78,7 @@ def test_bounded_failure_message_has_bound_and_error():
     assert m.index == (0, 1) and m.bound == 1e-3 and m.error == 0.125 and m.expected == 1.0
     assert m.expected_hex == "0x3c00" and m.actual_hex == "0x3c80"
     text = r.message()
-    for piece in ("da8w4 sym", "(0, 1)", "0x3c80", "exceeds bound 0.001", "0.125"):
+    for piece in ("da8w4 sym", "(0, 1)", "0x3c80", "exceeds bound 0.001", "0.125", "worst error/bound 125 at (0, 1)"):
         assert piece in text, piece
 
 
@@ -104,3 +107,66 @@ def test_to_dict_is_json():
     r = compare_exact(np.zeros(2, np.float32), np.ones(2, np.float32), convention="c")
     d = json.loads(json.dumps(r.to_dict()))
     assert d["status"] == "FAIL" and d["mismatch"]["index"] == [0] and d["metrics"]["sqnr_db"] == "-inf"
+
+
+def test_bounded_boundary_is_the_bound_itself():
+    """An error equal to the bound passes; 1.25x the bound fails (a verdict that let errors up to 2x pass is caught)."""
+    exact = np.array([1.0, 1.0])
+    bound = np.full(2, 2.0 ** -21)
+    at = np.array([1.0 + 2.0 ** -21, 1.0], dtype=np.float32)
+    r = compare_bounded(exact, bound, at, out_dtype="fp32", convention="c")
+    assert r.status == "BOUNDED" and r.worst_ratio == 1.0
+    over = np.array([1.0 + 5 * 2.0 ** -23, 1.0], dtype=np.float32)  # 1.25 x the bound
+    r = compare_bounded(exact, bound, over, out_dtype="fp32", convention="c")
+    assert r.status == "FAIL" and r.worst_ratio == 1.25 and r.mismatch.index == (0,)
+
+
+def test_suspect_between_the_tiers():
+    exact = np.array([[1.0, 2.0, 3.0]])
+    rig = np.full((1, 3), 2.0 ** -18)
+    prob = np.full((1, 3), 2.0 ** -21)
+    actual = (exact + np.array([[0.0, 2.0 ** -20, 2.0 ** -22]])).astype(np.float32)
+    for kw in ({"probable": prob}, {}):
+        bound = rig if kw else Bound(rig, prob)
+        r = compare_bounded(exact, bound, actual, out_dtype="fp32", convention="fp32 acc", **kw)
+        assert r.status == "SUSPECT" and not r.ok
+        assert r.mismatch.index == (0, 1) and r.mismatch.count == 1
+        assert r.mismatch.bound == 2.0 ** -18 and r.mismatch.bound_probable == 2.0 ** -21
+        assert r.worst_ratio == 0.25 and r.worst_ratio_probable == 2.0 and r.worst_index == (0, 1)
+        assert r.failure_probability == FAILURE_PROBABILITY
+        text = r.message()
+        for piece in ("SUSPECT", "(0, 1)", "exceeds probable bound 4.76837158203125e-07", "1e-09",
+                      "within the rigorous bound 3.814697265625e-06", "9.5367431640625e-07", "worst error/bound 0.25"):
+            assert piece in text, (piece, text)
+    inside = (exact + 2.0 ** -22).astype(np.float32)
+    assert compare_bounded(exact, Bound(rig, prob), inside, out_dtype="fp32", convention="c").status == "BOUNDED"
+    assert compare_bounded(exact, rig, actual, out_dtype="fp32", convention="c").status == "BOUNDED"  # one tier only
+
+
+def test_fail_worst_ratio_covers_every_element():
+    """The failing element's own ratio, not the worst of the elements within bound."""
+    exact = np.array([1.0, 2.0])
+    bound = np.array([6.3e-6, 6.3e-6])
+    actual = np.array([1.0, 2.0 + 2.49], dtype=np.float32)
+    r = compare_bounded(exact, bound, actual, out_dtype="fp32", convention="c")
+    assert r.status == "FAIL" and r.worst_index == (1,)
+    assert r.worst_ratio == pytest.approx(r.mismatch.error / r.mismatch.bound) and r.worst_ratio > 1e5
+    assert f"worst error/bound {r.worst_ratio:.4g} at (1,)" in r.message()
+    assert "exceeds bound 6.3e-06 (rigorous" in r.message()
+    nan = np.array([np.nan, 2.0], dtype=np.float32)
+    assert compare_bounded(exact, bound, nan, out_dtype="fp32", convention="c").worst_ratio == np.inf
+
+
+def test_require_prediction_makes_a_miss_a_fail():
+    exact = np.array([1.0, 2.0])
+    pred = np.array([1.0, 2.0], dtype=np.float32)
+    near = np.array([1.0, np.nextafter(np.float32(2), np.float32(3))], dtype=np.float32)  # within the bound
+    bound = np.full(2, 1e-3)
+    assert compare_bounded(exact, bound, near, out_dtype="fp32", convention="c", predicted=pred).status == "BOUNDED"
+    r = compare_bounded(exact, bound, near, out_dtype="fp32", convention="c", predicted=pred, require_prediction=True)
+    assert r.status == "FAIL" and r.mismatch.index == (1,) and r.mismatch.differing_bits == [0]
+    assert "modelled prediction" in r.detail
+    assert compare_bounded(exact, bound, pred.copy(), out_dtype="fp32", convention="c", predicted=pred,
+                           require_prediction=True).status == "BIT_EXACT"
+    with pytest.raises(ValueError):
+        compare_bounded(exact, bound, near, out_dtype="fp32", convention="c", require_prediction=True)

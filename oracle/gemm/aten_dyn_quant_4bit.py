@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracle.bounds import gamma
+from oracle.bounds import gamma_bound
 from oracle.rounding import half_away
 
 __all__ = ["quantize_rows", "dyn_quant_model"]
@@ -53,5 +53,5 @@ def dyn_quant_model(x, codes, scales, group: int):
     y = (acc * recip[:, None]).astype(F)
     terms = isum.astype(np.float64) * s.astype(np.float64) * recip.astype(np.float64)[None, :, None]
     exact = terms.sum(axis=0)
-    bound = gamma(nb + 2, "fp32") * np.abs(terms).sum(axis=0) * (1 + 2.0 ** -40)
+    bound = gamma_bound(nb + 2, "fp32", n_terms=nb) * np.abs(terms).sum(axis=0) * (1 + 2.0 ** -40)
     return y, exact, bound

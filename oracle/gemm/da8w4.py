@@ -109,5 +109,5 @@ def da8w4_exact(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias=None, *, group_size
     b64 = np.zeros(terms.shape[2]) if bias is None else np.asarray(bias, dtype=np.float64)
     y = terms.sum(0) + b64
     abs_sum = np.abs(terms).sum(0) + np.abs(b64)
-    bound = sum_bound(abs_sum, nb + 2, "fp32", n_products=2 * nb) + gamma(nb + 3, "fp64") * abs_sum
+    bound = sum_bound(abs_sum, nb + 2, "fp32", n_products=2 * nb, n_terms=nb + 1) + gamma(nb + 3, "fp64") * abs_sum
     return y, bound + output_rounding(np.abs(y) + bound, out)

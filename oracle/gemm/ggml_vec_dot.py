@@ -294,5 +294,6 @@ def vec_dot_exact(x_type: str, y_type: str, x, y) -> tuple[np.ndarray, np.ndarra
     exact = terms.sum(-1)
     abs_sum = abs_terms.sum(-1)
     n_terms = n + 2 * xb.shape[1]
-    bound = sum_bound(abs_sum, n_terms + 3, "fp32", n_products=3 * n_terms) + gamma(n_terms + 3, "fp64") * abs_sum
+    bound = (sum_bound(abs_sum, n_terms + 3, "fp32", n_products=3 * n_terms, n_terms=n_terms)
+             + gamma(n_terms + 3, "fp64") * abs_sum)
     return exact, bound

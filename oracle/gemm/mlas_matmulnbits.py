@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from oracle.bounds import float_spec, gamma
+from oracle.bounds import float_spec, gamma, gamma_bound
 from oracle.conventions import get
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
@@ -60,5 +60,5 @@ def level4_model(a, qw, conv):
     # MLAS may split a block's int32 sum into lane partials converted and scaled separately before a
     # float reduction: sum |a_k w_k| bounds every partial, and K + 3 roundings bound any such tree
     abs_terms = np.einsum("mbk,nbk->bmn", np.abs(ac).reshape(a.shape[0], nb, g), np.abs(wc).reshape(wc.shape[0], nb, g))
-    bound = gamma(k + 3, "fp32") * (abs_terms * np.abs(scale)).sum(axis=0) * (1 + 2.0 ** -40)
+    bound = gamma_bound(k + 3, "fp32", n_terms=k) * (abs_terms * np.abs(scale)).sum(axis=0) * (1 + 2.0 ** -40)
     return acc, exact, bound
