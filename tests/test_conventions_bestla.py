@@ -1,14 +1,15 @@
-"""BesTLA storage and dequantization against the BesTLA shipped in auto-round-lib (ARK).
+"""The January-2024 BesTLA conventions ("bestla.neural_speed_98ffee4.*") and the fp8 model of
+both eras, against the BesTLA shipped in auto-round-lib (ARK) and scalar source ports.
 
 ARK exposes no float quantizer (only `repack_quantized_weight` of integer codes and
 `unpack_weight`), so the quantizers stay source reading; what the library can confirm is the
 dequantization rule the conventions use: signed codes q in [-8, 7] (nibble q + 8) times the
 fp32 scale, minus a signed zero point when asymmetric, and for the asymmetric int4/int8
 conventions the storage of their own codes and signed zero points; for int2, int3, int5, int6
-and int7 (no quantizer in the source, so no convention) only the (q - zp) * scale read-back. Their quantizer arithmetic
-is checked against a scalar line-by-line port of the cited kernel_ref.h source (which pins the
-vectorization, not the source reading). ARK runs in a worker process because some of its paths
-abort (NUMERICS.md).
+and int7 (no quantizer at 98ffee45; the final rules are tests/test_bestla_head.py's) the
+(q - zp) * scale read-back. The quantizer arithmetic is checked against a scalar line-by-line
+port of the cited kernel_ref.h source (which pins the vectorization, not the source reading).
+ARK runs in a worker process because some of its paths abort.
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def ark_unpack(codes_kn: np.ndarray, scales: np.ndarray, zps: np.ndarray, group:
 def test_ark_int4_dequantization_rule(asym: bool) -> None:
     from kernels.worker import Worker
 
-    conv = conventions.get("bestla.neural_speed.int4_fullrange.sym")
+    conv = conventions.get("bestla.neural_speed_98ffee4.int4_fullrange.sym")
     rng = np.random.default_rng(7)
     w = rng.standard_normal((48, 128)).astype(np.float32)
     qw = conv.quantize(w)
@@ -55,7 +56,7 @@ def test_ark_int4_dequantization_rule(asym: bool) -> None:
     assert np.array_equal(out.value.view(np.uint32), expected.view(np.uint32))
 
 
-ASYM = {"bestla.neural_speed.int4_fullrange.asym": "int4", "bestla.neural_speed.int8.asym": "int8"}
+ASYM = {"bestla.neural_speed_98ffee4.int4_fullrange.asym": "int4", "bestla.neural_speed_98ffee4.int8.asym": "int8"}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("auto_round_kernel") is None, reason="auto-round-lib not installed")
@@ -84,8 +85,7 @@ OTHER_WIDTHS = (2, 3, 5, 6, 7)  # ARK's weight types; it rejects "int1"
 @pytest.mark.skipif(importlib.util.find_spec("auto_round_kernel") is None, reason="auto-round-lib not installed")
 @pytest.mark.parametrize("asym", [False, True])
 def test_ark_other_int_widths_dequantize_as_q_minus_zp_times_scale(asym: bool) -> None:
-    """int2..int7 have no quantizer in the cited kernel_ref.h (bestla.py's docstring), so no
-    convention is named; ARK confirms only how given codes read back: signed q over the full
+    """Any signed codes (not only a quantizer's) read back as (q - zp) * scale: signed q over the full
     [-2^(b-1), 2^(b-1) - 1] (both ends included), (q - zp) * fp32 scale, bit-exact."""
     from kernels.worker import Worker
 
@@ -167,11 +167,12 @@ import ctypes.util  # noqa: E402
 import math  # noqa: E402
 import struct  # noqa: E402
 
-from oracle.conventions import bestla  # noqa: E402
+from oracle.conventions import bestla_f8  # noqa: E402
 
 _LIBM = ctypes.util.find_library("m")
 needs_libm = pytest.mark.skipif(_LIBM is None, reason="no C math library to take log2f from")
-F8_NAMES = [f"bestla.neural_speed.fp8_{f}.{s}" for f in ("e4m3", "e5m2") for s in ("e8m0", "fp32")]
+F8_NAMES = [f"{p}.fp8_{f}.{s}" for p in ("bestla.neural_speed", "bestla.neural_speed_98ffee4")
+            for f in ("e4m3", "e5m2") for s in ("e8m0", "fp32")]
 
 
 def _log2f():
@@ -201,7 +202,7 @@ def _port_f8_mx_quantize(v: float, scale: float, e8m0: bool, ebits: int, qm: int
     sign = 1 if v > 0 else -1
     v = _f32(sign * float(math.floor(abs(v) + 0.5))) if not math.isnan(v) else abs(v)
     v = _f32(v / 2.0 ** (qm - 2) * 2.0 ** private_exp) if not math.isnan(v) else v
-    max_norm = float(bestla.f8_max_norm("e4m3" if ebits == 4 else "e5m2"))
+    max_norm = float(bestla_f8.f8_max_norm("e4m3" if ebits == 4 else "e5m2"))
     v = -max_norm if v < -max_norm else (max_norm if max_norm < v else v)
     b = _bits(v) if not math.isnan(v) else (_bits(v) | 0x00400000) & 0x7FFFFFFF
     store_signbit = (b >> 24) & 0x80
@@ -231,7 +232,7 @@ def _port_f8_block(xs: list, e8m0: bool, ebits: int, qm: int, log2f) -> tuple[li
         scale -= emax
         scale = -127.0 if scale < -127.0 else scale
     else:
-        scale = float(np.float32(scale) / bestla.f8_max_norm("e4m3" if ebits == 4 else "e5m2"))
+        scale = float(np.float32(scale) / bestla_f8.f8_max_norm("e4m3" if ebits == 4 else "e5m2"))
     codes = [_port_f8_mx_quantize(x, scale, e8m0, ebits, qm, log2f) for x in xs]
     return codes, (2.0 ** scale if e8m0 else scale)
 
@@ -239,8 +240,8 @@ def _port_f8_block(xs: list, e8m0: bool, ebits: int, qm: int, log2f) -> tuple[li
 def _boundary_rows(fmt: str) -> np.ndarray:
     """32-element blocks: every f8 grid value and midpoint (and their float32 neighbours), under
     scales at and around powers of two, zero and subnormal blocks, NaN."""
-    ebits, qm = bestla._F8[fmt]
-    top = float(bestla.f8_max_norm(fmt))
+    ebits, qm = bestla_f8._F8[fmt]
+    top = float(bestla_f8.f8_max_norm(fmt))
     lo = 2 - 2 ** (ebits - 1)
     grid = sorted({m / 2 ** (qm - 2) * 2.0 ** e for e in range(lo, 2 ** (ebits - 1) + 1) for m in range(0, 2 ** (qm - 1))})
     grid = [g for g in grid if g <= 2 * top]
@@ -292,7 +293,7 @@ def test_floor_log2f_matches_libm_at_every_power_of_two_boundary() -> None:
     expected = np.array([math.floor(log2f(float(v))) for v in x], dtype=np.float64)
     exact = np.frexp(x)[1] - 1
     assert (expected != exact).sum() > 100, "the boundary cases where log2f rounds up to the next integer"
-    assert np.array_equal(bestla.floor_log2f(x), expected)
+    assert np.array_equal(bestla_f8.floor_log2f(x), expected)
 
 
 @needs_libm
@@ -300,7 +301,7 @@ def test_floor_log2f_matches_libm_at_every_power_of_two_boundary() -> None:
 def test_fp8_quantizer_matches_a_scalar_port_of_the_source(name: str) -> None:
     conv = conventions.get(name)
     fmt = conv.f8_format
-    ebits, qm = bestla._F8[fmt]
+    ebits, qm = bestla_f8._F8[fmt]
     log2f = _log2f()
     x = _boundary_rows(fmt)
     with np.errstate(all="ignore"):
@@ -319,12 +320,12 @@ def test_f8_codes_round_trip_and_normal_codes_read_as_ieee(fmt: str) -> None:
     mantissa there goes up by one (half away). Codes with a non-zero, non-top exponent field
     read as the IEEE/OCP format does (ml_dtypes); field 0 does not."""
     codes = np.arange(256, dtype=np.uint8)
-    vals = bestla.f8_decode(codes, fmt)
-    ok = np.abs(vals) <= bestla.f8_max_norm(fmt)
-    sm = 7 - bestla._F8[fmt][0]
+    vals = bestla_f8.f8_decode(codes, fmt)
+    ok = np.abs(vals) <= bestla_f8.f8_max_norm(fmt)
+    sm = 7 - bestla_f8._F8[fmt][0]
     field = (codes & 0x7F) >> sm
     expected = np.where(field == 0, codes + (codes & 1), codes).astype(np.uint8)
-    assert np.array_equal(bestla.f8_encode(vals[ok], fmt), expected[ok])
+    assert np.array_equal(bestla_f8.f8_encode(vals[ok], fmt), expected[ok])
     ieee = floats.decode(codes, "e4m3fn" if fmt == "e4m3" else "e5m2")
     normal = (field > 0) & (field < (15 if fmt == "e4m3" else 31))
     assert np.array_equal(vals[normal], ieee[normal])

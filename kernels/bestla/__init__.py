@@ -20,7 +20,7 @@ _MOD = "kernels.bestla.ark"
 
 register(KernelInfo(
     name="bestla.woqgemm", package=_PKG, op="auto_round_kernel.woqgemm", module=_MOD,
-    conventions=("bestla.neural_speed.int4_fullrange.sym", "bestla.neural_speed.int8.sym"),
+    conventions=("bestla.neural_speed_98ffee4.int4_fullrange.sym", "bestla.neural_speed.int8.sym"),
     dtypes=("fp32", "bf16", "fp16"),
     notes="x (M,K) @ dequant(blob).T + bias; dequant (q - zp) * scale with signed codes; fp32 result "
           "modelled bit-exactly as one fmaf chain over k = 0..K-1 from 0, then + bias (AVX2 host). "

@@ -29,13 +29,13 @@ S8_ACTIVATIONS = "act.onednn.s8.per_tensor"
 def dequant(codes, scales, zeros, bits: int, group: int, scale_type: str) -> tuple[np.ndarray, str]:
     """Dequantized weights from the signed codes woqgemm is given, and the convention used.
 
-    int4 without zero points is `bestla.neural_speed.int4_fullrange.sym` (codes stored +8); the
+    int4 without zero points is `bestla.neural_speed_98ffee4.int4_fullrange.sym` (codes stored +8); the
     other widths use the `bestla.neural_speed.int8.sym` rule (q - zp) * s at that width, with an
     integer zero point when asymmetric. Scales stored in bf16/fp16 are rounded (RNE) first.
     """
     stored = scales if scale_type == "fp32" else floats.round_to(scales, scale_type)
     if bits == 4 and zeros is None:
-        conv = dataclasses.replace(get("bestla.neural_speed.int4_fullrange.sym"), group_size=group)
+        conv = dataclasses.replace(get("bestla.neural_speed_98ffee4.int4_fullrange.sym"), group_size=group)
         return conv.dequantize(QuantizedWeight(codes.astype(np.int32) + 8, stored, None, conv.name)), conv.name
     base = get("bestla.neural_speed.int8.sym")
     conv = dataclasses.replace(base, bits=bits, group_size=group, zero_domain="fixed" if zeros is None else "int")
