@@ -77,15 +77,18 @@ def u8s8_saturates(flags) -> bool:
 
 
 def model_for(a_dtype, b_dtype, flags, *, precision: bool = False, b_const: bool = True,
-              b_codes: np.ndarray | None = None) -> str:
+              b_codes: np.ndarray | None = None, op: str = "", opset: int = 13) -> str:
     """The integer model MLAS computes for these operand types on this host ('exact' or 'u8s8_int16_pairs').
 
     Only u8 A x s8 B on a saturating host pairs; `precision` (session.x64quantprecision = 1) turns
-    a constant s8 weight with any |b| > 64 into u8 (exact); b_codes are the weight's codes.
+    a constant s8 weight with any |b| > 64 into u8 (exact); b_codes are the weight's codes. The
+    rewrite matches QLinearMatMul of since-version 10 only (avx2_weight_s8_to_u8.cc s8_overflow_ops),
+    so op='qlinearmatmul' in a model of opset >= 21 (QLinearMatMul-21) keeps the pairs.
     """
     if np.dtype(a_dtype) != np.uint8 or np.dtype(b_dtype) != np.int8 or not u8s8_saturates(flags):
         return "exact"
-    if precision and b_const and (b_codes is None or bool(((b_codes < -64) | (b_codes > 64)).any())):
+    rewritten = precision and b_const and not (op == "qlinearmatmul" and opset >= 21)
+    if rewritten and (b_codes is None or bool(((b_codes < -64) | (b_codes > 64)).any())):
         return "exact"
     return "u8s8_int16_pairs"
 
