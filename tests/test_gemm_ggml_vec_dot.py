@@ -1,6 +1,7 @@
 """GGML vec_dot models: block parsing against gguf-py's dequantization, every modelled order
 inside the exact-value bound, and the AVX2 model bit-exact against libggml's CPU vec_dot."""
 import ctypes
+import importlib.util
 import os
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import oracle
 from oracle.bounds import gamma
 from oracle.gemm.ggml_vec_dot import BLOCKS, vec_dot, vec_dot_exact
+from tests.kernel_calls import run
 
 gguf = pytest.importorskip("gguf", reason="gguf-py dequantizes the weight blocks independently")
 
@@ -62,9 +64,11 @@ def test_avx2_q8_0_sign_quirk_on_minus_128():
     assert vec_dot("q8_0", "q8_0", block, block, variant="avx2")[0] == -32 * 16384
 
 
-def _libggml_vec_dot():
-    """libggml's CPU type-traits vec_dot through ctypes (llama-cpp-python's bundled build)."""
-    llama_cpp = pytest.importorskip("llama_cpp", reason="libggml ships in llama-cpp-python (extra 'ggml')")
+def libggml_vec_dot(x_type: str, n: int, xq: np.ndarray, yq: np.ndarray) -> np.ndarray:
+    """Worker side: libggml's CPU type-traits vec_dot through ctypes (llama-cpp-python's bundled
+    build), one row of xq with the same row of yq."""
+    import llama_cpp
+
     lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-cpu.so"))
     lib.ggml_cpu_init()
     fn_t = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t, ctypes.c_void_p,
@@ -75,17 +79,21 @@ def _libggml_vec_dot():
                     ("nrows", ctypes.c_int64)]
 
     lib.ggml_get_type_traits_cpu.restype = ctypes.POINTER(Traits)
+    tr = lib.ggml_get_type_traits_cpu(int(getattr(gguf.GGMLQuantizationType, x_type.upper()))).contents
+    out = np.zeros(xq.shape[0], np.float32)
+    for r in range(xq.shape[0]):
+        s = ctypes.c_float()
+        xr, yr = np.ascontiguousarray(xq[r]), np.ascontiguousarray(yq[r])
+        tr.vec_dot(n, ctypes.byref(s), 0, xr.ctypes.data, 0, yr.ctypes.data, 0, 1)
+        out[r] = s.value
+    return out
 
-    def run(x_type, n, xq, yq):
-        tr = lib.ggml_get_type_traits_cpu(int(getattr(gguf.GGMLQuantizationType, x_type.upper()))).contents
-        out = np.zeros(xq.shape[0], np.float32)
-        for r in range(xq.shape[0]):
-            s = ctypes.c_float()
-            xr, yr = np.ascontiguousarray(xq[r]), np.ascontiguousarray(yq[r])
-            tr.vec_dot(n, ctypes.byref(s), 0, xr.ctypes.data, 0, yr.ctypes.data, 0, 1)
-            out[r] = s.value
-        return out
-    return run
+
+def _libggml_vec_dot():
+    """`run(x_type, n, xq, yq)`: libggml's vec_dot in the worker process (tests/kernel_calls.py)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("libggml ships in llama-cpp-python (extra 'ggml')")
+    return lambda x_type, n, xq, yq: run("tests.test_gemm_ggml_vec_dot", "libggml_vec_dot", x_type, n, xq, yq)
 
 
 def _has_avx2():

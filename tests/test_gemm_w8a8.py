@@ -1,14 +1,16 @@
 """W8A8: exact int32 accumulation against torch._int_mm, each epilogue bit-exact against torch
-float32 eager written in the same order, and the order-free exact value + bound."""
+float32 eager written in the same order, and the order-free exact value + bound. torch runs in a
+worker process (tests/kernel_calls.py)."""
 import numpy as np
 import pytest
 
 from oracle.gemm.w8a8 import EPILOGUES, fits_int32, int8_matmul, w8a8_exact, w8a8_linear, wrap_int32
 from oracle.verdict import compare_bounded, compare_exact
+from tests.kernel_calls import needs, run, to_numpy, to_torch
 
-torch = pytest.importorskip("torch", reason="torch is the upstream reference for _int_mm and fp32 epilogues")
-
-TORCH_OUT = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+HERE = "tests.test_gemm_w8a8"
+needs("torch", "torch is the upstream reference for _int_mm and fp32 epilogues")
+TORCH_OUT = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def _case(seed, M=5, K=96, N=24):
@@ -21,20 +23,37 @@ def _case(seed, M=5, K=96, N=24):
     return a, w, sa, sb, bias
 
 
-def _torch_epilogue(acc, sa, sb, order):
-    f = acc.float()
-    sa, sb = sa[:, None], sb[None, :]
+def int_mm(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Worker side: torch._int_mm(a, w.T)."""
+    import torch
+
+    return torch._int_mm(torch.from_numpy(a), torch.from_numpy(w).T.contiguous()).numpy()
+
+
+def torch_w8a8(a, w, sa, sb, bias, order: str, out: str, bias_stage: str | None) -> np.ndarray:
+    """Worker side: _int_mm, then the epilogue in float32 eager in `order`, the bias at `bias_stage`."""
+    import torch
+
+    f = torch.from_numpy(int_mm(a, w)).float()
+    tsa, tsb = to_torch(sa)[:, None], to_torch(sb)[None, :]
     if order == "(acc*sa)*sb":
-        return f * sa * sb
-    if order == "acc*(sa*sb)":
-        return f * (sa * sb)
-    return sb * (sa * f)
+        y = f * tsa * tsb
+    elif order == "acc*(sa*sb)":
+        y = f * (tsa * tsb)
+    else:
+        y = tsb * (tsa * f)
+    dt, tb = getattr(torch, TORCH_OUT[out]), to_torch(bias)
+    if bias_stage is None:
+        return to_numpy(y.to(dt))
+    if bias_stage == "before_cast":
+        return to_numpy((y + tb).to(dt))
+    return to_numpy(y.to(dt) + tb.to(dt))
 
 
 def test_int_mm_exact_against_torch():
     a, w, *_ = _case(0, M=17, K=1000, N=33)
     ours = wrap_int32(int8_matmul(a, w))
-    ref = torch._int_mm(torch.from_numpy(a), torch.from_numpy(w).T.contiguous()).numpy()
+    ref = run(HERE, "int_mm", a, w)
     assert compare_exact(ref, ours, convention="w8a8 int32 acc").status == "BIT_EXACT"
 
 
@@ -44,7 +63,7 @@ def test_int32_overflow_is_reported_and_wraps_like_torch():
     w = np.full((1, K), -128, np.int8)
     acc = int8_matmul(a, w)
     assert acc[0, 0] == K * 128 * 128 and not fits_int32(acc)
-    ref = torch._int_mm(torch.from_numpy(a), torch.from_numpy(w).T.contiguous()).numpy()
+    ref = run(HERE, "int_mm", a, w)
     assert np.array_equal(ref, wrap_int32(acc))
 
 
@@ -53,19 +72,10 @@ def test_int32_overflow_is_reported_and_wraps_like_torch():
 @pytest.mark.parametrize("bias_stage", [None, "before_cast", "after_cast"])
 def test_epilogues_bit_exact_against_torch(order, out, bias_stage):
     a, w, sa, sb, bias = _case(1)
-    acc = torch._int_mm(torch.from_numpy(a), torch.from_numpy(w).T.contiguous())
-    y = _torch_epilogue(acc, torch.from_numpy(sa), torch.from_numpy(sb), order)
-    tb = torch.from_numpy(bias)
-    if bias_stage is None:
-        ref = y.to(TORCH_OUT[out])
-    elif bias_stage == "before_cast":
-        ref = (y + tb).to(TORCH_OUT[out])
-    else:
-        ref = y.to(TORCH_OUT[out]) + tb.to(TORCH_OUT[out])
+    ref = run(HERE, "torch_w8a8", a, w, sa, sb, bias, order, out, bias_stage)
     ours = w8a8_linear(a, sa, w, sb, None if bias_stage is None else bias, order=order,
                        bias_stage=bias_stage or "before_cast", out=out)
-    ref_np = ref.view(torch.int16).numpy().view(ours.dtype) if out != "fp32" else ref.numpy()
-    r = compare_exact(ref_np, ours, convention=f"w8a8 {order} bias={bias_stage} {out}")
+    r = compare_exact(ref.view(ours.dtype), ours, convention=f"w8a8 {order} bias={bias_stage} {out}")
     assert r.status == "BIT_EXACT", r.message()
 
 

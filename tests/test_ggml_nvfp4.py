@@ -2,7 +2,7 @@
 
 gguf-py 0.19 has `NVFP4.dequantize_blocks` and the scale encoder `NVFP4.fp32_to_ue4m3` but no
 quantizer (`gguf.quants.quantize` raises NotImplementedError for NVFP4), so gguf-py checks
-the dequantizer and the scale byte; libggml (llama-cpp-python's, through
+the dequantizer and the scale byte; libggml (llama-cpp-python's, in a worker process, through
 kernels/ggml/libggml.py: `ggml_quantize_chunk` -> `quantize_nvfp4` -> `quantize_row_nvfp4_ref`,
 and the type's `to_float` = `dequantize_row_nvfp4`) checks everything, on random data from
 1e-30 to 1e30 and on crafted blocks: the UE4M3 rounding boundaries (subnormal round-half-up,
@@ -21,20 +21,15 @@ from hypothesis.extra import numpy as hnp
 
 import oracle
 from oracle.ggml.nvfp4 import ue4m3_byte, ue4m3_to_fp32_half
+from tests.kernel_calls import libggml
 
 F32 = np.float32
 K = 512
 
 
 def _lib():
-    try:
-        from kernels.ggml.libggml import LibGGMLUnavailable, load
-    except ImportError as exc:
-        pytest.skip(f"kernels.ggml.libggml unavailable: {exc}")
-    try:
-        lib = load()
-    except LibGGMLUnavailable as exc:
-        pytest.skip(f"libggml unavailable: {exc}")
+    """libggml in the worker process (tests/kernel_calls.py), never in this one."""
+    lib = libggml()
     if "nvfp4" not in lib.type_names():
         pytest.skip(f"libggml {lib.version} has no nvfp4 type")
     return lib

@@ -19,11 +19,10 @@ import pytest
 
 import oracle
 
-try:
-    from kernels.ggml.libggml import LibGGMLUnavailable, LibGGMLUnsupported, load
-    LIB = load()
-except (ImportError, LibGGMLUnavailable) as exc:
-    pytest.skip(f"libggml unavailable: {exc}", allow_module_level=True)
+from kernels.ggml.libggml import LibGGMLUnsupported
+from tests.kernel_calls import libggml
+
+LIB = libggml()  # in a worker process: a libggml fault fails a test, not the run
 
 pytestmark = pytest.mark.libggml
 F32 = np.float32

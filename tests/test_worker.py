@@ -158,3 +158,11 @@ def test_a_crash_while_importing_is_a_load_failure():
         assert o.status == "crashed" and o.stage == "import" and o.load_failed, o
         after = w.call("os", "getpid")
         assert after.ok and after.stage == "call"
+
+
+def test_a_library_crash_in_a_test_fails_that_test_and_the_next_call_works():
+    from tests.kernel_calls import run
+
+    with pytest.raises(pytest.fail.Exception, match="crashed: killed by signal SIGSEGV"):
+        run(P, "segfault")
+    assert run(P, "getenv", "QORACLE_PROBE") is None
