@@ -411,14 +411,10 @@ def test_requantizing_dequantized_values_is_a_fixed_point(case) -> None:
 
 @pytest.fixture(scope="module")
 def libggml():
-    mod = pytest.importorskip("kernels.ggml.libggml", reason="kernels/ggml/libggml.py (libggml adapter) not present")
-    try:
-        lib = mod.load()
-    except Exception as exc:  # the adapter reports a missing or unloadable library this way
-        pytest.skip(f"libggml not loadable: {exc}")
-    if lib is None:
-        pytest.skip("libggml not installed (llama-cpp-python)")
-    return lib
+    """libggml in a worker process (tests/kernel_calls.py): a fault in it fails a test, not the run."""
+    from tests.kernel_calls import libggml
+
+    return libggml()
 
 
 @pytest.mark.libggml
