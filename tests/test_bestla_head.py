@@ -42,7 +42,8 @@ def around(v: F32) -> list[F32]:
 # -- 4-bit float trees, transcribed from fp4_e2m1_quantize / fp4_bnb_quantize / nf4_quantize ---------
 
 E2M1_T = {c: f32_of(Fraction(c) / 6) for c in ("0.03125", "0.53125", "1.25", "1.75", "2.5", "3.5", "5")}
-BNB_T = {s: lit(s) for s in ("0.29166667", "0.583333", "0.8333333", "0.4166667", "0.0859375", "0.20833333", "0.00260417")}
+BNB_T = {s: lit(s) for s in ("0.29166667", "0.583333", "0.8333333", "0.4166667", "0.0859375", "0.20833333",
+                             "0.00260417")}
 NF4_T = {s: lit(s) for s in (
     "0.03979014977812767", "0.3893125355243683", "0.6427869200706482", "0.8614784181118011", "0.5016634166240692",
     "0.2035212516784668", "0.2920137718319893", "0.1202552504837513", "-0.33967943489551544", "-0.13791173323988914",
@@ -369,3 +370,14 @@ def test_ark_reads_back_and_multiplies_head_codes(sym: bool) -> None:
             exact, bound = wxa16_exact(x, deq, None, acc="fp32", out="fp32", order="any")
             err = np.abs(out.value.astype(np.float64) - exact)
             assert np.all(err <= bound), f"int{bits}: {err.max()} > {bound[err > bound].min()}"
+
+
+def test_every_bestla_convention_names_its_commit_and_says_source_reading() -> None:
+    names = [n for n in conventions.names() if n.startswith("bestla.neural_speed")]
+    assert len([n for n in names if n.startswith("bestla.neural_speed.")]) == 16 + 3 + 4
+    assert len([n for n in names if n.startswith("bestla.neural_speed_98ffee4.")]) == 6 + 4
+    for n in names:
+        conv = conventions.get(n)
+        commit = "98ffee45" if n.startswith("bestla.neural_speed_98ffee4.") else "bfd5d3c1"
+        assert commit in conv.source and "kernel_ref.h" in conv.source, n
+        assert "source reading" in conv.summary and "source reading" in conv.confirmed, n

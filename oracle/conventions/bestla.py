@@ -160,7 +160,8 @@ for _b in range(1, 9):
         scale_rule="absmax", divisor=_full - 0.5, qmin=-_full, qmax=_full - 1, rounding="half_away",
         zero_domain="fixed", packing="bytes", inverse_from="computed", source=_INT_SRC, confirmed=_INT_CONFIRMED,
         summary=f"BesTLA int{_b} sym ({'S8' if _b == 8 else f'S{_b}_CLIP'}) at {COMMIT}: s = absmax/{_full - 0.5}, "
-                f"or absmax/-+{_full} when |max+min| >= absmax/{_full}; q = roundf(x*(1/s)) in [{-_full}, {_full - 1}]; "
+                f"or absmax/-+{_full} when |max+min| >= absmax/{_full}; q = roundf(x*(1/s)) in "
+                f"[{-_full}, {_full - 1}]; "
                 "source reading"))
     register(SignIntRowBlock(
         name=f"bestla.neural_speed.int{_b}.asym", kind="weight", bits=_b, symmetric=False, group_size=32,
@@ -169,7 +170,8 @@ for _b in range(1, 9):
         summary=f"BesTLA int{_b} asym at {COMMIT}: s = (max-min)/{(1 << _b) - 1} (0 in range), zp = roundf(-min/s) - "
                 f"{_full}, q = roundf(x/s) + zp, both clipped to [{-_full}, {_full - 1}]; source reading"))
 
-_F4_SRC = {"e2m1": "fp4_e2m1_quantize (1258) / fp4_e2m1_unpack (1300)", "nf4": "nf4_quantize (1373) / nf4_unpack (1325)",
+_F4_SRC = {"e2m1": "fp4_e2m1_quantize (1258) / fp4_e2m1_unpack (1300)",
+           "nf4": "nf4_quantize (1373) / nf4_unpack (1325)",
            "bnb": "fp4_bnb_quantize (1234) / fp4_bnb_unpack (1209)"}
 _F4_SUMMARY = {
     "e2m1": "BesTLA fp4 E2M1: scale = absmax, code from |x|/absmax > c/6 (float) for c in .03125 .53125 1.25 1.75 "
