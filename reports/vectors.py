@@ -9,7 +9,8 @@ others. The file holds:
   intermediate.codes    (N, K) int32 integer codes before packing
   intermediate.w_dequant (N, K) float32 dequantized weights (the convention's own dequantizer)
   expected.exact        (M, N) float64 exact x @ w_dequant.T (oracle.gemm.wxa16)
-  expected.bound        (M, N) float64 per-element bound for fp32 accumulation in any order and fp16 output
+  expected.bound        (M, N) float64 per-element rigorous bound for fp32 accumulation in the declared order and fp16 output
+  expected.bound_probable (M, N) float64 its probable tier (oracle/bounds.py, docs/bounds.md)
   expected.model        (M, N) fp16 bit-exact model output, where a model of the kernel exists
 with the convention, shape, seed, oracle version and declarations as `qoracle.*` metadata.
 
@@ -31,7 +32,8 @@ import numpy as np
 
 from reports.gguf_io import write_gguf
 
-__all__ = ["SCHEMA", "oracle_version", "MAX_CASE_ELEMENTS", "parse_shapes", "make_case", "export", "sha256_file", "dtype_name"]
+__all__ = ["SCHEMA", "oracle_version", "MAX_CASE_ELEMENTS", "parse_shapes", "make_case", "expectations", "export",
+           "sha256_file", "dtype_name"]
 
 SCHEMA = "qoracle-vectors/1"
 MAX_CASE_ELEMENTS = 1 << 24  # per operand: keeps a case file small and the export fast
@@ -108,10 +110,45 @@ def _model(conv_name: str, x: np.ndarray, packed: dict[str, np.ndarray]) -> tupl
     return y, f"oracle.gemm.esimd_gemv.esimd_gemv_int4(k_split={ks}, fused=True)"
 
 
+def expectations(conv_name: str, x: np.ndarray, packed: dict[str, np.ndarray], codes: np.ndarray,
+                 zeros: np.ndarray | None) -> tuple[dict[str, np.ndarray], str | None]:
+    """({intermediate.* and expected.* arrays}, model description) of one case, from its inputs alone.
+
+    The weight is what a kernel reads: the packed arrays' scales with the stated integer codes
+    (and float zero points, which the packed bytes cannot hold), and it must pack back to the
+    packed arrays byte for byte. `make_case` writes these arrays and `qoracle verify` recomputes
+    them from a case file: one code path, so a stored expectation can be checked, not trusted.
+    """
+    import oracle.conventions as conventions
+    from oracle.bounds import probable_of
+    from oracle.conventions import QuantizedWeight
+    from oracle.gemm.wxa16 import wxa16_exact
+
+    conv = conventions.get(conv_name)
+    k = x.shape[1]
+    held = conv.unpack(packed, k)
+    qw = QuantizedWeight(np.asarray(codes, dtype=np.int32), held.scales, held.zeros if zeros is None else zeros,
+                         conv.name, held.tensor_scale)
+    repacked = {key: v for key, v in conv.pack(qw).items() if isinstance(v, np.ndarray)}
+    if set(repacked) != set(packed) or any(repacked[key].dtype != packed[key].dtype or repacked[key].shape != packed[key].shape
+                                           or repacked[key].tobytes() != packed[key].tobytes() for key in packed):
+        raise ValueError(f"the packed weight arrays are not the {conv_name} packing of intermediate.codes")
+    w_deq = conv.dequantize(qw)
+    order, lanes = declared_order(conv_name)
+    exact, bound = wxa16_exact(x, w_deq, acc=ACC, out=OUT_DTYPE, order=order, lanes=lanes)
+    arrays = {"intermediate.w_dequant": w_deq.astype(np.float32), "expected.exact": exact.astype(np.float64),
+              "expected.bound": np.asarray(bound, dtype=np.float64),
+              "expected.bound_probable": probable_of(bound).astype(np.float64)}
+    model = _model(conv_name, x, packed)
+    if model is None:
+        return arrays, None
+    arrays["expected.model"] = model[0]
+    return arrays, model[1]
+
+
 def make_case(conv_name: str, shape: tuple[int, int, int], seed: int, index: int) -> Case:
     """Inputs, packed weights, intermediates and expectations of one case."""
     import oracle.conventions as conventions
-    from oracle.gemm.wxa16 import wxa16_exact
 
     conv = conventions.get(conv_name)
     if conv.kind != "weight":
@@ -127,19 +164,13 @@ def make_case(conv_name: str, shape: tuple[int, int, int], seed: int, index: int
         packed = {key: v for key, v in conv.pack(qw).items() if isinstance(v, np.ndarray)}
     except ValueError as e:
         raise ValueError(f"{conv_name} cannot quantize a {n}x{k} weight: {e}") from None
-    w_deq = conv.dequantize(qw)
     order, lanes = declared_order(conv_name)
-    exact, bound = wxa16_exact(x, w_deq, acc=ACC, out=OUT_DTYPE, order=order, lanes=lanes)
-    arrays = {"input.x": x, "intermediate.codes": qw.codes.astype(np.int32),
-              "intermediate.w_dequant": w_deq.astype(np.float32),
-              "expected.exact": exact.astype(np.float64), "expected.bound": bound.astype(np.float64)}
+    arrays = {"input.x": x, "intermediate.codes": qw.codes.astype(np.int32)}
     arrays.update({f"weight.{key}": v for key, v in packed.items()})
     if qw.zeros is not None:
         arrays["intermediate.zeros"] = np.asarray(qw.zeros).astype(np.float32 if conv.zero_domain.startswith("float") else np.int32)
-    model = _model(conv_name, x, packed)
-    desc = None
-    if model is not None:
-        arrays["expected.model"], desc = model
+    expected, desc = expectations(conv_name, x, packed, arrays["intermediate.codes"], arrays.get("intermediate.zeros"))
+    arrays.update(expected)
     cid = f"{index:03d}_{m}x{k}x{n}"
     meta: dict[str, object] = {
         "qoracle.schema": SCHEMA, "qoracle.case": cid, "qoracle.convention": conv_name,

@@ -4,7 +4,9 @@ Truncated or malformed GGUF, altered files, paths that leave the directory, shap
 disagree with the data, NaN, absurd declared sizes: `qoracle verify` exits 2 with one line
 (never a traceback, never a pass), or judges the case FAIL (exit 1) where the defect is in the
 numbers themselves (NaN output, a missing result). Hypothesis mutates bytes of a valid results
-GGUF and of the manifest: only clean errors or the right verdict come out.
+GGUF and of the manifest: only clean errors or the right verdict come out. Expectations are
+recomputed from each case's inputs: a case file whose bounds, exact values or model output were
+rewritten (and the manifest re-hashed) is refused, never used to pass a wrong result.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 from reports.cli import main
 from reports.emulate import emulate
 from reports.gguf_io import read_gguf, write_gguf
-from reports.vectors import export, parse_shapes
+from reports.vectors import export, parse_shapes, sha256_file
 
 REPORTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "reports")
 
@@ -230,3 +232,89 @@ def test_fuzzed_manifest(base, tmp_path_factory, capsys, cuts):
         judged = ("id", "shape", "file", "result", "model")
         assert new["files"] == orig["files"]
         assert [{k: c[k] for k in judged} for c in new["cases"]] == [{k: c[k] for k in judged} for c in orig["cases"]]
+
+
+def _rewrite_case(work, case_file: str, **tensors) -> None:
+    """Replace tensors of a case file and re-hash it in the manifest, as a forger would."""
+    p = work / "vec" / case_file
+    meta, t = read_gguf(str(p))
+    meta = {k: v for k, v in meta.items() if k.startswith("qoracle.") and k != "qoracle.dtypes"}
+    t.update(tensors)
+    write_gguf(str(p), t, meta)
+    m = _manifest(work)
+    m["files"][case_file] = sha256_file(str(p))
+    _save(work, m)
+
+
+def _garbage(work) -> str:
+    _, t = read_gguf(str(work / "good.gguf"))
+    t = {k: np.full_like(v, 1000.0) for k, v in t.items()}
+    write_gguf(str(work / "garbage.gguf"), t, {})
+    return str(work / "garbage.gguf")
+
+
+def test_garbage_results_fail_against_honest_vectors(work, capsys):
+    rc, out, _ = _verify(capsys, work / "vec", _garbage(work))
+    assert rc == 1 and "FAIL" in out
+
+
+@pytest.mark.parametrize("tensor", ["expected.bound", "expected.bound_probable"])
+def test_inflated_bounds_with_rehashed_manifest_are_refused(work, capsys, tensor):
+    f = "case_000_1x256x4.gguf"
+    _, t = read_gguf(str(work / "vec" / f))
+    _rewrite_case(work, f, **{tensor: np.full_like(t[tensor], 1e30)})
+    line = _bad(capsys, work / "vec", _garbage(work), f, f"stored {tensor} disagrees with the oracle's recomputation",
+                "stored 1e+30")
+    assert "recomputed 0.0" in line
+
+
+def test_shifted_exact_values_are_refused(work, capsys):
+    f = "case_001_1x384x8.gguf"
+    _, t = read_gguf(str(work / "vec" / f))
+    exact = t["expected.exact"].copy()
+    exact[0, 5] += t["expected.bound"][0, 5] * 0.01  # a hundredth of the bound is already too much
+    _rewrite_case(work, f, **{"expected.exact": exact})
+    _bad(capsys, work / "vec", work / "good.gguf", f, "stored expected.exact disagrees", "(0, 5)")
+
+
+def test_replaced_model_output_is_refused(work, capsys):
+    """A forged model equal to the forged results would otherwise make them BIT_EXACT."""
+    f = "case_000_1x256x4.gguf"
+    _rewrite_case(work, f, **{"expected.model": np.full((1, 4), 1000.0, np.float16)})
+    _bad(capsys, work / "vec", _garbage(work), f, "stored expected.model disagrees")
+
+
+def test_weights_that_are_not_the_packing_of_the_codes_are_refused(work, capsys):
+    f = "case_000_1x256x4.gguf"
+    _, t = read_gguf(str(work / "vec" / f))
+    codes = t["intermediate.codes"].copy()
+    codes[0, 0] ^= 1
+    _rewrite_case(work, f, **{"intermediate.codes": codes})
+    _bad(capsys, work / "vec", work / "good.gguf", f, "cannot be recomputed", "packing of intermediate.codes")
+
+
+def test_declared_accumulation_must_be_the_oracles(work, capsys):
+    m = _manifest(work)
+    m["declared"]["order"] = "any"  # looser than the ESIMD kernel's 128 lanes
+    _save(work, m)
+    _bad(capsys, work / "vec", work / "good.gguf", "'declared' is not what the oracle declares")
+
+
+def test_fp16_accumulating_kernel_is_suspect_offline(tmp_path):
+    """Eight fp16 FMA lanes: within the rigorous fp32 bound of the 'any' order, outside its probable tier."""
+    from reports.verify import judge_case, load_manifest
+
+    export("ipex.int4.sym", parse_shapes("1x4096x16"), 5, str(tmp_path))
+    m = load_manifest(str(tmp_path))
+    c = m["cases"][0]
+    _, t = read_gguf(str(tmp_path / c["file"]))
+    x = t["input.x"][0].astype(np.float64)
+    w = t["intermediate.w_dequant"].astype(np.float16).astype(np.float64)
+    acc = np.zeros((w.shape[0], 8), np.float16)
+    for i in range(0, x.size, 8):
+        acc = (acc.astype(np.float64) + x[i:i + 8] * w[:, i:i + 8]).astype(np.float16)
+    while acc.shape[1] > 1:
+        acc = (acc[:, :acc.shape[1] // 2] + acc[:, acc.shape[1] // 2:]).astype(np.float16)
+    j = judge_case(str(tmp_path), c, acc[:, 0][None, :], m["convention"], "fp16-lanes")
+    assert j.result.status == "SUSPECT" and not j.result.ok and j.result.worst_ratio <= 1
+    assert j.result.worst_ratio_probable > 1 and "fail" in j.lines[0]
