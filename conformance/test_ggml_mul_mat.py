@@ -22,6 +22,7 @@ import pytest
 
 import oracle
 from conformance import calls
+from conformance.test_ggml import _simd_ready
 from oracle.gemm.ggml_mul_mat import TYPES, activations, mul_mat_exact, mul_mat_predicted
 from oracle.strategies import structured
 from oracle.verdict import Result, compare_bounded
@@ -55,14 +56,19 @@ def _activations(m: int, k: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _ready(qsession, judge, convention: str) -> dict:
+    """Skip unless libggml's CPU backend runs here under this --isa (a one-ISA build cannot be
+    capped: conformance/test_ggml.py's rule); what it observes, with its buffer types."""
+    label = _simd_ready(qsession, judge, KERNEL, convention)
     calls.require_available(qsession, judge, KERNEL, M_, convention)
-    return calls.observe(qsession, M_)
+    seen = calls.observe(qsession, M_)
+    seen["label"] = label
+    return seen
 
 
 def _judge_shape(judge, convention, observed, bt, threads, n, k, xs, ys, wq, repacked) -> None:
     """One recorded case for this (buffer type, shape): the first M that fails, else all M."""
     predict = bt == "CPU" and convention in PREDICTED and observed.get("isa") == "avx2"
-    where = f"{observed.get('isa')} build, weight in {bt}{' (repacked)' if repacked else ''}, {threads} thread(s)"
+    where = f"{observed.get('label')} build, weight in {bt}{' (repacked)' if repacked else ''}, {threads} thread(s)"
     parts = []
     for x, y in zip(xs, ys):
         a = activations(x, convention)
