@@ -55,7 +55,7 @@ LOAD_TIMEOUT = 60.0  # seconds an availability check (loading the library) may t
 MEMORY_ENV = "QORACLE_WORKER_MEMORY_GB"  # the per-worker memory limit in GiB; 0 turns it off
 _LIMIT_ENV = "QORACLE_WORKER_MEMORY_BYTES"  # parent -> worker
 _POLL = 0.25  # seconds between resident-size checks while a call runs
-_GRACE = 5.0  # seconds a worker that closed its pipe gets to exit by itself
+_GRACE = 10.0  # seconds a worker that closed its pipe gets to exit by itself
 _IMPORTED = "imported"  # the frame a worker sends once the called module has loaded
 _ALLOC_FAILED = ("allocate memory", "bad_alloc", "out of memory")
 
@@ -234,12 +234,16 @@ class Worker:
         open(log, "wb").close()
         env = {**os.environ, **self.env, "QORACLE_WORKER_LOG": log, _LIMIT_ENV: str(self.memory_limit)}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-        with open(err, "ab") as err_file:  # a file, not a pipe: a chatty kernel cannot block on it
-            self._proc = subprocess.Popen(
-                [sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
-                env=env, cwd=ROOT, start_new_session=True,
-            )
+        try:
+            with open(err, "ab") as err_file:  # a file, not a pipe: a chatty kernel cannot block on it
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
+                    env=env, cwd=ROOT, start_new_session=True,
+                )
+        except OSError:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         os.set_blocking(self._proc.stdin.fileno(), False)
         self._cleanup = weakref.finalize(self, _reap, self._proc, self._dir)
         return self._proc
@@ -276,8 +280,8 @@ class Worker:
             return done("crashed", None, f"memory limit {_gib(self.memory_limit)} exceeded ({e}); worker killed", True)
         except (EOFError, OSError) as e:
             return done("crashed", None, self._death(proc, deadline, e), True)
-        except Exception as e:  # a garbled frame: the kernel wrote into the pipe, or the worker is broken
-            return done("crashed", None, f"unreadable reply ({type(e).__name__}: {e}); worker killed", True)
+        except Exception as e:  # a garbled frame (the kernel wrote into the pipe) or arguments that do not pickle
+            return done("crashed", None, f"no usable reply ({type(e).__name__}: {e}); worker killed", True)
         return done(status, value, detail, status == "crashed")
 
     def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> Any:
