@@ -98,8 +98,8 @@ def test_constant_data_is_the_exception_of_the_model():
     assert rig < 0.5 and prob > 1  # a correct fp32 sum, SUSPECT: the verdict says why (docs/bounds.md)
 
 
-def _w4a16(k: int, n: int = 64, seed: int = 7):
-    rng = np.random.default_rng([seed, k])
+def _w4a16(k: int, n: int = 64, stream: int = 7):
+    rng = np.random.default_rng([stream, k])
     w = rng.standard_normal((n, k)).astype(F32)
     x = rng.standard_normal((1, k)).astype(F16)
     conv = get("esimd.int4_gemv")
