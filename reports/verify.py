@@ -344,7 +344,8 @@ def verify(vec_dir: str, results: str, *, kernel: str = "offline", out_dir: str 
     outputs = read_results(results, manifest)
     judged = [judge_case(vec_dir, c, outputs.get(c["id"]), manifest["convention"], kernel) for c in manifest["cases"]]
     for j in judged:
-        ratio = f"worst error/bound {j.result.worst_ratio:.3g}" if j.result.worst_ratio is not None else ""
+        ratio = (f"worst error/bound {j.result.worst_ratio:.3g} (probable tier {j.result.worst_ratio_probable:.3g})"
+                 if j.result.worst_ratio is not None else "")
         echo(f"{j.result.status:9s} {j.case['id']:24s} " + ("; ".join(x for x in (j.result.detail, ratio) if x)
                                                              if not j.result.ok else ratio or j.result.detail))
         for line in j.lines:

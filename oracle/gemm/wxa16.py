@@ -16,7 +16,8 @@ index), summed in the declared order ('any' covers every order and every split-K
 optional intermediate rounding stages (dequantized weights or activations held in bf16/fp16
 before the multiply: one (1 + u_stage) each), the bias add (one more rounding), and the final
 cast to the output dtype (half an ulp at |y| + bound; none when out is the accumulator dtype).
-No order is fixed across kernels here, so there is no bit-exact model.
+No order is fixed across kernels here, so there is no bit-exact model. The bound is an
+oracle.bounds.Bound: its probable tier (docs/bounds.md) follows the same additions.
 """
 from __future__ import annotations
 
