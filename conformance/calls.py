@@ -1,38 +1,79 @@
 """The one way a conformance test calls a kernel in the worker and turns a non-answer into a verdict.
 
-A kernel that is missing here is judged UNAVAILABLE (the test skips, recorded with the adapter's
-reason); a call that crashes or hangs is CRASHED and one that raises on a valid input is FAIL,
-both recorded with the worker's detail, and the test stops there. Otherwise the value comes back
-(or, through `run_observed`, the value with what the worker saw of the ISA that ran).
+A kernel that is not installed here, or needs hardware this host lacks, is judged UNAVAILABLE
+(the test skips, recorded with the adapter's reason). A library that is installed but fails to
+load (its import raises, or `available()` crashes or hangs the worker) is LOAD_FAILED, which
+fails the run. A call that crashes or hangs is CRASHED. A call that raises cleanly is judged
+against the kernel's declared parameter space (KernelInfo.space): outside it, UNSUPPORTED (a
+recorded skip, never a pass); inside it, a FAIL that quotes the refusal. Otherwise the value
+comes back (or, through `run_observed`, the value with what the worker saw of the ISA that ran).
+Details are scrubbed of this machine's paths before they are recorded.
 """
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+
+from conformance.known_defects import features_seen
 from kernels.pytorch import evidence
+from kernels.registry import get as kernel_info
 from kernels.worker import Outcome
 from oracle.verdict import Result
 
-__all__ = ["require_available", "observe", "run", "run_observed", "failure"]
+__all__ = ["require_available", "observe", "run", "run_observed", "failure", "scrub"]
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PREFIXES = sorted({(_ROOT, "<checkout>"), (sys.prefix, "<python>"), (sys.base_prefix, "<python>"),
+                    (tempfile.gettempdir(), "<tmp>"), (os.path.expanduser("~"), "~")},
+                   key=lambda p: -len(p[0]))
 
 
-def failure(outcome: Outcome, convention: str, what: str) -> Result:
-    """The Result of a call that did not return: CRASHED for a signal/exit/hang, FAIL for an error it raised."""
+def scrub(text: str) -> str:
+    """`text` with this machine's checkout, interpreter, temp and home paths replaced by placeholders."""
+    for prefix, name in _PREFIXES:
+        if prefix and prefix != "/":
+            text = text.replace(prefix, name)
+    return text
+
+
+def failure(outcome: Outcome, convention: str, what: str, kernel: str = "", shape: tuple[int, ...] = (),
+            isa: str = "native") -> Result:
+    """The Result of a call that did not return: CRASHED for a signal/exit/hang; for an error it raised,
+    UNSUPPORTED outside the kernel's declared space and FAIL inside it."""
     if outcome.status in ("crashed", "timeout"):
-        return Result("CRASHED", convention, what, detail=f"{outcome.status}: {outcome.detail[:600]}")
-    first = outcome.detail.strip().splitlines()[0] if outcome.detail else ""
-    return Result("FAIL", convention, what, detail=f"the kernel raised on a valid input: {first}")
+        return Result("CRASHED", convention, what, detail=scrub(f"{outcome.status}: {outcome.detail[:600]}"))
+    first = scrub(outcome.detail.strip().splitlines()[0] if outcome.detail else "")
+    outside = _outside_space(kernel, shape, isa)
+    if outside:
+        return Result("UNSUPPORTED", convention, what,
+                      detail=f"the kernel refused an input outside its declared space ({outside}): {first}")
+    return Result("FAIL", convention, what, detail=f"the kernel refused an input inside its declared space: {first}")
+
+
+def _outside_space(kernel: str, shape: tuple[int, ...], isa: str) -> str:
+    try:
+        space = kernel_info(kernel).space
+    except ValueError:
+        return ""
+    return space.outside(shape, features_seen(kernel, isa)) if space else ""
 
 
 def require_available(qsession, judge, kernel: str, module: str, convention: str, *args,
                       check: str = "available", shape: tuple[int, ...] = ()) -> None:
-    """Judge the case UNAVAILABLE (a recorded skip) unless `module.check(*args)` says the kernel runs here."""
+    """Judge the case UNAVAILABLE (a recorded skip) or LOAD_FAILED unless `module.check(*args)` says
+    the kernel runs here."""
     out = qsession.worker.call(module, check, *args)
+    status = "UNAVAILABLE"
     if not out.ok:
-        detail = f"{check}() did not answer: {out.status} {out.detail}"
+        status, detail = "LOAD_FAILED", f"{check}() did not answer: {out.status}: {out.detail[:600]}"
     elif not out.value["ok"]:
         detail = out.value["reason"]
+        if out.value.get("load_failed"):
+            status = "LOAD_FAILED"
     else:
         return
-    judge(Result("UNAVAILABLE", convention, module, detail=detail), kernel=kernel, shape=shape)
+    judge(Result(status, convention, module, detail=scrub(detail)), kernel=kernel, shape=shape)
 
 
 def observe(qsession, module: str) -> dict:
@@ -46,7 +87,7 @@ def run(qsession, judge, kernel: str, module: str, func: str, *args, convention:
     """`module.func(*args, **kwargs)` in the worker: its value, or the case judged CRASHED / FAIL."""
     out = qsession.worker.call(module, func, *args, **kwargs)
     if not out.ok:
-        judge(failure(out, convention, what or func), kernel=kernel, shape=shape)
+        judge(failure(out, convention, what or func, kernel, shape, qsession.isa), kernel=kernel, shape=shape)
     return out.value
 
 
@@ -55,5 +96,5 @@ def run_observed(qsession, judge, kernel: str, module: str, func: str, *args, co
     """As `run`, then `module.observe()` in the same process: the value is `.outcome.value`, the ISA `.isa()`."""
     r = evidence.run(qsession.worker, module, func, *args, **kwargs)
     if not r.outcome.ok:
-        judge(failure(r.outcome, convention, what or func), kernel=kernel, shape=shape)
+        judge(failure(r.outcome, convention, what or func, kernel, shape, qsession.isa), kernel=kernel, shape=shape)
     return r

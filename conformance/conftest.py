@@ -11,6 +11,12 @@ observed, convention, shape, verdict, metrics, reproduce command) and written to
 `--mutant NAME` runs the suite against a deliberately wrong kernel (kernels/mutants): worker
 calls for the mutant's target adapter go to kernels.mutants.active instead, and the selection
 defaults to the mutant's kernels. `qoracle selftest` uses it to prove the suite can fail.
+
+Each judged case travels with its test's report (`user_properties`), so a run spread over
+pytest-xdist workers loses none: the process that writes --results is the one that receives
+every report. A case whose failure matches its registered known defect (conformance/known_defects.py)
+raises KnownDefectFailure, the only exception its strict xfail accepts; any other failure of that
+test is a FAIL.
 """
 from __future__ import annotations
 
@@ -21,11 +27,13 @@ import shlex
 
 import pytest
 
-from conformance.known_defects import lookup
+from conformance.known_defects import KnownDefectFailure, lookup, matches_signature
 import kernels.mutants as mutants
 from kernels.isa import LEVELS, ORDER, host_has, knobs_for
 from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
+
+CASE_KEY = "qoracle_case"  # user_properties key of a recorded case
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,6 +83,8 @@ class Session:
         self.cases: list[dict] = []
         self.failures: list[dict] = []
         self.outcomes: dict[str, int] = {}
+        self.tests: dict[str, str] = {}  # nodeid -> outcome (the selftest counts kills per test)
+        self.explore: bool = config.getoption("explore")
         name = config.getoption("mutant")
         self.mutant: mutants.Mutant | None = mutants.get(name) if name else None
         if self.mutant and not self.kernels:
@@ -101,11 +111,26 @@ class Session:
 
     def reproduce(self, nodeid: str) -> str:
         extra = f" --mutant {self.mutant.name}" if self.mutant else ""
+        if self.config.getoption("explore"):
+            extra += f" --explore --hypothesis-seed={self.config.getoption('hypothesis_seed')}"
         return f"pytest {shlex.quote(nodeid)} --isa {self.isa} --profile {self.profile}{extra}"
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
+
+
+def _check_options(s: "Session") -> None:
+    """Refuse, before anything runs, a level this host lacks and a --kernel pattern that matches nothing:
+    a run that judged nothing must not look like a pass."""
+    if s.isa != "native":
+        ok, why = host_has(s.isa)
+        if not ok:
+            raise pytest.UsageError(f"--isa {s.isa} cannot run on this host: {why}; nothing would be judged")
+    names = [k.name for k in all_kernels()]
+    for p in s.kernels:
+        if not any(fnmatch.fnmatchcase(n, p) for n in names):
+            raise pytest.UsageError(f"--kernel {p!r} matches no registered kernel; known: {', '.join(names)}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,12 +141,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"isa_{level}: run under --isa {level}")
     config._qoracle = Session(config)  # type: ignore[attr-defined]
     _SESSION[:] = [config._qoracle]  # type: ignore[attr-defined]
+    _check_options(config._qoracle)  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Apply --kernel/--convention selection, family and ISA markers, the ISA skip, known defects."""
+    """Apply --kernel/--convention selection, family and ISA markers, known defects."""
     s: Session = config._qoracle  # type: ignore[attr-defined]
-    ok, why = host_has(s.isa) if s.isa != "native" else (True, "")
     keep, drop = [], []
     for item in items:
         m = item.get_closest_marker("kernel")
@@ -134,10 +159,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(getattr(pytest.mark, f"isa_{s.isa}"))
         if m:
             item.add_marker(getattr(pytest.mark, name.split(".", 1)[0]))
-        if not ok:
-            item.add_marker(pytest.mark.skip(reason=f"--isa {s.isa} cannot run here: {why}"))
-        elif m and (d := lookup(name, s.isa, item.nodeid)):
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known defect: {d.why} ({d.reference})"))
+        if m and (d := lookup(name, s.isa, item.nodeid)):
+            item.add_marker(pytest.mark.xfail(strict=True, raises=KnownDefectFailure,
+                                              reason=f"known defect: {d.why} ({d.reference})"))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -149,25 +173,43 @@ def _first_message(report: pytest.TestReport) -> str:
     return text[:4000]
 
 
+def _outcome(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return report.outcome
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Count outcomes and keep each failure's message (the selftest reads which check caught a mutant)."""
+    """Count outcomes, keep each failure's message (the selftest reads which check caught a mutant)
+    and each test's outcome, and collect the cases recorded during the call (once each: a
+    hypothesis test that fails replays its failing example, which records the same case again)."""
     s = _SESSION[0]
     if report.when == "call" or report.outcome != "passed":
-        outcome = "xfailed" if hasattr(report, "wasxfail") and report.skipped else report.outcome
+        outcome = _outcome(report)
         s.outcomes[outcome] = s.outcomes.get(outcome, 0) + 1
+        s.tests[report.nodeid] = outcome if report.when == "call" else f"{outcome} in {report.when}"
     if report.failed:
         s.failures.append({"nodeid": report.nodeid, "when": report.when, "message": _first_message(report)})
+    if report.when == "call":
+        seen: set[str] = set()
+        for key, value in report.user_properties:
+            if key == CASE_KEY and value not in seen:
+                seen.add(value)
+                s.cases.append({**json.loads(value), "test_outcome": _outcome(report),
+                                "test_seconds": round(report.duration, 4)})
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     s: Session = session.config._qoracle  # type: ignore[attr-defined]
     s.close()
     path = session.config.getoption("results")
-    if path:
+    if path and not hasattr(session.config, "workerinput"):  # an xdist worker's reports go to the controller
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             json.dump({"isa_requested": s.isa, "profile": s.profile, "mutant": s.mutant.name if s.mutant else None,
-                       "outcomes": s.outcomes, "failures": s.failures, "cases": s.cases}, f, indent=1)
+                       "explore_seed": session.config.getoption("hypothesis_seed") if s.explore else None,
+                       "outcomes": s.outcomes, "tests": s.tests, "failures": s.failures, "cases": s.cases},
+                      f, indent=1)
 
 
 @pytest.fixture(scope="session")
@@ -178,33 +220,39 @@ def qsession(request: pytest.FixtureRequest) -> Session:
 class Judge:
     """Records a case's verdict and turns it into the test's outcome.
 
-    FAIL and CRASHED fail the test with the oracle's full message and the reproduce line, and
-    retire the worker; UNAVAILABLE skips it with the reason; every case, whatever its status,
-    is recorded.
+    FAIL, CRASHED, SUSPECT and LOAD_FAILED fail the test with the oracle's full message and the
+    reproduce line, and retire the worker; a failure that matches the test's registered known
+    defect raises KnownDefectFailure instead (its strict xfail). UNAVAILABLE (not installed, no
+    such hardware) and UNSUPPORTED (a clean refusal of an input outside the kernel's declared
+    space) skip it with the reason. Every case, whatever its status, is recorded.
     """
 
-    def __init__(self, session: Session, nodeid: str) -> None:
+    def __init__(self, session: Session, item: pytest.Item) -> None:
         self.session = session
-        self.nodeid = nodeid
+        self.item = item
+        self.nodeid = item.nodeid
 
     def __call__(self, result, *, kernel: str, shape: tuple[int, ...] = (), observed_isa: str = "",
                  **extra: object) -> None:
         result.reproduce = self.session.reproduce(self.nodeid)
-        known = lookup(kernel, self.session.isa, self.nodeid)
-        self.session.cases.append({
-            "nodeid": self.nodeid, "kernel": kernel, "isa_requested": self.session.isa,
-            "isa_observed": observed_isa, "shape": list(shape), **extra, **result.to_dict(),
-            "known_defect": f"{known.why} ({known.reference})" if known else None,
-        })
-        if result.status == "UNAVAILABLE":
-            pytest.skip(f"{kernel} unavailable: {result.detail}")
+        defect = lookup(kernel, self.session.isa, self.nodeid)
+        message = result.message()
+        known = defect if defect and not result.ok and matches_signature(defect, message) else None
+        case = {"nodeid": self.nodeid, "kernel": kernel, "isa_requested": self.session.isa,
+                "isa_observed": observed_isa, "shape": list(shape), **extra, **result.to_dict(),
+                "known_defect": f"{known.why} ({known.reference})" if known else None}
+        self.item.user_properties.append((CASE_KEY, json.dumps(case, default=str)))
+        if result.status in ("UNAVAILABLE", "UNSUPPORTED"):
+            pytest.skip(f"{kernel} {result.status.lower()}: {result.detail}")
         if not result.ok:
             # a kernel that lied may also have corrupted its process's heap: the next case starts
             # in a fresh worker, so the damage is charged to this case and not the next one
             self.session.close()
-            pytest.fail(result.message(), pytrace=False)
+            if known:
+                raise KnownDefectFailure(f"{message}\n  known defect: {known.why} ({known.reference})")
+            pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
 def judge(qsession: Session, request: pytest.FixtureRequest) -> Judge:
-    return Judge(qsession, request.node.nodeid)
+    return Judge(qsession, request.node)

@@ -9,7 +9,8 @@ import pytest
 
 from oracle.conventions import get
 from oracle.gemm.wxa16 import wxa16_exact
-from oracle.verdict import Result, compare_bounded
+from conformance import calls
+from oracle.verdict import compare_bounded
 
 pytestmark = pytest.mark.kernel("esimd.int4_gemv")
 MOD = "kernels.esimd.gemv"
@@ -19,19 +20,14 @@ CONV = "esimd.int4_gemv"
 @pytest.mark.parametrize("nk", [(64, 1024), (256, 4096)], ids=["small", "k4096"])
 def test_int4_gemv(qsession, judge, nk):
     n, k = nk
-    av = qsession.worker.call(MOD, "available")
-    if not (av.ok and av.value["ok"]):
-        judge(Result("UNAVAILABLE", CONV, "esimd_gemv_int4", detail=av.value["reason"] if av.ok else av.detail),
-              kernel="esimd.int4_gemv", shape=(1, k, n))
+    calls.require_available(qsession, judge, "esimd.int4_gemv", MOD, CONV, shape=(1, k, n))
     rng = np.random.default_rng(n)
     conv = get(CONV)
     qw = conv.quantize(rng.standard_normal((n, k)).astype(np.float32))
     packed = conv.pack(qw)
     x = rng.standard_normal((1, k)).astype(np.float16)
-    out = qsession.worker.call(MOD, "gemv_int4", x, packed["weight"], packed["scales"])
-    if not out.ok:
-        judge(Result("CRASHED" if out.status in ("crashed", "timeout") else "FAIL", CONV, "esimd_gemv_int4",
-                     detail=f"{out.status}: {out.detail[:600]}"), kernel="esimd.int4_gemv", shape=(1, k, n))
+    y = calls.run(qsession, judge, "esimd.int4_gemv", MOD, "gemv_int4", x, packed["weight"], packed["scales"],
+                  convention=CONV, what="esimd_gemv_int4", shape=(1, k, n))
     exact, bound = wxa16_exact(x, conv.dequantize(qw), acc="fp32", out="fp16")
-    judge(compare_bounded(exact, bound, out.value, out_dtype="fp16", convention=CONV, block_size=128,
+    judge(compare_bounded(exact, bound, y, out_dtype="fp16", convention=CONV, block_size=128,
                           what="esimd_gemv_int4 fp16"), kernel="esimd.int4_gemv", shape=(1, k, n))

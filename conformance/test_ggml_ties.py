@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import oracle
-from oracle.verdict import Result, compare_exact
+from conformance import calls
+from oracle.verdict import compare_exact
 
 M = "kernels.ggml.calls"
 
@@ -45,14 +46,9 @@ def test_x86_activation_quantizer_ties(qsession, judge, convention):
 
 
 def _judge(qsession, judge, kernel: str, func: str, convention: str, type_name: str) -> None:
-    o = qsession.worker.call(M, "available")
-    if not o.ok or not o.value["ok"]:
-        judge(Result("UNAVAILABLE", convention, kernel, detail=o.value["reason"] if o.ok else o.detail), kernel=kernel)
+    calls.require_available(qsession, judge, kernel, M, convention)
     x = tie_rows(2 if qsession.profile == "quick" else 16)
-    out = qsession.worker.call(M, func, x, type_name)
-    if not out.ok:
-        judge(Result("CRASHED" if out.status in ("crashed", "timeout") else "FAIL", convention, kernel,
-                     detail=f"{out.status}: {out.detail}"), kernel=kernel)
-    judge(compare_exact(oracle.quantize(x, convention), out.value, convention=convention,
+    got = calls.run(qsession, judge, kernel, M, func, x, type_name, convention=convention, shape=x.shape)
+    judge(compare_exact(oracle.quantize(x, convention), got, convention=convention,
                         block_size=oracle.get_format(convention).block_bytes, what="blocks of exact rounding ties"),
           kernel=kernel, shape=x.shape)

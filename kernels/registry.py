@@ -19,11 +19,42 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-__all__ = ["KernelInfo", "register", "kernels", "get", "select", "ENTRY_POINT_GROUP"]
+__all__ = ["KernelInfo", "Space", "register", "kernels", "get", "select", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "qoracle.kernels"
 _REGISTRY: dict[str, "KernelInfo"] = {}
 _loaded = False
+
+
+@dataclass(frozen=True)
+class Space:
+    """The shapes a kernel declares it accepts, as its documentation or source states them.
+
+    A clean refusal (an exception, not a crash) of a case outside the space is UNSUPPORTED, shown as
+    such and never counted as a pass; a refusal inside it is a FAIL that quotes the refusal. Shapes
+    are (M, K, N). `when`: CPU features under which the limits hold (empty: on every host), for
+    limits of one ISA path; `source`: where the limit is stated upstream.
+    """
+
+    k_multiple: int = 1
+    n_multiple: int = 1
+    m_max: int | None = None
+    when: tuple[str, ...] = ()
+    source: str = ""
+
+    def outside(self, shape: tuple[int, ...], features: frozenset[str]) -> str:
+        """Why `shape` is outside the space on a library that sees `features` ("" if inside)."""
+        if len(shape) != 3 or not set(self.when) <= features:
+            return ""
+        m, k, n = shape
+        why = []
+        if k % self.k_multiple:
+            why.append(f"K = {k} is not a multiple of {self.k_multiple}")
+        if n % self.n_multiple:
+            why.append(f"N = {n} is not a multiple of {self.n_multiple}")
+        if self.m_max is not None and m > self.m_max:
+            why.append(f"M = {m} exceeds {self.m_max}")
+        return "; ".join(why) + (f" ({self.source})" if why and self.source else "")
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,7 @@ class KernelInfo:
     module: the adapter module whose functions run in the worker.
     conventions: oracle format/convention names the kernel implements.
     isa_knobs: environment variables that cap the kernel's ISA (kernels/isa.py), empty if none.
+    space: the shapes it declares it accepts (None: every shape its tests pass).
     """
 
     name: str
@@ -46,6 +78,7 @@ class KernelInfo:
     isa_knobs: tuple[str, ...] = ()
     dtypes: tuple[str, ...] = ()
     notes: str = ""
+    space: Space | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -82,7 +82,7 @@ def decode(codes: np.ndarray, name: str) -> np.ndarray:
     f = _fmt(name)
     c = np.asarray(codes).astype(f.storage)
     if name == "e8m0":
-        return np.where(c == 0xFF, np.float32(np.nan), np.ldexp(np.float32(1), c.astype(np.int32) - 127))
+        return np.where(c == 0xFF, np.float32(np.nan), np.ldexp(np.float32(1), np.minimum(c, 254).astype(np.int32) - 127))
     if f.bits == 4:
         c = c & np.uint8(0x0F)
     return c.view(f.dtype).astype(np.float32)

@@ -8,7 +8,7 @@ Schema `qoracle-certificate/2`, documented field by field in docs/certificate.md
   (pytest-benchmark rows or null), summary {verdict PASSED|KNOWN_DEFECTS|FAILED|EMPTY, counts {status: n},
   kernels {kernel: {isa: {status: n}}}}.
 A case is what conformance/conftest.py records (nodeid, kernel, isa_requested, isa_observed,
-shape, status BIT_EXACT|BOUNDED|FAIL|CRASHED|UNAVAILABLE, convention, what, detail, mismatch,
+shape, status (oracle/status.py: BIT_EXACT|BOUNDED|SUSPECT|FAIL|CRASHED|LOAD_FAILED|UNSUPPORTED|UNAVAILABLE), convention, what, detail, mismatch,
 metrics, worst_ratio, reproduce) or what `qoracle verify` records for an offline case (the same
 keys, isa_requested "offline", plus golden {file, sha256}, model and histogram).
 Reports from the same dict: summary.md (markdown), report.html (reports/html.py) and junit.xml
@@ -26,12 +26,13 @@ from collections import Counter, defaultdict
 from importlib import metadata
 
 from kernels.isa import ORDER, host_flags, levels_on_host
+from oracle.status import FAILING, Status
 
 SCHEMA = "qoracle-certificate/2"
 PACKAGES = ("qoracle", "numpy", "ml_dtypes", "torch", "onnxruntime", "llama_cpp_python", "gguf",
             "auto-round-lib", "torchao", "triton")
-STATUSES = ("BIT_EXACT", "BOUNDED", "FAIL", "CRASHED", "UNAVAILABLE")
-BAD = ("FAIL", "CRASHED")
+STATUSES = tuple(s.value for s in Status)
+BAD = tuple(s.value for s in Status if s in FAILING)
 
 
 def _version(name: str) -> str | None:

@@ -1,4 +1,9 @@
-"""`qoracle`: the project's command line (also `python -m reports`)."""
+"""qoracle: a referee for low-precision (quantized) matrix-multiply kernels.
+
+Certifies the kernels installed here against bit-exact reference implementations (`run`,
+`certify`), judges a vendor's results offline (`export`, `verify`), and measures the suite itself
+(`selftest`, `fingerprint`). Also `python -m reports`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -40,21 +45,32 @@ def _cmd_conventions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from reports.run import main_job
+def _check_kernels(patterns: list[str]) -> None:
+    """A pattern that matches no registered kernel is a usage error before anything runs."""
+    from kernels.registry import kernels, select
 
-    return main_job(args.out, args.isa, args.kernel, args.profile, args.pytest_args, args.benchmarks)
+    for p in patterns:
+        if not select([p]):
+            raise ValueError(f"no registered kernel matches {p!r}; known: {', '.join(k.name for k in kernels())}")
+
+
+def _run_job(args: argparse.Namespace, kernels: list[str], extra: list[str], only_selected: bool) -> int:
+    from reports.certificate import read_benchmarks
+    from reports.run import main_job, resolve_levels
+
+    _check_kernels(kernels)
+    read_benchmarks(args.benchmarks)  # a bad file is refused now, not after the whole suite ran
+    resolve_levels(args.isa)
+    return main_job(os.path.abspath(args.out), args.isa, kernels, args.profile, extra, args.benchmarks,
+                    only_selected=only_selected, explore=args.explore)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _run_job(args, args.kernel, args.pytest_args, only_selected=False)
 
 
 def _cmd_certify(args: argparse.Namespace) -> int:
-    from kernels.registry import select
-    from reports.run import main_job
-
-    if not select([args.kernel]):
-        from kernels.registry import kernels
-
-        raise ValueError(f"no registered kernel matches {args.kernel!r}; known: {', '.join(k.name for k in kernels())}")
-    return main_job(args.out, args.isa, [args.kernel], args.profile, [], args.benchmarks, only_selected=True)
+    return _run_job(args, [args.kernel], [], only_selected=True)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -122,7 +138,10 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qoracle", description=__doc__)
+    from reports.vectors import oracle_version
+
+    p = argparse.ArgumentParser(prog="qoracle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"qoracle {oracle_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     f = sub.add_parser("formats", help="list the block formats the oracle implements")
     f.add_argument("-v", "--verbose", action="store_true", help="also print each upstream source")
@@ -131,11 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print a JSON list of objects (name, summary, source, ...)")
     c.set_defaults(func=_cmd_conventions)
     r = sub.add_parser("run", help="the main job: certify the kernels available here and write a report")
-    r.add_argument("--out", default="out", help="directory for results, certificate.json and summary.md")
-    r.add_argument("--isa", default="native", help="native | all (every level the host has) | a,b,c")
+    r.add_argument("--out", default="out", help="directory for results and the four reports (relative to here)")
+    r.add_argument("--isa", default="all", help="all (every level the host has, the default) | native | a,b,c")
     r.add_argument("--kernel", action="append", default=[], help="only kernels matching these globs")
     r.add_argument("--profile", default="quick", choices=("quick", "full"))
     r.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
+    r.add_argument("--explore", action="store_true",
+                   help="random hypothesis examples from a printed seed instead of the fixed case set")
     r.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     r.set_defaults(func=_cmd_run)
     ce = sub.add_parser("certify", help="certify one kernel: the conformance suite at each ISA level, then the certificate")
@@ -144,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--out", default="certificate", help="directory for certificate.json, report.html, summary.md, junit.xml")
     ce.add_argument("--profile", default="quick", choices=("quick", "full"))
     ce.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
+    ce.add_argument("--explore", action="store_true",
+                    help="random hypothesis examples from a printed seed instead of the fixed case set")
     ce.set_defaults(func=_cmd_certify)
     e = sub.add_parser("export", help="write golden vectors (one GGUF per case, manifest.json with SHA-256 sums)")
     e.add_argument("--convention", required=True, help="a weight convention (see `qoracle conventions`)")

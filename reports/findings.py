@@ -4,15 +4,17 @@
 
 One row per (kernel, convention, ISA requested): the ISA observed, the verdict counts, and for
 a FAIL or CRASHED the first case's message line and its reproduce command. A case covered by a
-known-defect entry shows as FAIL or CRASHED here too; the registry (conformance/known_defects.py)
-says which ones are known.
+known-defect entry shows with its failing status here too, marked "(known defect)"; the registry
+(conformance/known_defects.py) says why.
 """
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 
-STATUSES = ("BIT_EXACT", "BOUNDED", "FAIL", "CRASHED", "UNAVAILABLE")
+from oracle.status import FAILING, Status
+
+STATUSES = tuple(s.value for s in Status)
 
 
 def _rows(paths: list[str]) -> list[dict]:
@@ -26,7 +28,7 @@ def _rows(paths: list[str]) -> list[dict]:
             g["counts"][c["status"]] += 1
             if c.get("isa_observed"):
                 g["observed"].add(c["isa_observed"])
-            if c["status"] in ("FAIL", "CRASHED") and g["first_bad"] is None:
+            if c["status"] in FAILING and g["first_bad"] is None:
                 g["first_bad"] = c
     return [{"kernel": k, "convention": conv, "isa": isa, **g} for (k, conv, isa), g in sorted(groups.items())]
 
@@ -43,7 +45,9 @@ def markdown(paths: list[str], host: str) -> str:
         bad = r["first_bad"]
         note = ""
         if bad is not None:
-            note = _cell(f"{(bad.get('detail') or '').splitlines()[0][:160]}; `{bad.get('reproduce', '')}`")
+            known = " (known defect)" if bad.get("known_defect") else ""
+            first = ((bad.get("detail") or "").splitlines() or [""])[0][:160]
+            note = _cell(f"{bad['status']}{known}: {first}; `{bad.get('reproduce', '')}`")
         observed = _cell("; ".join(sorted(r["observed"]))[:120])
         lines.append(f"| {r['kernel']} | {_cell(r['convention'])} | {r['isa']} | {observed} | "
                      + " | ".join(str(r["counts"].get(s, 0)) for s in STATUSES) + f" | {note} |")

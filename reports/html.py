@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from html import escape
 
-from reports.certificate import STATUSES, all_cases
+from reports.certificate import BAD, STATUSES, all_cases
 from reports.svg import histogram
 
 __all__ = ["html_report"]
 
-_SEVERITY = {"CRASHED": 0, "FAIL": 1, "UNAVAILABLE": 2, "BOUNDED": 3, "BIT_EXACT": 4}
-_COLORS = {"BIT_EXACT": "#1e8449", "BOUNDED": "#2e86c1", "FAIL": "#c0392b", "CRASHED": "#7d3c98",
-           "UNAVAILABLE": "#7f8c8d", "PASSED": "#1e8449", "FAILED": "#c0392b", "EMPTY": "#7f8c8d"}
+_SEVERITY = {"LOAD_FAILED": 0, "CRASHED": 1, "FAIL": 2, "SUSPECT": 3, "UNSUPPORTED": 4, "UNAVAILABLE": 5,
+             "BOUNDED": 6, "BIT_EXACT": 7}
+_COLORS = {"BIT_EXACT": "#1e8449", "BOUNDED": "#2e86c1", "SUSPECT": "#d68910", "FAIL": "#c0392b",
+           "CRASHED": "#7d3c98", "LOAD_FAILED": "#7d3c98", "UNSUPPORTED": "#a04000", "UNAVAILABLE": "#7f8c8d",
+           "PASSED": "#1e8449", "KNOWN_DEFECTS": "#b9770e", "FAILED": "#c0392b", "EMPTY": "#7f8c8d"}
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1300px}
 h1{margin:0 0 8px 0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}
@@ -156,7 +158,7 @@ def html_report(cert: dict) -> str:
                  escape(str(i.get("pytest_exit_code")))] for i in cert.get("isa", [])]
     parts += ["<h2>ISA levels</h2>", _table(["requested", "observed", "skipped because", "pytest exit"], isa_rows),
               "<h2>Error distributions</h2>", _plots(cert)]
-    bad = [c for c in all_cases(cert) if c["status"] in ("FAIL", "CRASHED")]
+    bad = [c for c in all_cases(cert) if c["status"] in BAD]
     if bad:
         parts.append("<h2>Failures</h2>")
         for c in bad[:50]:

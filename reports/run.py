@@ -18,15 +18,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def resolve_levels(spec: str) -> list[str]:
-    """'native' | 'all' (every level the host has) | a comma-separated list."""
+    """'native' | 'all' (every level the host has) | a comma-separated list (a ValueError for an unknown name)."""
+    from kernels.isa import LEVELS
+
     if spec == "all":
         return levels_on_host()
-    return [s.strip() for s in spec.split(",") if s.strip()]
+    levels = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [lv for lv in levels if lv not in LEVELS]
+    if unknown or not levels:
+        raise ValueError(f"unknown ISA level(s) {', '.join(unknown) or repr(spec)}; known: all, {', '.join(LEVELS)}")
+    return levels
 
 
 def run_level(level: str, out_dir: str, kernels: list[str], profile: str, extra: list[str]) -> dict:
     """Run `pytest conformance` capped at `level`; return its results (with the exit code)."""
-    path = os.path.join(out_dir, f"results-{level}.json")
+    path = os.path.join(os.path.abspath(out_dir), f"results-{level}.json")
     cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "conformance"), "-q", "-p", "no:cacheprovider",
            "--rootdir", ROOT, "--isa", level, "--profile", profile, "--results", path]
     for k in kernels:
@@ -54,21 +60,29 @@ def _only(run: dict, kernels: list[str]) -> dict:
 
 
 def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: list[str],
-             benchmarks: str | None = None, only_selected: bool = False) -> int:
+             benchmarks: str | None = None, only_selected: bool = False, explore: bool = False) -> int:
     """Run every level, then write certificate.json, summary.md, report.html and junit.xml into out_dir.
 
     only_selected (`qoracle certify`): the certificate holds only the cases of the selected kernels.
     """
     from reports.certificate import PASSING, build, read_benchmarks, write_reports
 
+    out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    if explore and "--explore" not in extra:
+        import random
+
+        # one seed for every level, so each level draws the same cases and the run can be repeated
+        extra = [*extra, "--explore", f"--hypothesis-seed={random.SystemRandom().randrange(2**32)}"]
     runs = []
-    for level in resolve_levels(isa):
+    levels = resolve_levels(isa)
+    for i, level in enumerate(levels, 1):
         ok, why = host_has(level) if level != "native" else (True, "")
         if not ok:
-            print(f"== --isa {level} skipped: {why}")
+            print(f"== level {i} of {len(levels)}: --isa {level} skipped: {why}")
             runs.append({"isa_requested": level, "skipped": why, "cases": [], "pytest_exit_code": None})
             continue
+        print(f"== level {i} of {len(levels)}: --isa {level}", flush=True)
         run = run_level(level, out_dir, kernels, profile, extra)
         runs.append(_only(run, kernels) if only_selected and kernels else run)
     cert = build(runs, kernels=kernels, profile=profile, benchmarks=read_benchmarks(benchmarks))

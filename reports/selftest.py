@@ -1,13 +1,17 @@
 """`qoracle selftest`: run the conformance suite against every mutant (kernels/mutants) and report the kill rate.
 
-One pytest process per mutant, restricted to the mutant's kernels (`--mutant` selects them),
-under the derandomized hypothesis profile. A mutant is KILLED when its run fails, and the first
-failing test with the first line of its message says which check caught it (read from the
-run's --results file). A failure that is no check's verdict (an import error, a broken
-test) is an ERROR, not a kill. SURVIVED means every test passed: the suite cannot tell that kernel from
-a correct one. UNEXERCISED means no test ran (the kernel is unavailable here); ERROR is a run
-that did not finish normally. A baseline run of the same kernels without a mutant comes first:
-a kill only counts when the unmutated kernels pass.
+Kills are counted per test, so the kill rate can be measured on any host. A baseline run of the
+mutants' kernels without a mutant comes first and records each test's outcome; a test that fails
+unmutated on this host (an unregistered upstream defect, a missing feature) proves nothing about
+a mutant, so it is excluded from every mutant run (`--deselect`) and listed. Then one pytest
+process per mutant, restricted to the mutant's kernels (`--mutant` selects them), under the
+default derandomized profile, stopping at the first failure: the mutant is KILLED when a test
+that passed unmutated fails with a verdict (FAIL, SUSPECT, CRASHED, LOAD_FAILED, or an ISA cap
+that did not take effect), and that test with the first line of its message says which check
+caught it. A failure that is no verdict (an import error, a broken test, or an exception raised
+by the mutant's own code, which the suite reports as a refusal) is an ERROR, not a kill. SURVIVED
+means every remaining test passed: the suite cannot tell that kernel from a correct one.
+UNEXERCISED means no test ran (the kernel is unavailable here).
 """
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ class MutantRun:
 
 def _pytest(args: list[str], results: str, timeout: float) -> tuple[int, dict, str, float]:
     """Run the conformance suite with `args`; (return code, results JSON or {}, output tail, seconds)."""
-    env = {**os.environ, "QORACLE_HYPOTHESIS": "ci"}
+    env = {k: v for k, v in os.environ.items() if k != "QORACLE_HYPOTHESIS"}  # the fixed case set
     cmd = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", "--results", results, *args]
     t0 = time.monotonic()
     try:
@@ -52,7 +56,8 @@ def _pytest(args: list[str], results: str, timeout: float) -> tuple[int, dict, s
     return rc, data, out[-2000:], time.monotonic() - t0
 
 
-_VERDICTS = ("FAIL", "CRASHED", "[XPASS(strict)]", "AssertionError: --isa")  # a check's failure, not a broken test
+_VERDICTS = ("FAIL", "SUSPECT", "CRASHED", "LOAD_FAILED", "AssertionError: --isa")  # a check's failure
+_OWN_EXCEPTION = "the kernel refused an input"  # an exception from the mutant's own code, not a verdict
 
 
 def _first_line(message: str) -> str:
@@ -60,17 +65,19 @@ def _first_line(message: str) -> str:
     return line.removeprefix("Failed: ")
 
 
-def run_one(name: str, profile: str = "quick", first_failure_only: bool = True, timeout: float = 600) -> MutantRun:
-    """Run the suite against one mutant and classify the outcome."""
+def run_one(name: str, profile: str = "quick", first_failure_only: bool = True, timeout: float = 600,
+            excluded: tuple[str, ...] = ()) -> MutantRun:
+    """Run the suite against one mutant, without the `excluded` tests, and classify the outcome."""
     with tempfile.TemporaryDirectory(prefix="qoracle-selftest-") as tmp:
-        args = ["--profile", profile, "--mutant", name, *(["-x"] if first_failure_only else [])]
+        args = ["--profile", profile, "--mutant", name, *(["-x"] if first_failure_only else []),
+                *[a for t in excluded for a in ("--deselect", t)]]
         rc, data, out, secs = _pytest(args, os.path.join(tmp, "results.json"), timeout)
     outcomes = data.get("outcomes", {})
     failures = data.get("failures", [])
     if rc == 1 and failures:
         first = failures[0]
         line = _first_line(first["message"])
-        if line.startswith(_VERDICTS):
+        if line.startswith(_VERDICTS) and _OWN_EXCEPTION not in first["message"]:
             return MutantRun(name, "KILLED", first["nodeid"], line, outcomes, secs)
         return MutantRun(name, "ERROR", first["nodeid"], f"failed, but not by a verdict: {line}", outcomes, secs)
     if rc == 0:
@@ -83,22 +90,24 @@ def run_one(name: str, profile: str = "quick", first_failure_only: bool = True, 
                      outcomes=outcomes, seconds=secs)
 
 
-def baseline(kernel_names: list[str], profile: str = "quick", timeout: float = 900) -> tuple[bool, str]:
-    """Whether the unmutated suite passes on these kernels (else a kill proves nothing)."""
+def baseline(kernel_names: list[str], profile: str = "quick", timeout: float = 1200) -> dict[str, str]:
+    """The unmutated suite's failing tests on these kernels: {nodeid: first line of why}.
+
+    Raises RuntimeError when the run itself did not finish (no per-test outcomes to go by)."""
     with tempfile.TemporaryDirectory(prefix="qoracle-selftest-") as tmp:
         args = ["--profile", profile, *[a for k in kernel_names for a in ("--kernel", k)]]
         rc, data, out, _ = _pytest(args, os.path.join(tmp, "results.json"), timeout)
-    if rc == 0:
-        return True, ""
-    first = (data.get("failures") or [{}])[0]
-    return False, f"pytest exited {rc}; first failure {first.get('nodeid', '?')}: {_first_line(first.get('message', out))}"
+    if rc not in (0, 1) or "tests" not in data:
+        raise RuntimeError(f"the baseline run did not finish (pytest exited {rc}): {out.strip()[-500:]}")
+    why = {f["nodeid"]: _first_line(f["message"]) for f in data.get("failures", [])}
+    return {t: why.get(t, o) for t, o in data["tests"].items() if o.startswith("failed")}
 
 
 def run_all(names: list[str], profile: str = "quick", jobs: int = 2, first_failure_only: bool = True,
-            progress=None) -> list[MutantRun]:
+            progress=None, excluded: tuple[str, ...] = ()) -> list[MutantRun]:
     """Every named mutant, `jobs` pytest processes at a time, in the order given."""
     def one(n: str) -> MutantRun:
-        r = run_one(n, profile, first_failure_only)
+        r = run_one(n, profile, first_failure_only, excluded=excluded)
         if progress:
             progress(r)
         return r
@@ -108,7 +117,8 @@ def run_all(names: list[str], profile: str = "quick", jobs: int = 2, first_failu
 
 def main(patterns: list[str], profile: str = "quick", jobs: int = 2, json_path: str | None = None,
          check_baseline: bool = True, all_failures: bool = False) -> int:
-    """Print each mutant's fate and the kill rate; 0 only when every exercised mutant was killed."""
+    """Print each mutant's fate and the kill rate; non-zero only when a mutant survived or a mutant run
+    broke (a kill that proves nothing), 2 for a usage error."""
     import fnmatch
 
     import kernels.mutants as mutants
@@ -119,18 +129,23 @@ def main(patterns: list[str], profile: str = "quick", jobs: int = 2, json_path: 
         return 2
     t0 = time.monotonic()
     print(f"qoracle selftest: {len(chosen)} mutants, {profile} profile, {jobs} at a time")
+    excluded: dict[str, str] = {}
     if check_baseline:
-        ok, why = baseline(sorted({k for m in chosen for k in m.kernels}), profile)
-        if not ok:
-            print(f"baseline: the unmutated suite fails on these kernels, so kills would prove nothing: {why}")
-            return 2
-        print("baseline: the unmutated kernels pass")
+        excluded = baseline(sorted({k for m in chosen for k in m.kernels}), profile)
+        if excluded:
+            print(f"baseline: {len(excluded)} test(s) fail on the unmutated kernels here; they are excluded from "
+                  "every mutant run (a failure there proves nothing):")
+            for t, why in sorted(excluded.items()):
+                print(f"  excluded {t}: {why[:160]}")
+        else:
+            print("baseline: every test of these kernels passes unmutated")
 
     def show(r: MutantRun) -> None:
         where = f"by {r.caught_by}: {r.message}" if r.status == "KILLED" else r.message
         print(f"  {r.status:11s} {r.name:46s} {r.seconds:5.1f} s  {where}", flush=True)
 
-    runs = run_all([m.name for m in chosen], profile, jobs, not all_failures, progress=show)
+    runs = run_all([m.name for m in chosen], profile, jobs, not all_failures, progress=show,
+                   excluded=tuple(sorted(excluded)))
     killed = [r for r in runs if r.status == "KILLED"]
     survived = [r.name for r in runs if r.status == "SURVIVED"]
     errors = [r.name for r in runs if r.status == "ERROR"]
@@ -145,8 +160,9 @@ def main(patterns: list[str], profile: str = "quick", jobs: int = 2, json_path: 
         print(f"unexercised (kernel unavailable here): {', '.join(unexercised)}")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"profile": profile, "kill_rate": rate, "runs": [asdict(r) for r in runs]}, f, indent=1)
-    return 0 if exercised and not survived and not errors else 1
+            json.dump({"profile": profile, "kill_rate": rate, "excluded": excluded,
+                       "runs": [asdict(r) for r in runs]}, f, indent=1)
+    return 1 if survived or errors else 0
 
 
 def _example(m) -> tuple[tuple, dict, object]:

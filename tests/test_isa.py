@@ -25,25 +25,66 @@ def test_knobs():
         knobs_for("sse9")
 
 
-def test_known_defect_below_a_level(monkeypatch):
+def _defect(**kw):
     from conformance import known_defects as kd
 
-    d = kd.KnownDefect("k.x", "*", "c", "t::*", "ref", "why", below="avx512_vnni")
+    return kd.KnownDefect("k.x", "t::*", "c", "ref", "why", evidence=(("a host", "seen"),), **kw)
+
+
+def test_known_defect_keyed_by_features_the_library_sees(monkeypatch):
+    """A defect of a missing instruction triggers where the kernel's library does not see it: on a
+    host without it, or under a cap that hides it (only for a library that has a knob)."""
+    from conformance import known_defects as kd
+
+    d = _defect(lacks_all=("avx512_vnni", "avx_vnni"))
     monkeypatch.setattr(kd, "DEFECTS", [d])
-    assert kd.lookup("k.x", "avx2", "t::a") is d
-    assert kd.lookup("k.x", "amx", "t::a") is None
-    monkeypatch.setattr(kd, "levels_on_host", lambda: ["scalar", "avx2", "avx512", "avx512_vnni"])
-    assert kd.lookup("k.x", "native", "t::a") is None
-    monkeypatch.setattr(kd, "levels_on_host", lambda: ["scalar", "avx2"])
-    assert kd.lookup("k.x", "native", "t::a") is d
+    spr, zen3 = host_flags(SPR), host_flags(ZEN3)
+    monkeypatch.setattr(kd, "_has_knob", lambda kernel: True)
+    assert kd.lookup("k.x", "avx2", "t::a", spr) is d
+    assert kd.lookup("k.x", "amx", "t::a", spr) is None
+    assert kd.lookup("k.x", "native", "t::a", spr) is None
+    assert kd.lookup("k.x", "native", "t::a", zen3) is d
+    assert kd.lookup("k.y", "native", "t::a", zen3) is None and kd.lookup("k.x", "native", "u::a", zen3) is None
+    monkeypatch.setattr(kd, "_has_knob", lambda kernel: False)  # dispatches on cpuid: a cap hides nothing
+    assert kd.lookup("k.x", "avx2", "t::a", spr) is None
+
+
+def test_known_defect_needing_a_feature(monkeypatch):
+    from conformance import known_defects as kd
+
+    d = _defect(has_all=("avx512f",))
+    monkeypatch.setattr(kd, "DEFECTS", [d])
+    monkeypatch.setattr(kd, "_has_knob", lambda kernel: True)
+    assert kd.lookup("k.x", "avx512", "t::a", host_flags(SPR)) is d
+    assert kd.lookup("k.x", "avx2", "t::a", host_flags(SPR)) is None
+    assert kd.lookup("k.x", "native", "t::a", host_flags(ZEN3)) is None
 
 
 def test_known_defect_narrowed_to_package_versions(monkeypatch):
     from conformance import known_defects as kd
 
-    d = kd.KnownDefect("k.x", "*", "c", "t::*", "ref", "why", packages={"somepkg": "2.11"})
+    d = _defect(packages={"somepkg": "2.11"})
     monkeypatch.setattr(kd, "DEFECTS", [d])
     monkeypatch.setattr(kd, "_installed", lambda dist: "2.11.0+cu130")
-    assert kd.lookup("k.x", "avx2", "t::a") is d
+    assert kd.lookup("k.x", "avx2", "t::a", host_flags(ZEN3)) is d
     monkeypatch.setattr(kd, "_installed", lambda dist: "2.13.0+cpu")
-    assert kd.lookup("k.x", "avx2", "t::a") is None
+    assert kd.lookup("k.x", "avx2", "t::a", host_flags(ZEN3)) is None
+
+
+def test_known_defect_signature_is_the_registered_failure_only():
+    from conformance import known_defects as kd
+
+    d = _defect(signature=r"^CRASHED\b")
+    assert kd.matches_signature(d, "CRASHED: int8pack_mm [torch.int8pack]\n  crashed: SIGSEGV")
+    assert not kd.matches_signature(d, "FAIL: int8pack_mm [torch.int8pack]\n  first bad element (0, 1)")
+
+
+def test_every_registered_defect_carries_evidence_and_a_reference():
+    from conformance import known_defects as kd
+    from kernels.registry import get
+
+    for d in kd.DEFECTS:
+        get(d.kernel)  # a registered kernel
+        assert d.evidence and all(host and seen for host, seen in d.evidence), d.kernel
+        assert d.reference and d.why and d.nodeid_glob.startswith("conformance/test_"), d.kernel
+        assert "/work/" not in d.reference + d.why, d.kernel
