@@ -15,6 +15,7 @@ import ml_dtypes
 import numpy as np
 
 from kernels.isa import host_flags
+from kernels.loading import import_failure
 
 _TORCH_DT = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # cpuinfo flags standing for the ISA bits BesTLA's CpuDevice reads through Xbyak, best first
@@ -31,7 +32,7 @@ def available() -> dict:
     try:
         import auto_round_kernel as ark
     except Exception as e:  # an import failure is the reason, whatever it is
-        return {"ok": False, "reason": f"import auto_round_kernel failed: {type(e).__name__}: {e}", "version": version}
+        return {**import_failure(("auto-round-lib",), "auto_round_kernel", e), "version": version}
     if ark.cpu_lib is None:
         return {"ok": False, "reason": "auto_round_kernel loaded without its CPU library", "version": version}
     return {"ok": True, "reason": "", "version": version}

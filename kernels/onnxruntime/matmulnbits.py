@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.loading import import_failure
 from kernels.registry import KernelInfo, register
 
 INFO = register(KernelInfo(
@@ -29,7 +30,7 @@ def available() -> dict:
         import onnx  # noqa: F401
         import onnxruntime as ort
     except Exception as e:  # noqa: BLE001
-        return {"ok": False, "reason": f"onnxruntime/onnx do not import: {type(e).__name__}: {e}", "version": ""}
+        return import_failure(("onnxruntime", "onnx"), "onnxruntime/onnx", e)
     if "CPUExecutionProvider" not in ort.get_available_providers():
         return {"ok": False, "reason": "no CPUExecutionProvider", "version": ort.__version__}
     return {"ok": True, "reason": "", "version": ort.__version__}

@@ -11,6 +11,8 @@ from typing import Iterator
 import ml_dtypes
 import numpy as np
 
+from kernels.loading import import_failure
+
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
 
 
@@ -27,7 +29,7 @@ def op_available(*paths: str) -> dict:
     try:
         import torch
     except Exception as e:  # noqa: BLE001
-        return {"ok": False, "reason": f"torch does not import: {type(e).__name__}: {e}", "version": ""}
+        return import_failure(("torch",), "torch", e)
     for path in paths:
         obj = torch
         try:

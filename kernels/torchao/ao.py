@@ -5,6 +5,8 @@ import importlib.metadata
 
 import numpy as np
 
+from kernels.loading import import_failure
+
 _DA8W4 = ("da8w4_linear_cpu", "da8w4_linear_prepack_cpu")
 
 
@@ -23,7 +25,7 @@ def available() -> dict:
     try:
         import torchao.kernel.intmm  # noqa: F401
     except Exception as e:  # whatever the import raises is the reason
-        return {"ok": False, "reason": f"import torchao.kernel.intmm failed: {type(e).__name__}: {e}", "version": version}
+        return {**import_failure(("torchao",), "torchao.kernel.intmm", e), "version": version}
     return {"ok": True, "reason": "", "version": version}
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.loading import import_failure
 from kernels.triton import runtime  # first: it sets TRITON_INTERPRET before triton is imported
 
 __all__ = ["available", "observe", "a16w4"]
@@ -35,7 +36,7 @@ def available() -> dict:
     try:
         import gemlite  # noqa: F401
     except Exception as e:  # absent or incompatible gemlite is the reason
-        return {"ok": False, "reason": f"gemlite does not import ({type(e).__name__}: {e})"}
+        return import_failure(("gemlite",), "gemlite", e)
     return base
 
 

@@ -14,6 +14,8 @@ import os
 import ml_dtypes
 import numpy as np
 
+from kernels.loading import import_failure
+
 __all__ = ["interpreted", "device", "available", "observe", "to_torch", "to_numpy", "TORCH_DTYPES"]
 
 
@@ -69,7 +71,7 @@ def available() -> dict:
         import torch
         import triton  # noqa: F401
     except Exception as e:  # an absent or broken install is the reason
-        return {"ok": False, "reason": f"triton does not import ({type(e).__name__}: {e})"}
+        return import_failure(("torch", "triton"), "triton", e)
     if not interpreted() and not torch.cuda.is_available():
         return {"ok": False, "reason": "TRITON_INTERPRET is off and torch sees no CUDA device"}
     if interpreted() and type(triton.language.standard.zeros).__name__ != "InterpretedFunction":

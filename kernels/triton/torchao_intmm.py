@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.loading import import_failure
 from kernels.triton import runtime  # first: it sets TRITON_INTERPRET before triton is imported
 
 __all__ = ["available", "observe", "int_matmul", "int_scaled_matmul", "config"]
@@ -32,7 +33,7 @@ def available() -> dict:
     try:
         from torchao.kernel import intmm_triton  # noqa: F401
     except Exception as e:  # absent or incompatible torchao is the reason
-        return {"ok": False, "reason": f"torchao.kernel.intmm_triton does not import ({type(e).__name__}: {e})"}
+        return import_failure(("torchao",), "torchao.kernel.intmm_triton", e)
     return base
 
 
