@@ -184,6 +184,12 @@ def _example(m) -> tuple[tuple, dict, object]:
     i8 = lambda *s: rng.integers(-128, 128, s, dtype=np.int8)  # noqa: E731
     ident = lambda v: np.asarray(v, np.float64)  # noqa: E731
     fn = m.func
+    if m.target == "kernels.ggml.mul_mat":  # q4_0 weights in the repacking buffer type where it exists
+        from kernels.ggml.mul_mat import buffer_types
+
+        extra = [b for b in buffer_types() if b != "CPU"]
+        return ("q4_0", oracle.quantize(w, "q4_0"), [x]), dict(buffer_type=(extra or ["CPU"])[0]), \
+            lambda v: ident(v["ys"][0])
     if m.target == "kernels.ggml.calls":
         t = "q8_0" if "q8_0" in m.name else "q4_0"
         back = lambda v: ident(real(m.target, "dequantize")(v, t, 256))  # noqa: E731

@@ -26,7 +26,7 @@ register(KernelInfo(
 register(KernelInfo(
     name="triton.w4a16.esimd", package=_PKG, op="kernels.triton.w4a16 (_esimd_kernel)", module="kernels.triton.w4a16",
     conventions=("esimd.int4_gemv",), dtypes=("fp16", "bf16", "fp32"),
-    notes="ESIMD layout of seed 001: uint8 [N, K/2] adjacent nibbles (low = even k), fp16 scale [N, K/128], "
+    notes="ESIMD layout of intel/llm-scaler PR #352: uint8 [N, K/2] adjacent nibbles (low = even k), fp16 scale [N, K/128], "
           "(u4 - 8) * scale; fp32 accumulation; exact value + wxa16 bound",
 ))
 register(KernelInfo(

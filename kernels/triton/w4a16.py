@@ -3,7 +3,7 @@
 - GGML q4_0 (oracle/ggml/q4_0.py; ggml-common.h `block_q4_0`): rows of 18-byte blocks, fp16 d in
   bytes 0..1, byte 2 + j holds code(x[j]) in its low nibble and code(x[j+16]) in its high one;
   w = (nibble - 8) * fp32(d). K must be a multiple of 32.
-- ESIMD (oracle/conventions/esimd.py, seed 001's int4_GEMV.h): uint8 [N, K/2], low nibble = even
+- ESIMD (oracle/conventions/esimd.py, intel/llm-scaler PR #352's int4_GEMV.h): uint8 [N, K/2], low nibble = even
   k, high = odd k, fp16 scale [N, ceil(K/128)], w = (u4 - 8) * fp32(scale). K must be even.
 
 Arithmetic: the dequantized weight (nibble - 8) * scale is exact in fp32 (a 4-bit integer times an

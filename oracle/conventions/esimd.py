@@ -1,4 +1,4 @@
-"""The ESIMD INT4 GEMV format of intel/llm-scaler PR #352 (seed 001).
+"""The ESIMD INT4 GEMV format of intel/llm-scaler PR #352.
 
 Kernel: vllm/custom-esimd-kernels-vllm/csrc/xpu/esimd_kernels/int4_GEMV.h: weight uint8
 [N, K/2] with adjacent nibbles (low = even k), dequant (u4 - 8) * scale, fp16 scale [N, K/128]

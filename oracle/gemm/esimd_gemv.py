@@ -1,4 +1,4 @@
-"""A bit-level model of the ESIMD INT4 GEMV kernel's arithmetic (intel/llm-scaler PR #352, seed 001).
+"""A bit-level model of the ESIMD INT4 GEMV kernel's arithmetic (intel/llm-scaler PR #352).
 
 Source: vllm/custom-esimd-kernels-vllm/csrc/xpu/esimd_kernels/int4_GEMV.h (read at intel/llm-scaler
 7d73f30): `GEMV_int4_kernel<VL=128, K_SPLIT>`, `int4_dequant`, `select_vl_ks_int4`; the horizontal
