@@ -203,3 +203,14 @@ def mul_mat_tile_row_dropped(type_name: str, w_bytes: np.ndarray, xs: list, buff
             y[:, 7::8] = 0.0
         out["ys"] = ys
     return out
+
+
+@mutant("ggml.library_crashes_on_load", T, "available", "ggml.quantize",
+        mirrors="a shared library built for another CPU or glibc that dies in its constructors (SIGILL, SIGSEGV) "
+                "while the adapter loads it: without its own status the kernel would read as not installed",
+        caught_by="conformance/test_ggml.py::*")
+def available_crashes() -> dict:
+    """The library kills its process while loading (abort in a constructor)."""
+    import os
+
+    os.abort()

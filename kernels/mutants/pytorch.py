@@ -33,6 +33,17 @@ def int_mm_int16(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
     return acc.astype(np.int64).astype(np.uint32).view(np.int32)  # int32 wraps
 
 
+@mutant("torch.int_mm_refuses_odd_k", MM, "int_mm", "torch.int_mm",
+        mirrors="a kernel whose fast path takes only K % 4 == 0 (int8 dot products in groups of four) and "
+                "throws 'not supported' for the rest instead of falling back, though its API promises any K",
+        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_*")
+def int_mm_refuses_odd_k(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+    """RuntimeError('not supported') for K not a multiple of 4; the real kernel otherwise."""
+    if a.shape[1] % 4:
+        raise RuntimeError("not supported")
+    return real(MM, "int_mm")(a, b_kn)
+
+
 @mutant("torch.int4pack_zero_point_sign", I4, "int4pack_mm", "torch.weight_int4pack_mm",
         mirrors="an affine zero point (w = (q - zp) s) passed to tinygemm, which adds it (w = (q - 8) s + z): "
                 "the sign confusion between the two zero-point domains torchao documents",
