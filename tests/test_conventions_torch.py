@@ -141,23 +141,27 @@ def _nvfp4():
     return pytest.importorskip("torchao.prototype.mx_formats.nvfp4_tensor", reason="torchao NVFP4 absent")
 
 
-def _nvfp4_input(seed: int) -> np.ndarray:
-    """Weights with zero blocks, tiny blocks (scale clamp at 2^-6) and e2m1 half steps."""
+def _nvfp4_input(seed: int, times: float = 1.0) -> np.ndarray:
+    """Weights with zero blocks, tiny blocks (scale clamp at 2^-6) and e2m1 half steps; `times`
+    scales the whole tensor (0: all zero; 1e-43: tensor scale 0; 1e-37: 1/tensor scale = inf)."""
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((8, 128)) * rng.uniform(0.01, 50, (8, 1))).astype(np.float32)
     w[0, :16] = 0.0
     w[1, 16:32] *= np.float32(1e-6)
     w[2, :16] = np.float32(0.25) * np.arange(-8, 8, dtype=np.float32)  # multiples of half an e2m1 step
     w[2, 15] = 6.0
-    return w
+    w[3, ::5] = 0.0
+    return (w * np.float32(times)).astype(np.float32)
 
 
 @pytest.mark.parametrize("two_level", [True, False])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_nvfp4_against_torchao(two_level: bool, seed: int) -> None:
+@pytest.mark.parametrize("seed,times", [(0, 1.0), (1, 1.0), (2, 1.0), (0, 0.0), (1, 1e-43), (2, 1e-37)])
+def test_nvfp4_against_torchao(two_level: bool, seed: int, times: float) -> None:
+    """Every byte, the NaN corners included: an all-zero tensor packs to 0xCC with 0xFF scales
+    (the bit-level encoder on torch's NaN), 0 * inf elements to 0xB (oracle/conventions/nvfp4.py)."""
     m = _nvfp4()
     conv = conventions.get("nvfp4.two_level" if two_level else "nvfp4.one_level")
-    w = _nvfp4_input(seed)
+    w = _nvfp4_input(seed, times)
     t = torch.from_numpy(w)
     pts = m.per_tensor_amax_to_scale(t.abs().max()) if two_level else None
     s8, data = m.nvfp4_quantize(t, 16, pts)
@@ -167,6 +171,11 @@ def test_nvfp4_against_torchao(two_level: bool, seed: int) -> None:
     assert np.array_equal(packed["scales"], s8.view(torch.uint8).numpy())
     if two_level:
         assert packed["tensor_scale"].view(np.uint32)[0] == pts.reshape(1).numpy().view(np.uint32)[0]
+    if two_level and times == 0.0:
+        assert np.all(packed["weight"] == 0xCC) and np.all(packed["scales"] == 0xFF)
     nv = m.NVFP4Tensor(data, s8, 16, torch.float32, per_tensor_scale=pts)
-    assert np.array_equal(conv.dequantize(conv.unpack({**packed, "k": w.shape[1]}, w.shape[1])).view(np.uint32),
-                          nv.dequantize(torch.float32).numpy().view(np.uint32))
+    got = conv.dequantize(conv.unpack({**packed, "k": w.shape[1]}, w.shape[1]))
+    want = nv.dequantize(torch.float32).numpy()
+    finite = np.isfinite(want)
+    assert np.array_equal(np.isnan(got), np.isnan(want))  # NaN payloads are not part of the convention
+    assert np.array_equal(got[finite].view(np.uint32), want[finite].view(np.uint32))
