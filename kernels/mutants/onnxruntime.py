@@ -57,3 +57,26 @@ def tail_dropped(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level)
     a[:, (k // block) * block:] = 0
     return real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
                                   accuracy_level=accuracy_level)
+
+
+Q = "kernels.onnxruntime.int8_gemm"
+
+
+@mutant("ort.qlinearmatmul_requant_half_away", Q, "qlinearmatmul", "onnxruntime.qlinearmatmul",
+        mirrors="a scalar port of MLAS's requantize step that rounds with std::round / roundf (half away from zero) "
+                "where _mm_cvtps_epi32 rounds half to even: the same bytes except where acc * scale is an exact half",
+        caught_by="conformance/test_onnxruntime_int8.py::test_qlinearmatmul_requant_ties*")
+def qlinear_half_away(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, **kw):
+    """QLinearMatMul outputs requantized with round half away from zero instead of half to even."""
+    f = np.float32
+    # the int32 sums the real QLinearMatMul forms: MatMulInteger through the same MLAS GEMM, with the weight
+    # rewrite of session.x64quantprecision only where it reaches QLinearMatMul (since-version 10, not 21)
+    mm_kw = {**kw, "precision": kw.get("precision", False) and kw.get("opset", 13) < 21}
+    acc = real(Q, "matmulinteger")(a, b, a_zero_point, b_zero_point, **mm_kw)["y"]
+    out = real(Q, "qlinearmatmul")(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, **kw)
+    scale = ((f(a_scale) * np.asarray(b_scale, f)).astype(f) / f(y_scale)).astype(f).reshape(1, -1)
+    v = (acc.astype(f) * scale).astype(f)
+    away = np.sign(v) * np.floor(np.abs(v) + f(0.5))
+    info = np.iinfo(out["y"].dtype)
+    y = np.clip(away.astype(np.int64) + int(y_zero_point), info.min, info.max).astype(out["y"].dtype)
+    return {**out, "y": y}
