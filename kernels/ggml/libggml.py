@@ -1,7 +1,7 @@
 """ctypes adapter to libggml as bundled in llama-cpp-python: quantize, dequantize, vec_dot.
 
 What it calls (declarations from the installed headers `include/ggml.h` and
-`include/ggml-cpu.h` that the llama-cpp-python 0.3.36 wheel ships; ggml 0.25.x):
+`include/ggml-cpu.h` that llama-cpp-python 0.3.36 installs; ggml 0.25.x):
 - `ggml_quantize_chunk(type, src, dst, start, nrows, n_per_row, imatrix)` (libggml-base):
   single-threaded; dispatches to `quantize_<type>` (ggml/src/ggml.c). A type without such a
   function (q8_1, q8_K, the integer types) reaches `assert(false)` and then a failing
@@ -16,11 +16,16 @@ What it calls (declarations from the installed headers `include/ggml.h` and
   CPU backend's SIMD activation quantizer and dot product, compiled for its ISA.
 Type names are ggml's own (`ggml_type_name`), lower-cased: 'q4_0', 'q4_k', 'iq4_nl', 'mxfp4'.
 
-The CPU backend in this wheel is ONE library, `lib/libggml-cpu.so`, built with
-GGML_NATIVE=OFF defaults: AVX, AVX2, FMA, F16C, BMI2, no AVX512 (ggml_cpu_has_* report the
-compile-time flags, see `cpu_features()`). There is no runtime ISA knob for it: the x86 code
-path is fixed when the wheel is built. To get another path, rebuild llama-cpp-python with
-CMAKE_ARGS, e.g. `-DGGML_NATIVE=OFF -DGGML_AVX512=ON` (one library) or
+The CPU backend of a default install is ONE library, `lib/libggml-cpu.so`. pip builds
+llama-cpp-python from its sdist, and ggml's CMake turns GGML_NATIVE on unless it cross-compiles or
+SOURCE_DATE_EPOCH is set (ggml/CMakeLists.txt, GGML_NATIVE_DEFAULT), so that library is compiled
+with `-march=native`: it has the ISA of the machine that built it, AVX-512 included where that
+machine had it, and no fixed list can be written down here. What it was compiled for is read
+from the library itself: `cpu_features()` calls its ggml_cpu_has_* functions (compile-time
+facts, not the host's), and `kernels.ggml.calls.observe()` reports them (`compiled`, and the
+highest level as `isa`). There is no runtime ISA knob for it: the x86 code path is fixed when
+the library is built. To get another path, rebuild llama-cpp-python with CMAKE_ARGS, e.g.
+`-DGGML_NATIVE=OFF -DGGML_AVX512=ON` (one library) or
 `-DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON` (one `libggml-cpu-<variant>.so` per ISA:
 x64, sse42, sandybridge, haswell, skylakex, icelake, alderlake, sapphirerapids; ggml's own
 loader picks the supported one with the highest `ggml_backend_score()`). With variant
