@@ -5,14 +5,14 @@ Schema `qoracle-certificate/2`, documented field by field in docs/certificate.md
   isa_levels, flags, known_levels, gpus}, packages {name: version or null}, kernels {name: identity},
   isa [{requested, observed, skipped, pytest_exit_code}], runs [{isa_requested, skipped?,
   pytest_exit_code, cases [...], vectors?}], vectors [offline golden-vector sets], benchmarks
-  (pytest-benchmark rows or null), summary {verdict PASSED|KNOWN_DEFECTS|FAILED|EMPTY, counts {status: n},
-  kernels {kernel: {isa: {status: n}}}}.
+  (pytest-benchmark rows or null), summary {verdict PASSED|KNOWN_DEFECTS|FAILED|EMPTY, why (one sentence),
+  counts {status: n}, kernels {kernel: {isa: {status: n}}}}.
 A case is what conformance/conftest.py records (nodeid, kernel, isa_requested, isa_observed,
 shape, status (oracle/status.py: BIT_EXACT|BOUNDED|SUSPECT|FAIL|CRASHED|LOAD_FAILED|UNSUPPORTED|UNAVAILABLE), convention, what, detail, mismatch,
 metrics, worst_ratio, reproduce) or what `qoracle verify` records for an offline case (the same
 keys, isa_requested "offline", plus golden {file, sha256}, model and histogram).
 Reports from the same dict: summary.md (markdown), report.html (reports/html.py) and junit.xml
-(reports/junit.py).
+(reports/junit.py); summary.md and report.html share their grouping and counts (reports/digest.py).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from importlib import metadata
 
 from kernels.isa import ORDER, host_flags, levels_on_host
 from oracle.status import FAILING, Status
+from reports import digest
 
 SCHEMA = "qoracle-certificate/2"
 PACKAGES = ("qoracle", "numpy", "ml_dtypes", "torch", "onnxruntime", "llama_cpp_python", "gguf",
@@ -166,6 +167,7 @@ def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: lis
         "benchmarks": benchmarks,
         "summary": {
             "verdict": verdict,
+            "why": digest.why(runs, verdict),
             "counts": dict(sorted(counts.items())),
             "kernels": {k: {i: dict(v) for i, v in d.items()} for k, d in sorted(per_kernel.items())},
         },
@@ -176,17 +178,78 @@ def all_cases(cert: dict) -> list[dict]:
     return [c for r in cert["runs"] for c in r.get("cases", [])]
 
 
-def _fmt_ratio(c: dict) -> str:
-    r = c.get("worst_ratio")
-    return "" if r is None else f"{r:.3g}"
+SHOW_NEW_MD, SHOW_KNOWN_MD = 25, 10  # failure groups summary.md shows in full; the rest are counted
+
+
+def _md_counts(cert: dict) -> list[str]:
+    lines = ["| kernel | level | " + " | ".join(digest.CATEGORIES) + " | cases |",
+             "|---|---|" + "---:|" * (len(digest.CATEGORIES) + 1)]
+    for kernel, per_level in digest.category_counts(cert).items():
+        for level, c in per_level.items():
+            lines.append(f"| {kernel} | {level} | " + " | ".join(str(c.get(x, 0) or "") for x in digest.CATEGORIES)
+                         + f" | {sum(c.values())} |")
+    return lines
+
+
+def _md_groups(groups: list[digest.Group], limit: int, what: str) -> list[str]:
+    if not groups:
+        return [f"No {what}."]
+    cases = sum(len(g.cases) for g in groups)
+    lines = [f"{cases} cases in {len(groups)} groups (same test, status and first detail line across levels); "
+             f"showing {min(limit, len(groups))} of {len(groups)}" + ("." if len(groups) <= limit else
+                                                                       "; report.html lists every case.")]
+    for i, g in enumerate(groups[:limit], 1):
+        c = g.first
+        lines += ["", f"### {i}. {g.status} {g.kernel}: `{g.nodeid}`", "",
+                  f"levels {', '.join(g.levels)}; {len(g.cases)} case(s); convention {c.get('convention') or '-'}; "
+                  f"shape {', '.join(g.shapes[:6])}" + (f" and {len(g.shapes) - 6} more" if len(g.shapes) > 6 else "")]
+        if g.known_defect:
+            lines += ["", f"known defect: {g.known_defect}"]
+        lines += ["", "```", *digest.diagnostics(c, max_lines=6), *(f"reproduce: {r}" for r in g.reproduce), "```"]
+    return lines
+
+
+def _md_ratios(cert: dict) -> list[str]:
+    lines = ["| kernel | level | judged | with a ratio | at 0 | over 1 | worst ratio | worst probable-tier ratio |"
+             " without a ratio |", "|---|---|" + "---:|" * 7]
+    levels = digest.levels(cert)
+    for kernel, rows in digest.aligned(cert).items():
+        for level in levels:
+            st = digest.ratio_stats([r.cells[level] for r in rows if level in r.cells])
+            if st.judged:
+                lines.append(f"| {kernel} | {level} | {st.judged} | {len(st.rigorous)} | "
+                             f"{sum(v == 0 for v in st.rigorous)} | {sum(v > 1 for v in st.rigorous)} | "
+                             f"{digest.ratio(max(st.rigorous, default=None))} | "
+                             f"{digest.ratio(max(st.probable, default=None))} | {st.without} |")
+    return lines
 
 
 def markdown(cert: dict) -> str:
+    """summary.md: the HTML page's reading order in Markdown, bounded (failures grouped and capped, no matrix)."""
     s = cert["summary"]
-    lines = [f"# qoracle certificate: {s['verdict']}", "",
+    groups = digest.failure_groups(cert)
+    orphans = digest.failing_tests_without_case(cert)
+    lines = [f"# qoracle certificate: {s['verdict']}", "", f"**{s.get('why') or digest.why(cert['runs'], s['verdict'])}**",
+             "", "Contents: kernels x levels, new failures, known defects, error vs bound, unavailable kernels, "
+             "kernels and ISA levels, golden vectors. Every case, level by level: report.html.", "",
              f"- host: {cert['host']['cpu']} ({', '.join(cert['host']['isa_levels'])})",
              f"- GPUs: {', '.join(g['name'] for g in cert['host'].get('gpus', [])) or 'none seen by torch'}",
-             f"- created: {cert['created']}, schema {cert['schema']}, oracle {cert.get('oracle_version')}", ""]
+             f"- created: {cert['created']}, schema {cert['schema']}, oracle {cert.get('oracle_version')}",
+             "", "## Kernels x levels", "", *_md_counts(cert),
+             "", "## New failures", "", *_md_groups([g for g in groups if not g.known_defect], SHOW_NEW_MD, "new failures")]
+    if orphans:
+        lines += ["", "## Failed tests that recorded no failing case", ""]
+        lines += [f"- {lv}: `{f.get('nodeid', '')}` ({f.get('when', '')}): {digest.first_line(f.get('message'))[:300]}"
+                  for lv, f in orphans[:25]]
+        lines += [f"- and {len(orphans) - 25} more"] if len(orphans) > 25 else []
+    lines += ["", "## Known defects", "", *_md_groups([g for g in groups if g.known_defect], SHOW_KNOWN_MD, "known defects"),
+              "", "## Error vs bound", "", "Worst error as a fraction of the rigorous bound and of its probable tier, "
+              "per judged case; byte comparisons and crashes have no ratio.", "", *_md_ratios(cert)]
+    unavailable = sorted({(c["kernel"], digest.first_line(c.get("detail"))) for c in all_cases(cert)
+                          if c["status"] == "UNAVAILABLE"})
+    if unavailable:
+        lines += ["", "## Unavailable kernels", ""] + [f"- {k}: {why}" for k, why in unavailable]
+    lines += ["", "## Kernels and ISA levels", ""]
     for name, k in cert.get("kernels", {}).items():
         if k.get("registered"):
             lines.append(f"- kernel {name}: {k['package']} {k['version'] or '(not installed here)'}, op `{k['op']}`")
@@ -195,24 +258,10 @@ def markdown(cert: dict) -> str:
             lines.append(f"- --isa {i['requested']}: skipped, {i['skipped']}")
         elif i.get("observed"):
             lines.append(f"- --isa {i['requested']}: observed {', '.join(i['observed'])}")
-    lines += ["", "| kernel | isa | " + " | ".join(STATUSES) + " |", "|---|---|" + "---|" * len(STATUSES)]
-    for k, d in s["kernels"].items():
-        for isa, c in d.items():
-            lines.append(f"| {k} | {isa} | " + " | ".join(str(c.get(x, 0)) for x in STATUSES) + " |")
     for v in cert.get("vectors", []):
         lines += ["", f"## Golden vectors ({v['convention']}, seed {v.get('seed')})", "",
                   f"- manifest SHA-256 {v['manifest_sha256']}"]
         lines += [f"- {f}: {h}" for f, h in sorted(v["files"].items())]
-    bad = [c for c in all_cases(cert) if c["status"] in BAD]
-    if bad:
-        lines += ["", "## Failures", ""]
-        for c in bad:
-            known = f" (known defect: {c['known_defect']})" if c.get("known_defect") else ""
-            lines += [f"### {c['kernel']} at --isa {c['isa_requested']} {c.get('shape', '')}: {c['status']}{known}", "",
-                      "```", c.get("detail", ""), f"reproduce: {c.get('reproduce', '')}", "```", ""]
-    unavailable = {(c["kernel"], c.get("detail", "")) for c in all_cases(cert) if c["status"] == "UNAVAILABLE"}
-    if unavailable:
-        lines += ["", "## Unavailable kernels", ""] + [f"- {k}: {why}" for k, why in sorted(unavailable)]
     return "\n".join(lines) + "\n"
 
 
