@@ -84,6 +84,7 @@ class Q3_K(Format, name="q3_k"):
         return in_chunks(_quantize, blocks, BLOCK_BYTES)
 
     @classmethod
+    @np.errstate(invalid="ignore", over="ignore")  # an inf scale times a zero code is NaN, as in C
     def dequantize_blocks(cls, blocks: np.ndarray) -> np.ndarray:
         d = f16_field(blocks, 108)
         u = unpack_scales(blocks[:, 96:108]).astype(np.int32)
