@@ -82,7 +82,8 @@ class Group:
 
 
 def failure_groups(cert: dict) -> list[Group]:
-    """Every failing case once, grouped; new failures first (worst status first), then known defects."""
+    """Every failing case once, grouped; new failures first (worst status first), then known defects; groups
+    of the same test keep the order they were first met in."""
     groups: dict[tuple, Group] = {}
     for run in cert["runs"]:
         for c in run.get("cases", []):
@@ -91,8 +92,7 @@ def failure_groups(cert: dict) -> list[Group]:
             key = (c.get("nodeid", ""), c["kernel"], c["status"], first_line(c.get("detail")), c.get("known_defect"))
             g = groups.get(key) or groups.setdefault(key, Group(key[0], key[1], key[2], key[3], key[4]))
             g.cases.append(c)
-    return sorted(groups.values(), key=lambda g: (g.known_defect is not None, _SEVERITY[g.status], g.kernel,
-                                                  g.nodeid, g.headline))
+    return sorted(groups.values(), key=lambda g: (g.known_defect is not None, _SEVERITY[g.status], g.kernel, g.nodeid))
 
 
 def failing_tests_without_case(cert: dict) -> list[tuple[str, dict]]:
@@ -116,9 +116,9 @@ def diagnostics(c: dict, max_lines: int = 12) -> list[str]:
     m = c.get("mismatch") or {}
     if m:
         where = m.get("index")
+        err = "".join(f", {k} {ratio(m[k])}" for k in ("error", "bound") if m.get(k) is not None)
         out.append(f"first bad element {where}: expected {m.get('expected')!r} ({m.get('expected_hex')}), "
-                   f"actual {m.get('actual')!r} ({m.get('actual_hex')}), error {ratio(m.get('error'))}, "
-                   f"bound {ratio(m.get('bound'))}; {m.get('count', 1)} bad in all")
+                   f"actual {m.get('actual')!r} ({m.get('actual_hex')}){err}; {m.get('count', 1)} bad in all")
     if c.get("worst_ratio") is not None or c.get("worst_ratio_probable") is not None:
         out.append(f"worst error/bound {ratio(c.get('worst_ratio'))} (rigorous), "
                    f"{ratio(c.get('worst_ratio_probable'))} (probable tier)")

@@ -79,8 +79,9 @@ def test_html_is_self_contained_and_escaped(cert):
     for bad in ("<link", " src=", "url(", "@import", "https://"):
         assert bad not in page, bad
     assert set(re.findall(r"https?://[^\"' ]+", page)) == {"http://www.w3.org/2000/svg"}  # a namespace, never fetched
-    assert page.count("<svg") >= 3  # per-case ratios, per-element ratios, ULPs from the model
-    assert "Verdict matrix" in page and "--isa avx2" in page and "offline" in page
+    assert page.count("<svg") >= 3  # per-kernel ratio strips, per-element ratios, ULPs from the model
+    assert "All cases" in page and "<th>avx2</th>" in page and "<th>offline</th>" in page
+    assert page.count('<div class="fail') == 2 + 2  # FAIL, CRASHED, and the two offline FAIL cases
     assert "bench.py::test_gemv" in page and "no benchmark figures" not in page
     c2 = dict(c, benchmarks=None)
     assert "no benchmark figures" in html_report(c2)
@@ -105,6 +106,7 @@ def test_write_reports_writes_four_files(cert, tmp_path):
     assert [os.path.basename(p) for p in paths] == ["certificate.json", "summary.md", "report.html", "junit.xml"]
     md = open(tmp_path / "summary.md").read()
     assert "FAILED" in md and "skipped, the host has no amx_tile" in md and "manifest SHA-256" in md
+    assert md.startswith("# qoracle certificate: FAILED\n\n**FAILED: ")
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -114,18 +116,47 @@ def _png_size(path) -> tuple[int, int]:
     return struct.unpack(">II", head[16:24])
 
 
+# Opens every collapsed section, then writes into the DOM whether the page is wider than the window.
+_PROBE = ("<script>document.querySelectorAll('details').forEach(function(d){d.open=true});"
+          "var e=document.documentElement;document.body.setAttribute('data-fits',String(e.scrollWidth<=innerWidth));"
+          "document.body.setAttribute('data-width',e.scrollWidth+'/'+innerWidth)</script>")
+LAPTOP = (1366, 768)
+
+
+def _chromium(tmp_path, *args: str) -> str:
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={LAPTOP[0]},{LAPTOP[1]}"]
+    return subprocess.run(flags + list(args), check=True, capture_output=True, timeout=90, text=True).stdout
+
+
+def _fits(tmp_path, page: str, name: str) -> str:
+    path = tmp_path / name
+    path.write_text(page.replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    body = re.search(r"<body[^>]*>", _chromium(tmp_path, "--dump-dom", f"file://{path}")).group(0)
+    return body
+
+
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is absent (Debian package 'chromium')")
 def test_report_renders_in_headless_chromium(cert, tmp_path):
     c, _ = cert
+    unbroken = _case("FAIL", nodeid="conformance/test_x.py::t[" + "w" * 300 + "]", convention="c" * 150,
+                     detail="d" * 600, reproduce="pytest " + "r" * 400)  # long words must wrap, not widen the page
+    runs = [{**c["runs"][0], "cases": [*c["runs"][0]["cases"], unbroken]}, *c["runs"][1:]]
+    c = build(runs, kernels=c["selection"]["kernels"], profile="quick")
     write_reports(c, str(tmp_path))
     url = "file://" + str(tmp_path / "report.html")
-    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}"]
     png = tmp_path / "shot.png"
-    subprocess.run(flags + [f"--screenshot={png}", "--window-size=1400,1000", url], check=True, capture_output=True,
-                   timeout=60)
-    assert png.exists() and png.stat().st_size > 20_000 and _png_size(png) == (1400, 1000)
-    dom = subprocess.run(flags + ["--dump-dom", url], check=True, capture_output=True, timeout=60, text=True).stdout
-    assert "Verdict matrix" in dom and dom.count("<svg") >= 3 and "FAILED" in dom
+    _chromium(tmp_path, f"--screenshot={png}", url)
+    assert png.exists() and png.stat().st_size > 20_000 and _png_size(png) == LAPTOP
+    dom = _chromium(tmp_path, "--dump-dom", url)
+    for section in ("why", "counts", "new", "known", "errors", "matrix", "host", "packages"):
+        assert f'id="{section}"' in dom and f'href="#{section}"' in dom, section
+    assert dom.count("<svg") >= 3 and "FAILED: " in dom and "<details" in dom
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'data-fits="true"' in _fits(tmp_path, page, "probe.html")  # no horizontal overflow at laptop width
+    # the probe can see overflow: the same page with one element wider than the window
+    assert 'data-fits="false"' in _fits(tmp_path, page.replace("</body>", '<div style="width:3000px">x</div></body>'),
+                                        "wide.html")
     if os.environ.get("QORACLE_KEEP_SCREENSHOT"):
         shutil.copy(png, os.environ["QORACLE_KEEP_SCREENSHOT"])
