@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from oracle.status import FAILING, NOT_JUDGED, Status
 
 __all__ = ["CATEGORIES", "Group", "Row", "aligned", "category", "category_counts", "diagnostics", "failure_groups",
-           "failing_tests_without_case", "is_new", "levels", "ratio", "ratio_stats", "why"]
+           "failing_tests_without_case", "first_line", "is_new", "levels", "ratio", "ratio_stats", "RatioStats", "why"]
 
 _BAD = frozenset(s.value for s in FAILING)
 _NOT_JUDGED = frozenset(s.value for s in NOT_JUDGED)
