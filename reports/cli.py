@@ -137,6 +137,12 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
     return fingerprint(args.kernel, args.mutant)
 
 
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from reports.zoo import main as zoo
+
+    return zoo(args.entry, args.list, args.cache, args.json, args.markdown, args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reports.vectors import oracle_version
 
@@ -205,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     fp.add_argument("--kernel", required=True, help="a registered kernel name with a probe set")
     fp.add_argument("--mutant", default=None, help="fingerprint a deliberately wrong kernel (kernels/mutants) instead")
     fp.set_defaults(func=_cmd_fingerprint)
+    z = sub.add_parser("zoo", help="the suite against real upstream defects: affected and fixed releases, each in its own venv")
+    z.add_argument("--entry", action="append", default=[], help="only entries matching these globs")
+    z.add_argument("--list", action="store_true", help="print the registry and stop")
+    z.add_argument("--cache", default="~/.cache/qoracle-zoo", help="folder for the environments (one per package and version)")
+    z.add_argument("--json", default=None, help="also write the report as JSON to this file")
+    z.add_argument("--markdown", default=None, help="also write the Markdown table to this file (docs/zoo.md)")
+    z.add_argument("--timeout", type=float, default=1200, help="seconds for one selection's pytest run")
+    z.set_defaults(func=_cmd_zoo)
     return p
 
 
