@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 
 PROFILES = ("default", "explore")
 _COMMON = dict(deadline=None, print_blob=True, database=None, phases=(Phase.explicit, Phase.generate),
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 settings.register_profile("default", derandomize=True, max_examples=60, **_COMMON)
 settings.register_profile("explore", derandomize=False, max_examples=200, **_COMMON)
 

@@ -24,6 +24,7 @@ import fnmatch
 import json
 import os
 import shlex
+import warnings
 
 import pytest
 
@@ -34,6 +35,10 @@ from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
 
 CASE_KEY = "qoracle_case"  # user_properties key of a recorded case
+
+
+class SuspectResult(UserWarning):
+    """A case outside the probable error tier but inside the rigorous bound (oracle/status.py)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -220,11 +225,12 @@ def qsession(request: pytest.FixtureRequest) -> Session:
 class Judge:
     """Records a case's verdict and turns it into the test's outcome.
 
-    FAIL, CRASHED, SUSPECT and LOAD_FAILED fail the test with the oracle's full message and the
-    reproduce line, and retire the worker; a failure that matches the test's registered known
-    defect raises KnownDefectFailure instead (its strict xfail). UNAVAILABLE (not installed, no
-    such hardware) and UNSUPPORTED (a clean refusal of an input outside the kernel's declared
-    space) skip it with the reason. Every case, whatever its status, is recorded.
+    FAIL, CRASHED and LOAD_FAILED fail the test with the oracle's full message and the reproduce
+    line, and retire the worker; a failure that matches the test's registered known defect raises
+    KnownDefectFailure instead (its strict xfail). SUSPECT (outside the probable tier only) is a
+    warning: recorded, shown, and the case goes on. UNAVAILABLE (not installed, no such hardware)
+    and UNSUPPORTED (a clean refusal of an input outside the kernel's declared space) skip it
+    with the reason. Every case, whatever its status, is recorded.
     """
 
     def __init__(self, session: Session, item: pytest.Item) -> None:
@@ -244,6 +250,9 @@ class Judge:
         self.item.user_properties.append((CASE_KEY, json.dumps(case, default=str)))
         if result.status in ("UNAVAILABLE", "UNSUPPORTED"):
             pytest.skip(f"{kernel} {result.status.lower()}: {result.detail}")
+        if result.status == "SUSPECT":
+            warnings.warn(SuspectResult(message), stacklevel=2)
+            return
         if not result.ok:
             # a kernel that lied may also have corrupted its process's heap: the next case starts
             # in a fresh worker, so the damage is charged to this case and not the next one

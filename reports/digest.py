@@ -178,6 +178,10 @@ def why(cert_runs: list[dict], verdict: str) -> str:
     if known:
         parts.append(f"{_plural(len(known), 'known defect')} in "
                      f"{_plural(len({c['kernel'] for c in known}), 'kernel')}")
+    suspect = [c for c in cases if c["status"] == Status.SUSPECT.value]
+    if suspect:
+        parts.append(f"{_plural(len(suspect), 'suspect case')} (outside the probable error tier, inside the "
+                     "rigorous bound: a warning)")
     if verdict == "PASSED":
         parts.insert(0, f"{_plural(len(judged), 'case')} judged in {_plural(len({c['kernel'] for c in judged}), 'kernel')},"
                         " every one bit-exact or within its bound")

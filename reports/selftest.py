@@ -6,7 +6,7 @@ unmutated on this host (an unregistered upstream defect, a missing feature) prov
 a mutant, so it is excluded from every mutant run (`--deselect`) and listed. Then one pytest
 process per mutant, restricted to the mutant's kernels (`--mutant` selects them), under the
 default derandomized profile, stopping at the first failure: the mutant is KILLED when a test
-that passed unmutated fails with a verdict (FAIL, SUSPECT, CRASHED, LOAD_FAILED, or an ISA cap
+that passed unmutated fails with a verdict (FAIL, CRASHED, LOAD_FAILED, or an ISA cap
 that did not take effect), and that test with the first line of its message says which check
 caught it. A failure that is no verdict (an import error, a broken test, or an exception raised
 by the mutant's own code, which the suite reports as a refusal) is an ERROR, not a kill. SURVIVED
@@ -57,7 +57,7 @@ def _pytest(args: list[str], results: str, timeout: float) -> tuple[int, dict, s
     return rc, data, out[-2000:], time.monotonic() - t0
 
 
-_VERDICTS = ("FAIL", "SUSPECT", "CRASHED", "LOAD_FAILED", "AssertionError: --isa")  # a check's failure
+_VERDICTS = ("FAIL", "CRASHED", "LOAD_FAILED", "AssertionError: --isa")  # a check's failure
 # a programming error in the mutant's own code (a stale signature, a typo), reported as a refusal: not a verdict
 _OWN_EXCEPTION = re.compile(r"the kernel refused an input[^:]*: (TypeError|AttributeError|NameError|UnboundLocalError|"
                             r"ImportError|ModuleNotFoundError)\b")

@@ -110,8 +110,15 @@ def test_not_judged_statuses_skip_and_are_recorded(monkeypatch, status: str) -> 
     assert json.loads(item.user_properties[0][1])["status"] == status
 
 
-@pytest.mark.parametrize("status", ["LOAD_FAILED", "SUSPECT"])
+@pytest.mark.parametrize("status", ["LOAD_FAILED", "FAIL", "CRASHED"])
 def test_failing_statuses_fail(monkeypatch, status: str) -> None:
     judge, _ = _judge(monkeypatch, None)
     with pytest.raises(Failed, match=status):
         judge(Result(status, "conv", "op", detail="why"), kernel="k.x")
+
+
+def test_suspect_is_a_recorded_warning(monkeypatch) -> None:
+    judge, item = _judge(monkeypatch, None)
+    with pytest.warns(cc.SuspectResult, match="SUSPECT"):
+        judge(Result("SUSPECT", "conv", "op", detail="outside the probable tier"), kernel="k.x")
+    assert json.loads(item.user_properties[0][1])["status"] == "SUSPECT"

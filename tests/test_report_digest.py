@@ -63,7 +63,8 @@ def test_new_failures_sort_worst_status_first():
     def cases(lv):
         return [_case("FAIL", "t::0", isa=lv, known="registered"), _case("SUSPECT", "t::a", isa=lv),
                 _case("FAIL", "t::b", isa=lv), _case("CRASHED", "t::c", isa=lv)]
-    assert [g.nodeid for g in digest.failure_groups(_cert(cases, rc=1))] == ["t::c", "t::b", "t::a", "t::0"]
+    # SUSPECT is a warning (oracle/status.py), not a failure: it has no failure group
+    assert [g.nodeid for g in digest.failure_groups(_cert(cases, rc=1))] == ["t::c", "t::b", "t::0"]
 
 
 def test_why_sentences():
