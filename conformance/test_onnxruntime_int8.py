@@ -10,8 +10,9 @@ int16 pairs of MLAS's u8 x s8 kernel on x64 hosts without VNNI. Each case is jud
   byte for byte, fp32 outputs as the modelled prediction byte for byte (the epilogue's order is
   fixed), never a strict-xfail: a wrong prediction is a failure here.
 - `exact`: against the exact model. On a saturating host, cases built to saturate deviate by
-  design (onnxruntime's session option docs; onnxruntime issue 16105): they run as strict
-  expected failures (`_BY_DESIGN`) until the known-defect registry covers them.
+  design (onnxruntime's session option docs; onnxruntime issue 16105), registered as such in
+  conformance/known_defects.py: on a host whose MLAS saturates they are strict expected failures
+  that only the registered FAIL satisfies.
 """
 from __future__ import annotations
 
@@ -21,19 +22,13 @@ import pytest
 from conformance import calls
 from kernels.isa import host_flags, levels_on_host
 from oracle.gemm.mlas_int8 import (accumulator, dynamic_quantize_u8, float_output, model_for, qlinear_scale,
-                                   requantize, u8s8_saturates)
+                                   requantize)
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MODULE = "kernels.onnxruntime.int8_gemm"
 F = np.float32
 U8, S8 = np.uint8, np.int8
 _CONV = {"exact": "mlas.int8.exact", "u8s8_int16_pairs": "mlas.int8.u8s8_int16_pairs", "host": "mlas.int8 (host model)"}
-_SATURATING_HOST = u8s8_saturates(host_flags())
-_BY_DESIGN = pytest.mark.xfail(
-    _SATURATING_HOST, strict=True,
-    reason="by design: MLAS's u8 x s8 kernel on x64 without VNNI sums adjacent products into saturating int16 "
-           "(onnxruntime session option session.x64quantprecision; onnxruntime issue 16105)")
-
 
 def _kernel(op: str) -> str:
     return f"onnxruntime.{op}"
@@ -128,7 +123,6 @@ def test_matmulinteger_u8s8_host_model(qsession, judge, mkn: str, zp: str, b_con
 
 
 @pytest.mark.kernel("onnxruntime.matmulinteger")
-@_BY_DESIGN
 @pytest.mark.parametrize("b_const", [True, False], ids=["b_init", "b_input"])
 @pytest.mark.parametrize("zp", _ZPS)
 @pytest.mark.parametrize("mkn", sorted(_SHAPES))
@@ -139,7 +133,7 @@ def test_matmulinteger_u8s8_exact(qsession, judge, mkn: str, zp: str, b_const: b
 
 @pytest.mark.kernel("onnxruntime.matmulinteger")
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_matmulinteger_int16_edges(qsession, judge, which: str, threads: int) -> None:
     """Pair sums of exactly +-32767/-32768 (must not change) beside ones a step past (saturate); odd K tail."""
     a, b = _straddle()
@@ -240,14 +234,14 @@ def test_x64quantprecision_weight_within_64(qsession, judge, op: str) -> None:
 
 
 @pytest.mark.parametrize("op", _ops("matmulinteger", "qlinearmatmul", "matmulintegertofloat"))
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_x64quantprecision_weight_as_input(qsession, judge, op: str, which: str) -> None:
     """The rewrite only touches initializers: a weight fed as a graph input still saturates with the option on."""
     _precision_case(qsession, judge, op, which, precision=True, b_const=False)
 
 
 @pytest.mark.kernel("onnxruntime.qlinearmatmul")
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_x64quantprecision_qlinearmatmul_opset21(qsession, judge, which: str) -> None:
     """The rewrite matches QLinearMatMul since-version 10 only: in an opset-21 model the option leaves B s8."""
     _precision_case(qsession, judge, "qlinearmatmul", which, precision=True, opset=21)
@@ -287,7 +281,7 @@ def test_qlinearmatmul_requant_ties(qsession, judge, out: str) -> None:
 
 @pytest.mark.kernel("onnxruntime.qlinearmatmul")
 @pytest.mark.parametrize("zp", ["za128_zb-5", "za255_zbcol"])
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_qlinearmatmul_u8s8(qsession, judge, which: str, zp: str) -> None:
     """Full-range u8 x s8 with per-tensor and per-column B scale / zero point, output clamped at both ends."""
     for key in ("m4_k256", "k65_n9", "k257_n33"):
@@ -327,7 +321,7 @@ def _to_float(qsession, judge, which: str, a, b, sa, sb, za, zb, bias, **kw) -> 
 @pytest.mark.kernel("onnxruntime.matmulintegertofloat")
 @pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
 @pytest.mark.parametrize("zp", ["none", "za128_zb-5", "za255_zbcol"])
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_matmulintegertofloat_u8s8(qsession, judge, which: str, zp: str, bias: bool) -> None:
     """fp32(float(acc) * fp32(sa * sb[n])) + bias[n], per-tensor and per-column scales, B initializer and input."""
     rng = np.random.default_rng(len(zp))
@@ -393,7 +387,7 @@ def _dq_matmul(qsession, judge, which: str, x, b, sb, zb, bias, **kw) -> None:
 
 
 @pytest.mark.kernel("onnxruntime.dynamicquantizematmul")
-@pytest.mark.parametrize("which", ["host", pytest.param("exact", marks=_BY_DESIGN)])
+@pytest.mark.parametrize("which", ["host", "exact"])
 def test_dynamicquantizematmul_u8s8(qsession, judge, which: str) -> None:
     """Activations whose codes reach 255 (a row of the maximum), halves on the code grid, full-range s8 weights."""
     rng = np.random.default_rng(4)

@@ -218,6 +218,10 @@ def _example(m) -> tuple[tuple, dict, object]:
         xz = x.copy()
         xz[1] = 0  # a padding token
         return (xz, conv.pack(qw)["weight"], qw.scales, 32), {}, lambda v: ident(v["y"])
+    if fn == "qlinearmatmul":  # u8 x s8 (K, N), requantized to u8 around zero point 128
+        a, b = rng.integers(0, 256, (4, 256), dtype=np.uint8), rng.integers(-64, 65, (256, 32), dtype=np.int8)
+        return (a, f32(0.02), np.uint8(128), b, f32(0.01), np.int8(0), f32(0.5), np.uint8(128)), {}, \
+            lambda v: ident(v["y"])
     if fn == "matmulnbits":
         conv = dataclasses.replace(conventions.get("ort.matmulnbits.int4.asym"), group_size=32)
         qw = conv.quantize(w[:, :240])
