@@ -14,8 +14,9 @@ exactly as the upstream path produces them.
   in the INPUT dtype (each op rounded to bf16/fp16 as torch's CPU kernels do) then cast to fp32;
   symmetric int8 in [-127, 127] for act_mapping_type="symmetric".
 - ONNX Runtime MatMulNBits accuracy_level 4 (onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp
-  QuantizeARow_CompInt8): per block of the weight block size along K, scale = amax / 127,
-  q = RNE(x * (scale ? 1/scale : 0)).
+  QuantizeARow_CompInt8_avx2): per block of the weight block size along K, scale = amax / 127.f,
+  q = _mm256_round_ps(x * (amax ? 127.f / amax : 0), nearest), i.e. RNE with the multiplier
+  computed from amax, not 1/scale (the two differ by an ulp for many amax, moving near-half codes).
 - BesTLA (intel/neural-speed bestla/bestla/kernel_ref.h `quantize_fp_s8_colblock`,
   `quantize_fp_u8_colblock`): s8 scale = max(FLT_MIN, amax)/127, q = cast<int8>(x * (1/s));
   u8 scale = (max - min(min, 0))/255, zp = cast<uint8>(-min / s), q = zp + cast<int>(x * (1/s)).
@@ -73,10 +74,11 @@ register(Convention(
 register(Convention(
     name="act.ort.matmulnbits.int8_blk", kind="activation", bits=8, symmetric=True, group_size=32,
     scale_rule="absmax", divisor=127, qmin=-128, qmax=127, rounding="rne", zero_domain="fixed",
-    packing="bytes",
-    source="onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp: QuantizeARow_CompInt8 (accuracy_level 4)",
-    summary="per-K-block int8 (ORT MatMulNBits accuracy_level 4): s = amax/127, q = RNE(x * (s ? 1/s : 0))",
-    confirmed="source reading only"))
+    inverse="divisor_over_stat", packing="bytes",
+    source="onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp: QuantizeARow_CompInt8_avx2 (accuracy_level 4)",
+    summary="per-K-block int8 (ORT MatMulNBits accuracy_level 4): s = amax/127, q = RNE(x * (amax ? 127/amax : 0))",
+    confirmed="onnxruntime 1.32 AVX2 MatMulNBits outputs on near-half and exact-half inputs "
+              "(tests/test_ort_level4_int8.py)"))
 register(Convention(
     name="act.bestla.s8", kind="activation", bits=8, symmetric=True, group_size=32,
     scale_rule="absmax", divisor=127, qmin=-128, qmax=127, rounding="half_away", zero_domain="fixed",

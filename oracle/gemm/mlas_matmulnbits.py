@@ -4,8 +4,18 @@ accuracy_level 0 (onnxruntime/contrib_ops/cpu/quantization/matmul_nbits.cc, MLAS
 sqnbitgemm fp32 kernels): exact a @ dequant(B).T with the fp32 accumulation bound, each
 weight carrying u32 * (|q s| + |zp s| + |w|) (MLAS may form (q - zp) * s or q * s - zp * s,
 fused or not). accuracy_level 4 (onnxruntime/core/mlas/lib/sqnbitgemm_kernel_avx2.cpp,
-`QuantizeARow_CompInt8` and the CompInt8 kernels): A quantized per block by
+`QuantizeARow_CompInt8_avx2` and the CompInt8 kernels): A quantized per block by
 act.ort.matmulnbits.int8_blk, exact int32 block sums, `acc += qsum * (a_scale * b_scale)`.
+
+The BlkSum CompInt8 kernels do not subtract the zero point in the integer sum. They dot the raw
+unsigned codes q with the int8 activations, scale each block by fp32(a_scale * b_scale), then add
+sum_b ABlockSum[b] * QuantBBlkSum[b] through MLAS's fp32 SGEMM (GemmFloatKernel), where
+ABlockSum = fp32(a_scale * sum_k qa_k) (`QuantizeARow_CompInt8_avx2`) and QuantBBlkSum =
+-b_scale * zp in fp32 (`ComputePackBlkSum`, zp 2^(bits-1) without zero points); for 2 bits the same in
+sqnbitgemm_kernel_avx2_2bit_blklen{32,64,128}.h (`SQ2BitGemmKernel_BlkSum_CompInt8_*`). Both
+products are of the size of a_scale * b_scale * sum |qa q| and can cancel to a far smaller result, so
+the bound carries the larger of the two forms' term sums (some kernels, 4-bit with M = 1 among them,
+subtract the zero point in the integer sum instead).
 """
 from __future__ import annotations
 
@@ -48,17 +58,27 @@ def level4_model(a, qw, conv):
     k, g = a.shape[1], conv.group_size
     nb = -(-k // g)
     pad = nb * g - k
-    ac = np.pad(qa.codes.astype(np.int64), ((0, 0), (0, pad)))
-    wc = np.pad(qw.codes.astype(np.int64) - zero_point_columns(qw, conv, qw.zeros), ((0, 0), (0, pad)))
-    qsum = np.einsum("mbk,nbk->bmn", ac.reshape(a.shape[0], nb, g), wc.reshape(wc.shape[0], nb, g))
+    ac = np.pad(qa.codes.astype(np.int64), ((0, 0), (0, pad))).reshape(a.shape[0], nb, g)
+    q = np.pad(qw.codes.astype(np.int64), ((0, 0), (0, pad))).reshape(qw.codes.shape[0], nb, g)
+    zp = zero_point_columns(qw, conv, qw.zeros)[:, ::g].astype(np.int64)  # (N, nb), one per block
+    wc = q - zp[:, :, None]
+    qsum = np.einsum("mbk,nbk->bmn", ac, wc)
     sa, sb = qa.scales.astype(F).T[:, :, None], qw.scales.astype(F).T[:, None, :]  # (nb, M, 1), (nb, 1, N)
     acc = np.zeros(qsum.shape[1:], F)
     for b in range(nb):
         acc = fmaf(qsum[b].astype(F), (sa[b] * sb[b]).astype(F), acc)
     scale = sa.astype(np.float64) * sb.astype(np.float64)
     exact = (qsum.astype(np.float64) * scale).sum(axis=0)
-    # MLAS may split a block's int32 sum into lane partials converted and scaled separately before a
-    # float reduction: sum |a_k w_k| bounds every partial, and K + 3 roundings bound any such tree
-    abs_terms = np.einsum("mbk,nbk->bmn", np.abs(ac).reshape(a.shape[0], nb, g), np.abs(wc).reshape(wc.shape[0], nb, g))
-    bound = gamma_bound(k + 3, "fp32", n_terms=k) * (abs_terms * np.abs(scale)).sum(axis=0) * (1 + 2.0 ** -40)
+    scale = np.abs(scale)
+    # zero point in the integer sum: the terms are lane partials of sum qa (q - zp)
+    terms_zp = (np.einsum("mbk,nbk->bmn", np.abs(ac), np.abs(wc)) * scale).sum(axis=0)
+    # BlkSum kernels: lane partials of sum qa q, and ABlockSum * QuantBBlkSum = a_s sum(qa) * (-b_s zp)
+    raw = np.einsum("mbk,nbk->bmn", np.abs(ac), np.abs(q))
+    corr = np.abs(ac.sum(axis=2)).T[:, :, None] * np.abs(zp).T[:, None, :]
+    terms_blksum = ((raw + corr) * scale).sum(axis=0)
+    # at most k nonzero integer partials plus nb block-sum products, any summation tree (height
+    # terms - 1), and three roundings on a term: fp32(a_s * b_s) or the two block-sum factors, the
+    # int32 -> fp32 conversion of a partial, and its product
+    h = k + nb + 2
+    bound = gamma_bound(h, "fp32", n_terms=k + nb) * np.maximum(terms_zp, terms_blksum) * (1 + 2.0 ** -40)
     return acc, exact, bound
