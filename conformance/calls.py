@@ -8,6 +8,11 @@ against the kernel's declared parameter space (KernelInfo.space): outside it, UN
 recorded skip, never a pass); inside it, a FAIL that quotes the refusal. Otherwise the value
 comes back (or, through `run_observed`, the value with what the worker saw of the ISA that ran).
 Details are scrubbed of this machine's paths before they are recorded.
+
+Two invariants hold for every call that answers, each its own named FAIL: the call leaves its
+inputs byte-identical (checked in the worker, where the library shares their memory), and the
+first call of each test, made twice, returns identical bytes (unless the kernel's KernelInfo
+declares it nondeterministic, for example atomic split-K sums).
 """
 from __future__ import annotations
 
@@ -15,13 +20,15 @@ import os
 import sys
 import tempfile
 
+import numpy as np
+
 from conformance.known_defects import features_seen
 from kernels.pytorch import evidence
 from kernels.registry import get as kernel_info
 from kernels.worker import Outcome
 from oracle.verdict import Result
 
-__all__ = ["require_available", "observe", "run", "run_observed", "failure", "scrub"]
+__all__ = ["require_available", "observe", "run", "run_observed", "failure", "scrub", "same_bytes", "invariants"]
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PREFIXES = sorted({(_ROOT, "<checkout>"), (sys.prefix, "<python>"), (sys.base_prefix, "<python>"),
@@ -60,10 +67,10 @@ def _outside_space(kernel: str, shape: tuple[int, ...], isa: str) -> str:
 
 
 def require_available(qsession, judge, kernel: str, module: str, convention: str, *args,
-                      check: str = "available", shape: tuple[int, ...] = ()) -> None:
+                      check: str = "available", shape: tuple[int, ...] = (), worker=None) -> None:
     """Judge the case UNAVAILABLE (a recorded skip) or LOAD_FAILED unless `module.check(*args)` says
-    the kernel runs here."""
-    out = qsession.worker.call(module, check, *args)
+    the kernel runs here (in `worker`, by default the session's)."""
+    out = (worker or qsession.worker).call(module, check, *args)
     status = "UNAVAILABLE"
     if not out.ok:
         status, detail = "LOAD_FAILED", f"{check}() did not answer: {out.status}: {out.detail[:600]}"
@@ -82,12 +89,51 @@ def observe(qsession, module: str) -> dict:
     return out.value if out.ok else {}
 
 
+def same_bytes(a, b) -> bool:
+    """Whether two call results are the same bytes (arrays by dtype, shape and bytes; dicts, lists
+    and tuples element by element; anything else by equality)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and a.tobytes() == b.tobytes())
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_bytes(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_bytes(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+def invariants(qsession, judge, kernel: str, module: str, func: str, out: Outcome, args, kwargs,
+               convention: str, what: str, shape: tuple[int, ...], worker=None) -> None:
+    """Judge FAIL when the call wrote into its inputs, or (first call of a test) a second call differs."""
+    if out.inputs_written:
+        judge(Result("FAIL", convention, what or func,
+                     detail=f"invariant inputs-unchanged: the call changed the bytes of its {', '.join(out.inputs_written)}"),
+              kernel=kernel, shape=shape)
+    first = judge.nodeid not in qsession.repeated
+    qsession.repeated.add(judge.nodeid)
+    if not first or not _deterministic(kernel):
+        return
+    again = (worker or qsession.worker).call(module, func, *args, **kwargs)
+    if again.ok and not same_bytes(out.value, again.value):
+        judge(Result("FAIL", convention, what or func,
+                     detail="invariant repeatable: the same call made twice in one process returned different bytes"),
+              kernel=kernel, shape=shape)
+
+
+def _deterministic(kernel: str) -> bool:
+    try:
+        return kernel_info(kernel).deterministic
+    except ValueError:
+        return True
+
+
 def run(qsession, judge, kernel: str, module: str, func: str, *args, convention: str, what: str = "",
         shape: tuple[int, ...] = (), **kwargs):
     """`module.func(*args, **kwargs)` in the worker: its value, or the case judged CRASHED / FAIL."""
     out = qsession.worker.call(module, func, *args, **kwargs)
     if not out.ok:
         judge(failure(out, convention, what or func, kernel, shape, qsession.isa), kernel=kernel, shape=shape)
+    invariants(qsession, judge, kernel, module, func, out, args, kwargs, convention, what, shape)
     return out.value
 
 
@@ -97,4 +143,5 @@ def run_observed(qsession, judge, kernel: str, module: str, func: str, *args, co
     r = evidence.run(qsession.worker, module, func, *args, **kwargs)
     if not r.outcome.ok:
         judge(failure(r.outcome, convention, what or func, kernel, shape, qsession.isa), kernel=kernel, shape=shape)
+    invariants(qsession, judge, kernel, module, func, r.outcome, args, kwargs, convention, what, shape)
     return r

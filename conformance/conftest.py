@@ -89,6 +89,7 @@ class Session:
         self.failures: list[dict] = []
         self.outcomes: dict[str, int] = {}
         self.tests: dict[str, str] = {}  # nodeid -> outcome (the selftest counts kills per test)
+        self.repeated: set[str] = set()  # tests whose first kernel call was made twice (calls.py)
         self.explore: bool = config.getoption("explore")
         name = config.getoption("mutant")
         self.mutant: mutants.Mutant | None = mutants.get(name) if name else None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import oracle.activations  # noqa: F401  (registers the activation conventions)
-from kernels.triton import harness
+from conformance import triton_harness as harness
 from oracle.conventions import get
 from oracle.gemm.da8w4 import da8w4_exact, da8w4_linear
 from oracle.verdict import compare_bounded, compare_exact

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.triton import harness
+from conformance import triton_harness as harness
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.verdict import compare_bounded
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels.triton import harness
+from conformance import triton_harness as harness
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.verdict import compare_bounded, compare_exact
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import oracle
-from kernels.triton import harness
+from conformance import triton_harness as harness
 from oracle.conventions import get
 from oracle.gemm._common import cast_out
 from oracle.gemm.wxa16 import wxa16_exact

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 import oracle.activations  # noqa: F401  (registers the activation conventions)
-from kernels.triton import harness
+from conformance import triton_harness as harness
 from oracle.conventions import get
 from oracle.gemm.w8a8 import int8_matmul, w8a8_exact, w8a8_linear, wrap_int32
 from oracle.strategies import int8_codes

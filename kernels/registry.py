@@ -68,6 +68,8 @@ class KernelInfo:
     conventions: oracle format/convention names the kernel implements.
     isa_knobs: environment variables that cap the kernel's ISA (kernels/isa.py), empty if none.
     space: the shapes it declares it accepts (None: every shape its tests pass).
+    deterministic: whether the same call returns the same bytes every time (False for kernels
+    that sum in hardware arrival order, such as atomic split-K); the suite checks the claim.
     """
 
     name: str
@@ -79,6 +81,7 @@ class KernelInfo:
     dtypes: tuple[str, ...] = ()
     notes: str = ""
     space: Space | None = None
+    deterministic: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

@@ -90,6 +90,7 @@ class Outcome:
     env: dict[str, str] = field(default_factory=dict)
     call: str = ""  # "module.func"
     stage: str = "call"  # "import": it ended before the module finished importing
+    inputs_written: tuple[str, ...] = ()  # arguments whose bytes the call changed ("arg 0", "kw x", "arg 2[1]")
 
     @property
     def ok(self) -> bool:
@@ -257,9 +258,11 @@ class Worker:
         deadline = t0 + timeout
         stage, proc = "import", None
 
+        written: tuple[str, ...] = ()
+
         def done(status: str, value: Any, detail: str, replace: bool) -> Outcome:
             out = Outcome(status, value, detail, self._take_stdout(), time.monotonic() - t0, dict(self.env),
-                          f"{module}.{func}", stage)
+                          f"{module}.{func}", stage, written)
             if replace:
                 self.close()
             return out
@@ -273,7 +276,7 @@ class Worker:
             if reply == _IMPORTED:
                 stage = "call"
                 reply = self._read(proc, deadline)
-            status, value, detail = reply
+            status, value, detail, written = reply
         except TimeoutError:
             return done("timeout", None, f"no answer in {timeout:.0f} s; worker killed", True)
         except _OverMemory as e:
@@ -340,6 +343,30 @@ def _out_of_memory(e: BaseException) -> bool:
     return isinstance(e, MemoryError) or any(s in str(e).lower() for s in _ALLOC_FAILED)
 
 
+def _fingerprints(args: tuple, kwargs: dict) -> dict[str, bytes]:
+    """A digest of every numpy array among the arguments (also inside lists and tuples), by name: a
+    kernel must not write into what its caller passed, and the worker holds the very arrays the
+    adapter hands to the library (torch.from_numpy and friends share their memory)."""
+    import hashlib
+
+    import numpy as np
+
+    out: dict[str, bytes] = {}
+
+    def visit(name: str, v: Any) -> None:
+        if isinstance(v, np.ndarray):
+            out[name] = hashlib.blake2b(v.tobytes(), digest_size=16).digest()
+        elif isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                visit(f"{name}[{i}]", x)
+
+    for i, a in enumerate(args):
+        visit(f"arg {i}", a)
+    for k, a in kwargs.items():
+        visit(f"kw {k}", a)
+    return out
+
+
 def _serve() -> None:
     """Worker side: answer calls until the parent closes the pipe."""
     limit = _limit_memory()
@@ -353,14 +380,17 @@ def _serve() -> None:
             module, func, args, kwargs = _read_frame(proto_in)
         except EOFError:
             return
+        before = _fingerprints(args, kwargs)
         try:
             fn = importlib.import_module(module)
             _write_frame(proto_out, _IMPORTED)
-            reply = ("ok", getattr(fn, func)(*args, **kwargs), "")
+            reply = ("ok", getattr(fn, func)(*args, **kwargs), "", ())
         except Exception as e:  # the kernel's own error is a result, not a worker failure
-            reply = ("error", None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+            reply = ("error", None, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}", ())
             if limit and _out_of_memory(e):
-                reply = ("crashed", None, f"memory limit {_gib(limit)} exceeded: {type(e).__name__}: {e}")
+                reply = ("crashed", None, f"memory limit {_gib(limit)} exceeded: {type(e).__name__}: {e}", ())
+        after = _fingerprints(args, kwargs)
+        reply = (*reply[:3], tuple(name for name, h in before.items() if after.get(name) != h))
         try:
             sys.stdout.flush()
         except (OSError, ValueError):
@@ -368,7 +398,7 @@ def _serve() -> None:
         try:
             _write_frame(proto_out, reply)
         except (pickle.PicklingError, TypeError, AttributeError, MemoryError) as e:
-            _write_frame(proto_out, ("error", None, f"the value could not be sent back: {type(e).__name__}: {e}"))
+            _write_frame(proto_out, ("error", None, f"the value could not be sent back: {type(e).__name__}: {e}", ()))
         if reply[0] == "crashed":
             return  # the parent replaces a worker that ran out of memory
 

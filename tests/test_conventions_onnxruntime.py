@@ -48,7 +48,7 @@ def test_quantizer_bytes(bits: int, sym: bool, k: int) -> None:
 
 
 def _matmulnbits_model(n: int, k: int, bits: int, block: int, packed, scales, zeros):
-    onnx = pytest.importorskip("onnx", reason="onnx not installed")
+    pytest.importorskip("onnx", reason="onnx not installed")
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [numpy_helper.from_array(packed, "B"), numpy_helper.from_array(scales.reshape(-1), "S")]

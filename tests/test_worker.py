@@ -166,3 +166,16 @@ def test_a_library_crash_in_a_test_fails_that_test_and_the_next_call_works():
     with pytest.raises(pytest.fail.Exception, match="crashed: killed by signal SIGSEGV"):
         run(P, "segfault")
     assert run(P, "getenv", "QORACLE_PROBE") is None
+
+
+def test_a_kernel_that_writes_its_inputs_is_caught():
+    """The worker compares every array argument's bytes before and after the call, in the process
+    where the library really shares their memory."""
+    x = np.ones(4, np.float32)
+    rows = [np.zeros(2, np.int8), np.zeros(2, np.int8)]
+    with Worker() as w:
+        out = w.call(P, "writes_its_input", x, rows)
+        assert out.ok and out.inputs_written == ("arg 0", "arg 1[1]")
+        clean = w.call(P, "echo", x)
+        assert clean.ok and clean.inputs_written == ()
+    assert x[0] == 1.0  # the caller's own array is a different copy: only the worker can see the write

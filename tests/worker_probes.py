@@ -103,3 +103,14 @@ def available() -> dict:
 
 if os.environ.get("QORACLE_PROBE_IMPORT") == "segfault":  # a library that crashes as it is imported
     segfault()
+
+
+def writes_its_input(x, rows: list) -> float:
+    """A kernel that scribbles on what its caller passed (in place, as a torch.from_numpy alias would)."""
+    x[0] = -1.0
+    rows[1][0] = 7
+    return float(x.sum())
+
+
+def echo(x):
+    return x

@@ -2,7 +2,7 @@
 
 Worker-side modules: kernels/triton/{w8a8,w4a16,da8w4,torchao_intmm,gemlite}.py (each importing
 kernels/triton/runtime.py first, which picks native CUDA or the CPU interpreter); the test-process
-side is kernels/triton/harness.py. Nothing here imports triton or torch: registering is free.
+side is conformance/triton_harness.py. Nothing here imports triton or torch: registering is free.
 """
 from kernels.registry import KernelInfo, register
 
@@ -53,7 +53,7 @@ register(KernelInfo(
 register(KernelInfo(
     name="triton.gemlite.a16w4", package="gemlite", op="gemlite.GemLiteLinearTriton (GEMV_REVSPLITK for M <= 4)",
     module="kernels.triton.gemlite", conventions=("gemlite.a16w4: fp16((q - 8) * s), fp32 atomic split-K",),
-    dtypes=("fp16", "fp32"),
+    dtypes=("fp16", "fp32"), deterministic=False,  # atomic split-K adds partials in arrival order
     notes="HQQ-style pack (uint8 codes, fp16 group scales, zero 8): each weight rounded to fp16 as (q - 8) * s, "
           "fp32 products and sums, partials added atomically into an fp32 output; needs a CUDA GPU (imports "
           "torch.cuda at import time)",

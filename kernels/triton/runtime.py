@@ -3,7 +3,7 @@
 Triton reads TRITON_INTERPRET when a kernel is decorated, so the choice is made here, before any
 kernel module imports triton: native on a CUDA device when torch sees one, otherwise the
 interpreter (numpy semantics, one program instance at a time) on CPU tensors. The test process
-starts a dedicated worker with the same environment (kernels/triton/harness.py), so a triton
+starts a dedicated worker with the same environment (conformance/triton_harness.py), so a triton
 imported earlier by another adapter cannot have fixed the mode first.
 """
 from __future__ import annotations
@@ -54,6 +54,13 @@ if os.environ.get("TRITON_INTERPRET", "0") == "1":
         _numpy2_index_shim()
     except ImportError:  # no triton: available() says so
         pass
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (asked of the shared worker before the Triton worker starts)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def interpreted() -> bool:
