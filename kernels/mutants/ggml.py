@@ -214,3 +214,4 @@ def available_crashes() -> dict:
     import os
 
     os.abort()
+

@@ -59,6 +59,23 @@ def tail_dropped(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level)
                                   accuracy_level=accuracy_level)
 
 
+_CALLS = [0]
+
+
+@mutant("ort.result_varies_call_to_call", T, "matmulnbits", "onnxruntime.matmulnbits",
+        mirrors="a reduction whose order follows thread scheduling (work stealing, atomics): every answer lies "
+                "within the error bound, but the same call gives different bytes from one call to the next",
+        caught_by="conformance/test_onnxruntime_matmulnbits.py::*")
+def varies(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+    """The real output, with its first element one float32 ulp higher on every other call."""
+    y = np.array(real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
+                                        accuracy_level=accuracy_level), dtype=np.float32)
+    _CALLS[0] += 1
+    if _CALLS[0] % 2 == 0:
+        y.reshape(-1)[0] = np.nextafter(y.reshape(-1)[0], np.float32(np.inf))
+    return y
+
+
 Q = "kernels.onnxruntime.int8_gemm"
 
 

@@ -44,6 +44,17 @@ def int_mm_refuses_odd_k(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
     return real(MM, "int_mm")(a, b_kn)
 
 
+@mutant("torch.int_mm_clobbers_its_input", MM, "int_mm", "torch.int_mm",
+        mirrors="a kernel that packs or negates A in place to save a buffer (an in-place reorder of the "
+                "activation) and never restores it: the result is right, the caller's tensor is not",
+        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_*")
+def int_mm_clobbers(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+    """The right int32 product, with A's first element negated in place afterwards."""
+    c = real(MM, "int_mm")(a, b_kn)
+    a[0, 0] = -a[0, 0] if a[0, 0] not in (0, -128) else 1
+    return c
+
+
 @mutant("torch.int4pack_zero_point_sign", I4, "int4pack_mm", "torch.weight_int4pack_mm",
         mirrors="an affine zero point (w = (q - zp) s) passed to tinygemm, which adds it (w = (q - 8) s + z): "
                 "the sign confusion between the two zero-point domains torchao documents",
