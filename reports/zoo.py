@@ -58,6 +58,8 @@ class VersionOutcome:
 
 def _first_lines(message: str) -> tuple[str, str]:
     lines = [ln.strip() for ln in message.strip().splitlines() if ln.strip()]
+    if lines and lines[0].startswith("Failed: "):  # pytest.fail's prefix, not the suite's words
+        lines[0] = lines[0][len("Failed: "):]
     return (lines[0] if lines else "", lines[1] if len(lines) > 1 else "")
 
 
@@ -163,7 +165,7 @@ def markdown(report: dict) -> str:
         if fixed and fixed["status"] == "FALSE ALARM":
             printed = f"{printed} / fixed: {fixed['printed']}"
         out.append(f"| [{r['id']}]({r['link']}) | {r['kind']} | {_cell(r['trigger'], 200)} | {_version_cell(aff)} | "
-                   f"{fixed_cell} | {r['verdict']} | {_cell(printed, 240)} |")
+                   f"{fixed_cell} | {r['verdict']} | {_cell(printed, 400)} |")
     gaps = [r for r in rows if r["verdict"] not in (*DETECTED_VERDICTS, "KNOWN (by design)")]
     if gaps:
         out += ["", "## Gaps", "",
@@ -197,9 +199,10 @@ def _scrub(text: str, cache: Path) -> str:
 
 
 def _pip_reason(stderr: str) -> str:
-    errors = [ln.strip() for ln in stderr.splitlines() if ln.strip().startswith("ERROR")]
-    lines = errors or [ln.strip() for ln in stderr.splitlines() if ln.strip()][-3:]
-    return " ".join(lines)[:600]
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    cause = [ln for ln in lines if "requested" in ln or "No matching distribution" in ln]  # the resolver's why
+    return " ".join(dict.fromkeys([*errors[:1], *cause, *errors[1:]] or lines[-3:]))[:600]
 
 
 def env_name(package: str, version: str, pins: tuple[str, ...]) -> str:

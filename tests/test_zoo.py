@@ -76,7 +76,7 @@ def test_env_name_one_per_package_and_version():
 
 # ----------------------------------------------------------------------------- classification
 
-_FAIL = {"message": "FAIL: MatMulNBits int4 asym zp block 512 [ort.matmulnbits.int4.asym]\n  24 of 24 elements outside"}
+_FAIL = {"message": "Failed: FAIL: MatMulNBits int4 asym zp block 512 [ort.matmulnbits.int4.asym]\n  24 of 24 elements outside"}
 _JUDGED = {"status": "PASSED", "nodeid": "n"}
 _SKIP = {"status": "UNAVAILABLE", "detail": "onnxruntime not installed"}
 
