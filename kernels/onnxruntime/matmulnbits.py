@@ -56,8 +56,10 @@ def _model(k: int, n: int, bits: int, block: int, accuracy_level: int, weight, s
                             block_size=block, accuracy_level=accuracy_level)
     graph = helper.make_graph([node], "matmulnbits", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [None, k])],
                               [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n])], inits)
-    model = helper.make_model(graph, ir_version=10, opset_imports=[helper.make_opsetid("", 21),
-                                                                  helper.make_opsetid("com.microsoft", 1)])
+    # the graph holds no standard-domain node, so the oldest IR and opset any MatMulNBits release reads
+    # (onnxruntime 1.17 loads IR <= 9) serve every release alike
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17),
+                                                                 helper.make_opsetid("com.microsoft", 1)])
     return model.SerializeToString()
 
 def matmulnbits(a: np.ndarray, weight: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, *, k: int,
