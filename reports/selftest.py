@@ -5,7 +5,7 @@ mutants' kernels without a mutant comes first and records each test's outcome; a
 unmutated on this host (an unregistered upstream defect, a missing feature) proves nothing about
 a mutant, so it is excluded from every mutant run (`--deselect`) and listed. Then one pytest
 process per mutant, restricted to the mutant's kernels (`--mutant` selects them), under the
-default derandomized profile, stopping at the first failure: the mutant is KILLED when a test
+default derandomized profile, stopping after five failures: the mutant is KILLED when a test
 that passed unmutated fails with a verdict (FAIL, CRASHED, LOAD_FAILED, or an ISA cap
 that did not take effect), and that test with the first line of its message says which check
 caught it. A failure that is no verdict (an import error, a broken test, or an exception raised
@@ -72,17 +72,24 @@ def run_one(name: str, profile: str = "quick", first_failure_only: bool = True, 
             excluded: tuple[str, ...] = ()) -> MutantRun:
     """Run the suite against one mutant, without the `excluded` tests, and classify the outcome."""
     with tempfile.TemporaryDirectory(prefix="qoracle-selftest-") as tmp:
-        args = ["--profile", profile, "--mutant", name, *(["-x"] if first_failure_only else []),
+        # a few failures, not one: the first may be a registered defect's test passing under the mutant
+        # (XPASS), which is no verdict; the first failure that is one decides
+        args = ["--profile", profile, "--mutant", name, *(["--maxfail", "5"] if first_failure_only else []),
                 *[a for t in excluded for a in ("--deselect", t)]]
         rc, data, out, secs = _pytest(args, os.path.join(tmp, "results.json"), timeout)
     outcomes = data.get("outcomes", {})
     failures = data.get("failures", [])
     if rc == 1 and failures:
+        own = next((f for f in failures if _OWN_EXCEPTION.search(f["message"])), None)
+        if own:  # the mutant is broken: whatever else failed proves nothing about the suite
+            return MutantRun(name, "ERROR", own["nodeid"], f"the mutant's own code raised: {_first_line(own['message'])}",
+                             outcomes, secs)
+        kill = next((f for f in failures if _first_line(f["message"]).startswith(_VERDICTS)), None)
+        if kill:
+            return MutantRun(name, "KILLED", kill["nodeid"], _first_line(kill["message"]), outcomes, secs)
         first = failures[0]
-        line = _first_line(first["message"])
-        if line.startswith(_VERDICTS) and not _OWN_EXCEPTION.search(first["message"]):
-            return MutantRun(name, "KILLED", first["nodeid"], line, outcomes, secs)
-        return MutantRun(name, "ERROR", first["nodeid"], f"failed, but not by a verdict: {line}", outcomes, secs)
+        return MutantRun(name, "ERROR", first["nodeid"], f"failed, but not by a verdict: {_first_line(first['message'])}",
+                         outcomes, secs)
     if rc == 0:
         ran = outcomes.get("passed", 0) + outcomes.get("xfailed", 0)
         return MutantRun(name, "SURVIVED" if ran else "UNEXERCISED", outcomes=outcomes, seconds=secs,

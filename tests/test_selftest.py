@@ -1,7 +1,7 @@
 """The conformance suite kills every deliberately wrong kernel (kernels/mutants), and the selftest says so.
 
 The battery test runs `qoracle selftest`'s machinery over every mutant (quick profile, one pytest
-process per mutant restricted to its kernels, stopping at the first failure, two at a time):
+process per mutant restricted to its kernels, stopping after five failures, two at a time):
 CI fails if one survives or if a run fails for a reason that is no check's verdict. It skips the
 unmutated baseline run, since the same CI job runs the conformance suite itself.
 """

@@ -99,11 +99,11 @@ def int4pack_off_by_one(x, codes, scales_and_zeros, group_size, inner_k_tiles=2)
         mirrors="a GEMV (M = 1) fast path that accumulates in the activation dtype (fp16/bf16) while the "
                 "GEMM path uses fp32: right everywhere except M = 1",
         caught_by="conformance/test_pytorch_weight_only.py::test_int8pack_full_range_codes*")
-def int8pack_gemv_half(x, w, scales):
+def int8pack_gemv_half(x, w, scales, x_offset_bytes: int = 0):
     """For M = 1 and fp16/bf16 activations, the dot products are summed in that half type."""
     x = np.asarray(x)
     if x.shape[0] != 1 or x.dtype == np.float32:
-        return real(I8, "int8pack_mm")(x, w, scales)
+        return real(I8, "int8pack_mm")(x, w, scales, x_offset_bytes)
     wf = (w.astype(F) * np.asarray(scales).astype(F)[:, None]).astype(F)
     acc = np.zeros(w.shape[0], x.dtype)
     xf = x[0].astype(F)
@@ -116,11 +116,11 @@ def int8pack_gemv_half(x, w, scales):
         mirrors="fp32 -> bf16 by dropping the low 16 bits (truncation) instead of rounding to nearest even, "
                 "as early bf16 conversions in several CPU kernels did",
         caught_by="conformance/test_pytorch_weight_only.py::test_int8pack_*bf16*")
-def int8pack_bf16_trunc(x, w, scales):
+def int8pack_bf16_trunc(x, w, scales, x_offset_bytes: int = 0):
     """bf16 outputs are the fp32 results with their low 16 bits cut off."""
     x = np.asarray(x)
     if x.dtype != ml_dtypes.bfloat16:
-        return real(I8, "int8pack_mm")(x, w, scales)
+        return real(I8, "int8pack_mm")(x, w, scales, x_offset_bytes)
     y32 = real(I8, "int8pack_mm")(x.astype(F), w, np.asarray(scales).astype(F))
     return (np.ascontiguousarray(y32, F).view(np.uint32) & np.uint32(0xFFFF0000)).view(F).astype(ml_dtypes.bfloat16)
 
