@@ -1,7 +1,9 @@
 """GGML vec_dot models: block parsing against gguf-py's dequantization, every modelled order
 inside the exact-value bound, and the AVX2 model bit-exact against libggml's CPU vec_dot."""
 import ctypes
+import hashlib
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -117,6 +119,28 @@ def test_avx2_model_bit_exact_against_libggml(x_type):
     if x_type == "q8_0":  # the -128 * -128 sign quirk is libggml's, not the model's invention
         block = np.concatenate([np.array([1.0], "<f2").view(np.uint8), np.full(32, 0x80, np.uint8)])[None, :]
         assert run("q8_0", 32, block, block)[0] == vec_dot("q8_0", "q8_0", block, block, variant="avx2")[0]
+
+
+RECORDED = os.path.join(os.path.dirname(__file__), "data", "ggml_vec_dot_avx2.json")
+
+
+@pytest.mark.parametrize("x_type", ["q4_0", "q8_0"])
+def test_avx2_model_matches_vectors_recorded_from_libggml(x_type):
+    """The AVX2 order model against libggml's haswell-level vec_dot outputs recorded on an AVX2-only
+    host (tests/data/ggml_vec_dot_avx2.json says which build), so the model stays pinned on hosts
+    whose own libggml runs another path."""
+    with open(RECORDED, encoding="utf-8") as f:
+        rec = json.load(f)
+    xq, yq = _data(x_type, "q8_0", 3, rows=64, n=2048)
+    assert hashlib.sha256(xq.tobytes() + yq.tobytes()).hexdigest() == rec[x_type]["inputs_sha256"]
+    want = np.frombuffer(bytes.fromhex(rec[x_type]["libggml_f32_hex"]), np.float32)
+    assert np.array_equal(vec_dot(x_type, "q8_0", xq, yq, variant="avx2").astype(np.float32).view(np.uint32),
+                          want.view(np.uint32))
+    assert not np.array_equal(vec_dot(x_type, "q8_0", xq, yq, variant="generic").astype(np.float32), want)
+    if x_type == "q8_0":  # the -128 * -128 sign quirk, as libggml returned it
+        block = np.concatenate([np.array([1.0], "<f2").view(np.uint8), np.full(32, 0x80, np.uint8)])[None, :]
+        quirk = np.frombuffer(bytes.fromhex(rec["q8_0_minus128_block"]["libggml_f32_hex"]), np.float32)
+        assert vec_dot("q8_0", "q8_0", block, block, variant="avx2")[0] == quirk[0]
 
 
 @pytest.mark.libggml
