@@ -124,3 +124,19 @@ def test_torch_per_tensor_dynamic(dtype: str, reduce_range: bool, seed: int) -> 
         scale, zp = q["choose"]
         assert (np.float32(scale), zp) == (ours.scales[0, 0], ours.zeros[0, 0])
     assert np.array_equal(conv.dequantize(ours).view(np.uint32), q["dequantized"].view(np.uint32))
+
+
+@pytest.mark.parametrize("name, rule", [("act.vllm.per_token_int8.cuda", "half_even"),
+                                        ("act.sglang.per_token_int8.triton", "half_away")])
+def test_per_token_int8_ties(name: str, rule: str) -> None:
+    """absmax 127 makes the multiplier 127/absmax exactly 1, so x = j + 0.5 sits on every tie: vLLM's
+    cvt.rni rounds it to even, sglang's libdevice round away from zero. The codes here come from
+    Python's own rounding of the exact halves, not from the oracle."""
+    halves = np.arange(-126, 126) + 0.5
+    x = np.concatenate([[127.0], halves]).astype(np.float32)[None, :]
+    if rule == "half_even":
+        want = [round(v) for v in halves]  # Python rounds exact halves to even
+    else:
+        want = [int(np.sign(v) * np.floor(abs(v) + 0.5)) for v in halves]
+    q = conventions.get(name).quantize(x)
+    assert q.codes[0, 0] == 127 and q.codes[0, 1:].tolist() == want
