@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, seed, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
@@ -102,7 +102,6 @@ def test_matmulnbits_crafted(qsession, judge, bits: int, sym: bool, level: int) 
 @pytest.mark.parametrize("level", [0, 4])
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_matmulnbits_hypothesis(qsession, judge, bits: int, level: int) -> None:
-    @seed(bits + level)
     @settings(max_examples=3 if qsession.profile == "quick" else 40)
     @given(data=st.data(), block=st.sampled_from([16, 32, 64, 128, 256]), sym=st.booleans(),
            m=st.sampled_from([1, 2, 3, 8, 17, 64]), blocks=st.integers(1, 6), tail=st.integers(0, 15),

@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import given, seed, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
@@ -69,7 +69,6 @@ def test_dyn_quant_crafted(qsession, judge, group) -> None:
 
 
 def test_dyn_quant_hypothesis(qsession, judge) -> None:
-    @seed(44)
     @settings(max_examples=4 if qsession.profile == "quick" else 60)
     @given(data=st.data(), group=st.sampled_from([32, 64, 128, 256, 0]), m=st.sampled_from([1, 2, 3, 16, 64]),
            blocks=st.integers(1, 8), n=st.integers(1, 40))

@@ -14,7 +14,7 @@ import dataclasses
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, seed, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
@@ -89,7 +89,6 @@ def test_int4pack_crafted(qsession, judge, dtype: str, group: int) -> None:
 @pytest.mark.parametrize("convention", ["tinygemm.torchao", "tinygemm.torch_test"])
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_int4pack_hypothesis(qsession, judge, convention: str, dtype: str) -> None:
-    @seed(4)
     @settings(max_examples=_examples(qsession))
     @given(data=st.data(), group=st.sampled_from([32, 64, 128, 256]),
            m=st.sampled_from([1, 2, 3, 8, 17, 64]), groups=st.integers(1, 6), n16=st.integers(1, 4))
@@ -171,7 +170,6 @@ def test_int8pack_hypothesis(qsession, judge, dtype: str) -> None:
     """Weights quantized by torch.int8pack from structured floats; M from GEMV up."""
     conv = conventions.get(CONV8)
 
-    @seed(8)
     @settings(max_examples=_examples(qsession))
     @given(data=st.data(), m=st.sampled_from([1, 2, 5, 16, 64]), k=st.integers(1, 600), n=st.integers(1, 40))
     def case(data, m, k, n):
