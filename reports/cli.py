@@ -62,7 +62,7 @@ def _run_job(args: argparse.Namespace, kernels: list[str], extra: list[str], onl
     read_benchmarks(args.benchmarks)  # a bad file is refused now, not after the whole suite ran
     resolve_levels(args.isa)
     return main_job(os.path.abspath(args.out), args.isa, kernels, args.profile, extra, args.benchmarks,
-                    only_selected=only_selected, explore=args.explore)
+                    only_selected=only_selected, explore=args.explore, jobs=args.jobs)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
     r.add_argument("--explore", action="store_true",
                    help="random hypothesis examples from a printed seed instead of the fixed case set")
+    r.add_argument("--jobs", type=int, default=2, help="ISA levels run at a time (each its own pytest process)")
     r.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     r.set_defaults(func=_cmd_run)
     ce = sub.add_parser("certify", help="certify one kernel: the conformance suite at each ISA level, then the certificate")
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     ce.add_argument("--benchmarks", default=None, help="a pytest-benchmark JSON file for the performance table")
     ce.add_argument("--explore", action="store_true",
                     help="random hypothesis examples from a printed seed instead of the fixed case set")
+    ce.add_argument("--jobs", type=int, default=2, help="ISA levels run at a time (each its own pytest process)")
     ce.set_defaults(func=_cmd_certify)
     e = sub.add_parser("export", help="write golden vectors (one GGUF per case, manifest.json with SHA-256 sums)")
     e.add_argument("--convention", required=True, help="a weight convention (see `qoracle conventions`)")
