@@ -22,8 +22,10 @@ exactly as the upstream path produces them.
   u8 scale = (max - min(min, 0))/255, zp = cast<uint8>(-min / s), q = zp + cast<int>(x * (1/s)).
 - oneDNN dynamic per-tensor s8 (the primitives auto-round-lib's `woqgemm_s8` runs, seen with ONEDNN_VERBOSE:
   an abs-max reduction over the whole tensor, `linear` by 1/127, a f32 -> s8 reorder with a destination
-  scale; oneDNN's reorder is dst = saturate(nearbyint(src / scale))): s = amax * fp32(1/127),
-  q = RNE(x / s) saturated to int8 (an all-zero tensor has s = 0 and codes 0).
+  scale): s = amax * fp32(1/127), q = RNE(x * fp32(1/s)) saturated to int8 (an all-zero tensor
+  has s = 0 and codes 0). The reorder multiplies by the reciprocal on the AVX2 host (inputs that
+  separate it from x / s: conformance/test_bestla_int8.py::test_woqgemm_s8_reciprocal_not_divide);
+  other ISA paths of oneDNN's reorder are not confirmed.
 - PyTorch per-tensor dynamic quantization (`torch.quantize_per_tensor_dynamic`, the same qparams as
   `torch._choose_qparams_per_tensor`; quant_utils::ChooseQuantizationParams in
   aten/src/ATen/native/quantized/cpu/QuantUtils.h, a copy of FBGEMM's): range widened to 0, the scale
