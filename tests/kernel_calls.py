@@ -1,4 +1,4 @@
-"""Real kernel libraries (torch, torchao, libggml) called by the tests, always in a worker process.
+"""Real kernel libraries (torch, torchao, onnxruntime, libggml) called by the tests, always in a worker process.
 
 A library with a known fault (torch's bf16 linear has crashed the caller on some AVX512 hosts)
 then fails one test with the signal instead of killing the pytest run. Test modules keep their
@@ -9,6 +9,7 @@ through `libggml()`, a stand-in for `kernels.ggml.libggml.LibGGML` whose methods
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -31,10 +32,30 @@ def worker() -> Worker:
 
 
 def needs(package: str, reason: str) -> None:
-    """Skip the calling module unless `package` is installed (found, not imported: importing a
-    kernel library is the worker's business)."""
+    """Skip the calling module (or test) unless `package` is installed (found, not imported:
+    importing a kernel library is the worker's business)."""
     if importlib.util.find_spec(package) is None:
         pytest.skip(reason, allow_module_level=True)
+
+
+def found(module: str) -> bool:
+    """Worker side: whether `module` is installed; finding a submodule imports its parents."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+@functools.cache
+def _found_in_worker(module: str) -> bool:
+    return run(MODULE, "found", module)
+
+
+def needs_module(module: str, reason: str) -> None:
+    """Skip the calling test unless `module`, a submodule of a kernel library, is installed: looked
+    for in the worker, since finding it imports the library."""
+    if not _found_in_worker(module):
+        pytest.skip(reason)
 
 
 def run(module: str, func: str, *args: Any, **kwargs: Any) -> Any:
@@ -68,11 +89,45 @@ def to_numpy(t: Any) -> np.ndarray:
     return t.numpy()
 
 
-def torch_op(name: str, *arrays: np.ndarray) -> np.ndarray:
-    """`torch.<name>(*tensors)` on tensors sharing the arrays' bits."""
+def torch_op(name: str, *args: Any) -> np.ndarray:
+    """`torch.<name>(*args)`, each array passed as a tensor sharing its bits, other values as they are."""
     import torch
 
-    return to_numpy(getattr(torch, name)(*map(to_torch, arrays)))
+    return to_numpy(getattr(torch, name)(*(to_torch(a) if isinstance(a, np.ndarray) else a for a in args)))
+
+
+def int4pack_identity(weight: np.ndarray, scales_and_zeros: np.ndarray, group: int) -> np.ndarray:
+    """torch's CPU int4pack kernel (packing, then _weight_int4pack_mm_for_cpu) on identity
+    activations: the weights it forms, [N, K] float32, from codes [N, K] and scales_and_zeros."""
+    packed = run(MODULE, "torch_op", "_convert_weight_to_int4pack_for_cpu", weight, 1)
+    eye = np.eye(weight.shape[1], dtype=np.float32)
+    return run(MODULE, "torch_op", "_weight_int4pack_mm_for_cpu", eye, packed, group, scales_and_zeros).T
+
+
+def torch_cast(x: np.ndarray, dtype: str) -> np.ndarray:
+    """`x` converted by torch to `torch.<dtype>` (bfloat16 comes back as ml_dtypes.bfloat16)."""
+    import torch
+
+    return to_numpy(to_torch(x).to(getattr(torch, dtype)))
+
+
+# --- onnxruntime, worker side ---------------------------------------------------------------------
+
+def ort_quantize_matmul(w: np.ndarray, bits: int, block: int, symmetric: bool,
+                        k_passed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ONNX Runtime's pybind `quantize_matmul_{bits}bits` on the [N, K] weight transposed to [K, N]
+    (as the graph holds it) and padded with zeros to whole blocks, told K = `k_passed`: packed
+    codes, scales, packed zero points."""
+    from onnxruntime.capi import _pybind_state as pybind
+
+    n, k = w.shape
+    per, kb = 8 // bits, -(-k // block)
+    b = np.ascontiguousarray(np.pad(w.T, ((0, kb * block - k), (0, 0))))
+    packed = np.zeros((n, kb, (block + per - 1) // per), np.uint8)
+    zp = np.zeros((n, (kb + per - 1) // per), np.uint8)
+    scales = np.zeros((n, kb), np.float32)
+    getattr(pybind, f"quantize_matmul_{bits}bits")(packed, b, scales, zp, block, n, k_passed, symmetric)
+    return packed, scales, zp
 
 
 # --- libggml ------------------------------------------------------------------------------------------

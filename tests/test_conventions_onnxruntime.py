@@ -1,26 +1,23 @@
-"""MatMulNBits conventions against ONNX Runtime's own quantizer and kernel, byte for byte."""
+"""MatMulNBits conventions against ONNX Runtime's own quantizer and kernel, byte for byte.
+onnxruntime runs in a worker process (tests/kernel_calls.py)."""
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 import pytest
 
 import oracle.conventions as conventions
+from tests.kernel_calls import needs, run
 
-pybind = pytest.importorskip("onnxruntime.capi._pybind_state", reason="onnxruntime not installed")
+HERE = "tests.test_conventions_onnxruntime"
+needs("onnxruntime", "onnxruntime not installed")
 
 
 def _ort_quantize(w: np.ndarray, bits: int, block: int, symmetric: bool):
     """The C++ helper on K padded with zeros and told the padded K (the `.padded_k` conventions)."""
-    n, k = w.shape
-    per = 8 // bits
-    k_blocks = -(-k // block)
-    b = np.pad(w.T, ((0, k_blocks * block - k), (0, 0)))  # [K, N] as the graph holds it
-    packed = np.zeros((n, k_blocks, (block + per - 1) // per), dtype=np.uint8)
-    zp = np.zeros((n, (k_blocks + per - 1) // per), dtype=np.uint8)
-    scales = np.zeros((n, k_blocks), dtype=np.float32)
-    getattr(pybind, f"quantize_matmul_{bits}bits")(packed, np.ascontiguousarray(b), scales, zp, block, n,
-                                                   b.shape[0], symmetric)
-    return packed, scales, zp
+    padded_k = -(-w.shape[1] // block) * block
+    return run("tests.kernel_calls", "ort_quantize_matmul", w, bits, block, symmetric, padded_k)
 
 
 def _w(seed: int, n: int, k: int) -> np.ndarray:
@@ -48,7 +45,6 @@ def test_quantizer_bytes(bits: int, sym: bool, k: int) -> None:
 
 
 def _matmulnbits_model(n: int, k: int, bits: int, block: int, packed, scales, zeros):
-    pytest.importorskip("onnx", reason="onnx not installed")
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [numpy_helper.from_array(packed, "B"), numpy_helper.from_array(scales.reshape(-1), "S")]
@@ -65,17 +61,27 @@ def _matmulnbits_model(n: int, k: int, bits: int, block: int, packed, scales, ze
     return model.SerializeToString()
 
 
+def matmulnbits_identity(n: int, k: int, bits: int, block: int, packed: np.ndarray, scales: np.ndarray,
+                         zeros: np.ndarray | None) -> np.ndarray:
+    """Worker side: a one-node MatMulNBits graph on ORT's CPU provider, run on the K x K identity:
+    row j of the output is weight column j."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(_matmulnbits_model(n, k, bits, block, packed, scales, zeros),
+                                providers=["CPUExecutionProvider"])
+    return sess.run(None, {"A": np.eye(k, dtype=np.float32)})[0]
+
+
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("sym", [True, False])
 @pytest.mark.parametrize("k", [64, 81])  # 81: the tooling's 0 codes and stale slots past K are not read
 def test_kernel_dequantizes_as_the_convention(bits: int, sym: bool, k: int) -> None:
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("onnx not installed")
     conv = conventions.get(f"ort.matmulnbits.int{bits}.{'sym' if sym else 'asym'}")
     n = 16
     w = _w(7 * bits, n, k)
     qw = conv.quantize(w)
     p = conv.pack(qw)
-    sess = ort.InferenceSession(_matmulnbits_model(n, k, bits, conv.group_size, p["weight"], p["scales"],
-                                                   p.get("zeros")), providers=["CPUExecutionProvider"])
-    y = sess.run(None, {"A": np.eye(k, dtype=np.float32)})[0]  # row j of the identity picks weight column j
+    y = run(HERE, "matmulnbits_identity", n, k, bits, conv.group_size, p["weight"], p["scales"], p.get("zeros"))
     assert np.array_equal(y.T, conv.dequantize(qw))

@@ -1,5 +1,8 @@
 """The ggml_mul_mat model: exact values against gguf-py's dequantization, the AVX2 prediction
-inside the bound, the activation types; libggml's CPU-backend mul_mat against the model."""
+inside the bound, the activation types; libggml's CPU-backend mul_mat against the model
+(in a worker process, tests/kernel_calls.py)."""
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -71,7 +74,8 @@ def test_activation_types():
 def test_libggml_mul_mat_matches_model():
     """Every buffer type libggml offers, M = 1 and 5: q4_0 bit-exact in the default buffer, within
     the bound in every buffer (the repacked layout included)."""
-    pytest.importorskip("llama_cpp", reason="libggml comes with llama-cpp-python")
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("libggml comes with llama-cpp-python")
     avail = run("kernels.ggml.mul_mat", "available")
     if not avail["ok"]:
         pytest.skip(avail["reason"])

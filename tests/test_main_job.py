@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from reports.run import _progress
+from tests.kernel_calls import needs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,7 +45,7 @@ def test_version() -> None:
 
 
 def test_certify_from_elsewhere_writes_where_the_user_is(tmp_path) -> None:
-    pytest.importorskip("torch", reason="torch._int_mm is the kernel certified here")
+    needs("torch", "torch._int_mm is the kernel certified here")
     p = _qoracle("certify", "--kernel", "torch.int_mm", "--isa", "native", "--out", "cert", cwd=str(tmp_path))
     out = tmp_path / "cert"
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

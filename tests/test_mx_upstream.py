@@ -4,6 +4,7 @@
 in tests/test_conventions_torch.py::test_nvfp4_against_torchao.)
 mx.*.torchao: torchao's to_mx, where blocks with scale byte 0 are divided by 2^-126.
 mx.mxfp4.auto_round: auto-round-lib's mxfp4_quant_reference, where zero magnitudes are always +0.
+torch, torchao and auto-round-lib run in a worker process (tests/kernel_calls.py).
 """
 from __future__ import annotations
 
@@ -11,13 +12,25 @@ import numpy as np
 import pytest
 
 import oracle.conventions as conventions
+from tests.kernel_calls import needs, needs_module, run
 
-torch = pytest.importorskip("torch", reason="torch is the upstream reference for these conventions")
+HERE = "tests.test_mx_upstream"
+needs("torch", "torch is the upstream reference for these conventions")
 F = np.float32
 
 
-def _to_mx():
-    return pytest.importorskip("torchao.prototype.mx_formats.mx_tensor", reason="torchao MX absent").to_mx
+def _to_mx() -> None:
+    needs_module("torchao.prototype.mx_formats.mx_tensor", "torchao MX absent")
+
+
+def torchao_to_mx(w: np.ndarray, elem: str) -> tuple[np.ndarray, np.ndarray]:
+    """Worker side: torchao's to_mx in blocks of 32 to e2m1 (`elem` mxfp4) or e4m3: scale bytes, element bytes."""
+    import torch
+    from torchao.prototype.mx_formats.mx_tensor import to_mx
+
+    dt = torch.float4_e2m1fn_x2 if elem == "mxfp4" else torch.float8_e4m3fn
+    scale, data = to_mx(torch.from_numpy(w), dt, 32)
+    return scale.view(torch.uint8).numpy(), data.view(torch.uint8).numpy()
 
 
 def _mx_input(seed: int) -> np.ndarray:
@@ -37,34 +50,43 @@ def _mx_input(seed: int) -> np.ndarray:
 @pytest.mark.parametrize("elem", ["mxfp4", "mxfp8_e4m3"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mx_torchao(elem: str, seed: int) -> None:
-    to_mx = _to_mx()
+    _to_mx()
     conv = conventions.get(f"mx.{elem}.torchao")
     w = _mx_input(seed)
-    dt = torch.float4_e2m1fn_x2 if elem == "mxfp4" else torch.float8_e4m3fn
-    scale, data = to_mx(torch.from_numpy(w), dt, 32)
+    scale, data = run(HERE, "torchao_to_mx", w, elem)
     packed = conv.pack(conv.quantize(w))
-    assert np.array_equal(packed["scales"], scale.view(torch.uint8).numpy())
-    assert np.array_equal(packed["weight"], data.view(torch.uint8).numpy())
+    assert np.array_equal(packed["scales"], scale)
+    assert np.array_equal(packed["weight"], data)
     spec = conventions.get(f"mx.{elem}").pack(conventions.get(f"mx.{elem}").quantize(w))
     assert not np.array_equal(spec["weight"], packed["weight"])  # the byte-0 blocks tell them apart
 
 
-def _auto_round():
-    return pytest.importorskip("auto_round_kernel.mxfp4_hadamard", reason="auto-round-lib absent")
+def _auto_round() -> None:
+    needs_module("auto_round_kernel.mxfp4_hadamard", "auto-round-lib absent")
+
+
+def auto_round_mxfp4(w: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Worker side: `w` in `torch.<dtype>` with signed zeros and tiny negatives beside a large value
+    written in, then auto-round-lib's mxfp4_quant_reference: the input widened to float32, codes, scales."""
+    import torch
+    from auto_round_kernel.mxfp4_hadamard import mxfp4_quant_reference
+
+    x = torch.from_numpy(w).to(getattr(torch, dtype))
+    x[6, :32] = -0.0
+    x[7, :4] = torch.tensor([-1e-4, 1e-4, -0.0, 3.0])  # negatives that round to zero beside a large value
+    w = x.float().numpy()
+    codes, scales = mxfp4_quant_reference(x)
+    return w, codes.numpy(), scales.numpy()
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mxfp4_auto_round(dtype: str, seed: int) -> None:
-    ar = _auto_round()
+    _auto_round()
     conv = conventions.get("mx.mxfp4.auto_round")
-    x = torch.from_numpy(_mx_input(seed)).to(getattr(torch, dtype))
-    x[6, :32] = -0.0
-    x[7, :4] = torch.tensor([-1e-4, 1e-4, -0.0, 3.0])  # negatives that round to zero beside a large value
-    w = x.float().numpy()
-    codes, scales = ar.mxfp4_quant_reference(x)
+    w, codes, scales = run(HERE, "auto_round_mxfp4", _mx_input(seed), dtype)
     packed = conv.pack(conv.quantize(w))
-    assert np.array_equal(packed["scales"], scales.numpy())
-    assert np.array_equal(packed["weight"], codes.numpy())
+    assert np.array_equal(packed["scales"], scales)
+    assert np.array_equal(packed["weight"], codes)
     spec = conventions.get("mx.mxfp4").pack(conventions.get("mx.mxfp4").quantize(w))
     assert not np.array_equal(spec["weight"], packed["weight"])  # the spec keeps the sign of zero

@@ -4,12 +4,13 @@ ORT's tooling (`DefaultWeightOnlyQuantizer.qbits_block_quant`) passes the unpadd
 the codes past K stay 0 (with stale slots in the last real byte); the pybind helper called on a
 zero-padded K writes the quantized 0.0 there, which is 0 instead of the zero point when 1/scale
 overflows. The asymmetric zero point is 0 - min / scale, a true division: rows built so that
-min * (1/scale) rounds to the other integer pin that.
+min * (1/scale) rounds to the other integer pin that. onnxruntime runs in a worker process
+(tests/kernel_calls.py).
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import importlib.util
 import sys
 import types
 
@@ -18,15 +19,16 @@ import pytest
 
 import oracle.conventions as conventions
 from oracle import rounding
+from tests.kernel_calls import needs, run
 
-pybind = pytest.importorskip("onnxruntime.capi._pybind_state", reason="onnxruntime not installed")
+HERE = "tests.test_ort_matmulnbits_corners"
+needs("onnxruntime", "onnxruntime not installed")
 F = np.float32
 
 
 def _tooling():
     """onnxruntime.quantization.matmul_nbits_quantizer; it imports onnx_ir only for graph rewriting,
     which qbits_block_quant does not use, so a placeholder stands in where onnx_ir is absent."""
-    pytest.importorskip("onnx", reason="the ORT quantizer module imports onnx")
     stub = importlib.util.find_spec("onnx_ir") is None
     if stub:
         sys.modules["onnx_ir"] = types.ModuleType("onnx_ir")
@@ -35,6 +37,13 @@ def _tooling():
     finally:
         if stub:
             sys.modules.pop("onnx_ir", None)
+
+
+def tooling_quantize(w_kn: np.ndarray, bits: int, block: int, sym: bool) -> tuple:
+    """Worker side: ORT's DefaultWeightOnlyQuantizer.qbits_block_quant on the [K, N] weight."""
+    mod = _tooling()
+    cfg = mod.DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=sym, bits=bits)
+    return mod.DefaultWeightOnlyQuantizer(cfg).qbits_block_quant(w_kn)
 
 
 def _conv(bits: int, sym: bool, block: int, suffix: str = ""):
@@ -57,14 +66,7 @@ def _corner_weights(seed: int, n: int, k: int, block: int) -> np.ndarray:
 
 def _helper(w: np.ndarray, bits: int, block: int, sym: bool, k_passed: int):
     """The pybind helper on the zero-padded [K, N] weight, told K = k_passed."""
-    n, k = w.shape
-    per, kb = 8 // bits, -(-k // block)
-    b = np.ascontiguousarray(np.pad(w.T, ((0, kb * block - k), (0, 0))))
-    packed = np.zeros((n, kb, (block + per - 1) // per), np.uint8)
-    zp = np.zeros((n, (kb + per - 1) // per), np.uint8)
-    scales = np.zeros((n, kb), F)
-    getattr(pybind, f"quantize_matmul_{bits}bits")(packed, b, scales, zp, block, n, k_passed, sym)
-    return packed, scales, zp
+    return run("tests.kernel_calls", "ort_quantize_matmul", w, bits, block, sym, k_passed)
 
 
 def _assert_bytes(conv, w, packed, scales, zp) -> None:
@@ -79,10 +81,10 @@ def _assert_bytes(conv, w, packed, scales, zp) -> None:
 @pytest.mark.parametrize("sym", [True, False])
 @pytest.mark.parametrize("k,block", [(80, 32), (81, 32), (70, 16), (97, 32), (33, 16), (131, 64), (64, 32)])
 def test_tooling_quantizer_bytes(bits: int, sym: bool, k: int, block: int) -> None:
-    mod = _tooling()
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("the ORT quantizer module imports onnx")
     w = _corner_weights(k * bits, 6, k, block)
-    cfg = mod.DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=sym, bits=bits)
-    packed, scales, zp = mod.DefaultWeightOnlyQuantizer(cfg).qbits_block_quant(np.ascontiguousarray(w.T))
+    packed, scales, zp = run(HERE, "tooling_quantize", np.ascontiguousarray(w.T), bits, block, sym)
     _assert_bytes(_conv(bits, sym, block), w, packed, scales, zp)
 
 

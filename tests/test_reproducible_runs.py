@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.kernel_calls import needs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SELECTION = ["conformance/test_pytorch_int_mm.py", "--kernel", "torch.int_mm"]
 
@@ -32,14 +34,14 @@ def _cases(data: dict) -> list[tuple]:
 
 
 def test_two_plain_runs_judge_the_same_cases(tmp_path) -> None:
-    pytest.importorskip("torch", reason="torch._int_mm is the kernel this selection drives")
+    needs("torch", "torch._int_mm is the kernel this selection drives")
     a, b = _run(tmp_path, "a"), _run(tmp_path, "b")
     assert a["cases"] and _cases(a) == _cases(b)
     assert a["explore_seed"] is None
 
 
 def test_xdist_loses_no_case(tmp_path) -> None:
-    pytest.importorskip("torch", reason="torch._int_mm is the kernel this selection drives")
+    needs("torch", "torch._int_mm is the kernel this selection drives")
     pytest.importorskip("xdist", reason="pytest-xdist is in the dev extra")
     serial, spread = _run(tmp_path, "serial"), _run(tmp_path, "spread", "-n", "2")
     assert serial["cases"] and _cases(spread) == _cases(serial)
@@ -47,7 +49,7 @@ def test_xdist_loses_no_case(tmp_path) -> None:
 
 
 def test_exploration_announces_its_seed_and_repeats_with_it(tmp_path) -> None:
-    pytest.importorskip("torch", reason="torch._int_mm is the kernel this selection drives")
+    needs("torch", "torch._int_mm is the kernel this selection drives")
     first = _run(tmp_path, "first", "--explore")
     seed = first["explore_seed"]
     assert seed and all(f"--hypothesis-seed={seed}" in c["reproduce"] for c in first["cases"])

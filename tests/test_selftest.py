@@ -3,7 +3,8 @@
 The battery test runs `qoracle selftest`'s machinery over every mutant (quick profile, one pytest
 process per mutant restricted to its kernels, stopping after five failures, two at a time):
 CI fails if one survives or if a run fails for a reason that is no check's verdict. It skips the
-unmutated baseline run, since the same CI job runs the conformance suite itself.
+unmutated baseline run, since the same CI job runs the conformance suite itself. The mutants'
+modules (some import torch) are loaded only in a worker process (tests/kernel_calls.py).
 """
 from __future__ import annotations
 
@@ -15,6 +16,14 @@ import pytest
 import kernels.mutants as mutants
 from kernels.registry import kernels as registered
 from reports import selftest
+from tests.kernel_calls import run
+
+HERE = "tests.test_selftest"
+
+
+def has_callable(module: str, func: str) -> bool:
+    """Worker side: whether `module` has a callable `func`."""
+    return callable(getattr(importlib.import_module(module), func))
 
 
 def test_battery_is_broad_and_documented() -> None:
@@ -25,7 +34,7 @@ def test_battery_is_broad_and_documented() -> None:
     for m in ms:
         assert m.bug and m.mirrors and m.caught_by, m.name
         assert all(known.get(k) == m.target for k in m.kernels), f"{m.name}: {m.kernels} are not {m.target}'s"
-        assert callable(getattr(importlib.import_module(m.target), m.func)), f"{m.target} has no {m.func}"
+        assert run(HERE, "has_callable", m.target, m.func), f"{m.target} has no {m.func}"
 
 
 def test_unknown_mutant_is_a_one_line_error() -> None:

@@ -4,6 +4,7 @@ from_hp computes scale, zero and codes in the weight's dtype, so a bf16 weight g
 than its float32 copy; the kernel forms each weight with one FMA, (q - 8) * s + z rounded once.
 Corners: all-zero and tiny groups (the 1e-6 scale floor), constant groups, subnormals, groups
 whose values sit on half code steps, and every group size from_hp accepts.
+torch and torchao run in a worker process (tests/kernel_calls.py).
 """
 from __future__ import annotations
 
@@ -13,15 +14,34 @@ import numpy as np
 import pytest
 
 import oracle.conventions as conventions
+from tests.kernel_calls import int4pack_identity, needs, needs_module, run, to_torch
 
-torch = pytest.importorskip("torch", reason="torch is the upstream reference for these conventions")
+HERE = "tests.test_tinygemm_bf16"
+KC = "tests.kernel_calls"
+needs("torch", "torch is the upstream reference for these conventions")
 F = np.float32
 _DTYPES = {"tinygemm.torchao": "float32", "tinygemm.torchao.bf16": "bfloat16", "tinygemm.torchao.fp16": "float16"}
 
 
-def _opaque():
-    return pytest.importorskip("torchao.prototype.quantization.int4.int4_opaque_tensor",
-                               reason="torchao Int4OpaqueTensor absent")
+def _opaque() -> None:
+    needs_module("torchao.prototype.quantization.int4.int4_opaque_tensor", "torchao Int4OpaqueTensor absent")
+
+
+def from_hp(w: np.ndarray, dtype: str, group: int) -> tuple[np.ndarray, np.ndarray]:
+    """Worker side: torchao's Int4OpaqueTensor.from_hp on `w` converted to `torch.<dtype>`: the
+    packed weight and the scales and zeros widened to float32."""
+    import torch
+    from torchao.prototype.quantization.int4.int4_opaque_tensor import Int4OpaqueTensor
+
+    t = Int4OpaqueTensor.from_hp(to_torch(w).to(getattr(torch, dtype)), [1, group])
+    return t.qdata.numpy(), t.scale_and_zero.float().numpy()
+
+
+def cpu_capability() -> str:
+    """Worker side: the ISA torch's CPU kernels were dispatched to."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def _corner_weights(seed: int, n: int, k: int, group: int) -> np.ndarray:
@@ -41,19 +61,20 @@ def _corner_weights(seed: int, n: int, k: int, group: int) -> np.ndarray:
 @pytest.mark.parametrize("group", [32, 64, 128])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_from_hp_bytes(name: str, group: int, seed: int) -> None:
-    mod = _opaque()
+    _opaque()
     conv = dataclasses.replace(conventions.get(name), group_size=group)
     w = _corner_weights(seed, 16, 256, group)
-    t = mod.Int4OpaqueTensor.from_hp(torch.from_numpy(w).to(getattr(torch, _DTYPES[name])), [1, group])
+    qdata, scale_and_zero = run(HERE, "from_hp", w, _DTYPES[name], group)
     p = conv.pack(conv.quantize(w))
-    assert torch.equal(t.qdata, torch._convert_weight_to_int4pack_for_cpu(torch.from_numpy(p["weight"]), 1))
-    assert np.array_equal(t.scale_and_zero.float().numpy().view(np.uint32), p["scales_and_zeros"].view(np.uint32))
+    packed = run(KC, "torch_op", "_convert_weight_to_int4pack_for_cpu", p["weight"], 1)
+    assert qdata.dtype == packed.dtype and np.array_equal(qdata, packed)
+    assert np.array_equal(scale_and_zero.view(np.uint32), p["scales_and_zeros"].view(np.uint32))
 
 
 def test_bf16_weights_are_not_the_float32_convention() -> None:
     """The float32 convention on the bf16-rounded weight gives other scales: the dtype matters."""
     w = _corner_weights(3, 16, 256, 32)
-    wb = torch.from_numpy(w).to(torch.bfloat16).float().numpy()
+    wb = run(KC, "torch_cast", w, "bfloat16").astype(F)
     ours32 = conventions.get("tinygemm.torchao").quantize(wb)
     ours16 = conventions.get("tinygemm.torchao.bf16").quantize(w)
     assert not np.array_equal(ours32.scales, ours16.scales)
@@ -61,15 +82,13 @@ def test_bf16_weights_are_not_the_float32_convention() -> None:
 
 def test_kernel_dequantizes_with_one_fma() -> None:
     """Identity activations read the weights back: fmaf(q - 8, s, z), not (q - 8) * s then + z."""
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+    if run(HERE, "cpu_capability") not in ("AVX2", "AVX512"):
         pytest.skip("only the AVX2/AVX-512 kernels are pinned to fmadd")
     conv = conventions.get("tinygemm.torchao")
     w = _corner_weights(4, 16, 128, 32)
     qw = conv.quantize(w)
     p = conv.pack(qw)
-    packed = torch._convert_weight_to_int4pack_for_cpu(torch.from_numpy(p["weight"]), 1)
-    eye = torch.eye(w.shape[1], dtype=torch.float32)
-    got = torch._weight_int4pack_mm_for_cpu(eye, packed, 32, torch.from_numpy(p["scales_and_zeros"])).numpy().T
+    got = int4pack_identity(p["weight"], p["scales_and_zeros"], 32)
     two = ((qw.codes - 8).astype(F) * np.repeat(qw.scales, 32, axis=1)).astype(F) + np.repeat(qw.zeros, 32, axis=1)
     assert np.array_equal(got.view(np.uint32), conv.dequantize(qw).view(np.uint32))
     assert not np.array_equal(got, two)  # the two readings differ on these weights
