@@ -6,7 +6,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from oracle.gemm.da8w4 import block_accumulators, da8w4_exact, da8w4_linear
+from oracle.gemm.da8w4 import block_accumulators, block_compensation, da8w4_exact, da8w4_linear
 from oracle.verdict import compare_bounded, compare_exact
 
 
@@ -23,8 +23,20 @@ def _case(seed, M=3, K=256, N=8, group_size=64, sym=True):
     return a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias
 
 
-def _scalar_kernel(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size, out):
-    """The C loop order, one element at a time, with Python ints and numpy float32 scalars."""
+def _round_f32(v: Fraction) -> np.float32:
+    """The float32 nearest to an exact rational, ties to even (no intermediate double)."""
+    c = np.float32(float(v))
+    best = None
+    for x in (np.nextafter(c, np.float32(-np.inf)), c, np.nextafter(c, np.float32(np.inf))):
+        d = abs(Fraction(float(x)) - v)
+        if best is None or d < best[0] or (d == best[0] and int(np.float32(x).view(np.uint32)) % 2 == 0):
+            best = (d, x)
+    return np.float32(best[1])
+
+
+def _scalar_kernel(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size, out, fma=False):
+    """The C loop order, one element at a time, with Python ints and numpy float32 scalars;
+    fma=True rounds `acc_f + p * sb` once (exactly, through Fraction)."""
     M, K = a_q.shape
     N = w_q.shape[0]
     bk = min(group_size, 128)
@@ -37,7 +49,11 @@ def _scalar_kernel(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size, out
                 s = 0
                 for k in range(b * bk, (b + 1) * bk):
                     s += (int(a_q[m, k]) - int(a_zp[m])) * (int(w_q[n, k]) - int(w_zp[n, g]))
-                acc_f = np.float32(acc_f + np.float32(np.float32(s) * a_scale[m]) * w_scale[n, g])
+                p = np.float32(np.float32(s) * a_scale[m])
+                if fma:
+                    acc_f = _round_f32(Fraction(float(p)) * Fraction(float(w_scale[n, g])) + Fraction(float(acc_f)))
+                else:
+                    acc_f = np.float32(acc_f + p * w_scale[n, g])
             y[m, n] = acc_f
     return y.astype({"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}[out])
 
@@ -94,8 +110,43 @@ def test_other_order_differs_in_bits_but_stays_bounded():
                            predicted=model).status == "BOUNDED"
 
 
+@pytest.mark.parametrize("out", ["fp32", "bf16"])
+@pytest.mark.parametrize("group_size", [32, 256])
+def test_fma_epilogue_equals_scalar_loop_with_one_rounding(out, group_size):
+    a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias = _case(6, M=2, K=512, N=4, group_size=group_size, sym=False)
+    ours = da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size=group_size, out=out, epilogue="fma")
+    ref = _scalar_kernel(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size, out, fma=True)
+    r = compare_exact(ref, ours, convention=f"da8w4 fma g{group_size} {out}")
+    assert r.status == "BIT_EXACT", r.message()
+
+
+def test_fma_epilogue_differs_in_bits_and_stays_bounded():
+    gs = 32
+    a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias = _case(7, M=16, K=1024, N=32, group_size=gs, sym=False)
+    exact, bound = da8w4_exact(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size=gs, out="fp32")
+    two = da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size=gs, out="fp32")
+    one = da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size=gs, out="fp32", epilogue="fma")
+    assert not np.array_equal(one, two)
+    assert compare_bounded(exact, bound, one, out_dtype="fp32", convention="da8w4 fma", predicted=one).status == "BIT_EXACT"
+    assert compare_bounded(exact, bound, one, out_dtype="fp32", convention="da8w4 fma").status == "BOUNDED"
+    with pytest.raises(ValueError):
+        da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias, group_size=gs, epilogue="fused")
+
+
+@pytest.mark.parametrize("group_size", [32, 128, 256])
+def test_block_compensation_is_the_block_sum_of_centred_weights(group_size):
+    _, _, _, w_q, _, w_zp, _ = _case(8, K=512, N=64, group_size=group_size, sym=False)
+    comp = block_compensation(w_q, w_zp, group_size)
+    bk = min(group_size, 128)
+    for n in (0, 17, 63):
+        for b in range(512 // bk):
+            g = b * bk // group_size
+            assert comp[n, b] == sum(int(w_q[n, k]) - int(w_zp[n, g]) for k in range(b * bk, (b + 1) * bk))
+
+
 def test_compensation_with_8_is_wrong_for_asymmetric_weights():
-    """The prepacked compensation uses w - 8: correct only when every weight zero point is 8."""
+    """A counterfactual (no torchao version computes it): a block sum of w - 8 is right only when
+    every weight zero point is 8."""
     gs = 64
     args = _case(4, group_size=gs, sym=True)
     assert np.array_equal(block_accumulators(args[0], args[2], args[3], args[5], gs, compensation="8"),

@@ -3,9 +3,11 @@
 Worker-side functions are in kernels/torchao/ao.py.
 - `torchao::da8w4_linear_cpu` / `da8w4_linear_prepack_cpu`: the 0.18.0 wheel is a CUDA build; its
   torchao/ops.py declares the schemas with Meta kernels only, so the ops exist by name with no
-  CPU kernel. A source build with the C++ CPU kernels (pytorch/ao setup.py, USE_CPP_KERNELS /
-  the `torchao/csrc/cpu` extension) needs the pytorch/ao sources: the package registry has no
-  sdist for any recent torchao (only 0.0.1, 0.0.3 and 0.1), and GitHub is out of reach here.
+  CPU kernel. benchmarks/build_torchao_cpu.py builds the kernel (torchao/csrc/cpu/aten_kernels/
+  da8w4_linear.cpp) from a pytorch/ao checkout against the installed torch; QORACLE_TORCHAO_CPU_LIB
+  names the library, which the worker loads after checking the CPU has what the build needs.
+  ONEDNN_MAX_CPU_ISA moves an AVX512 build between its brgemm/VNNI paths (cpublas::could_pack)
+  and its scalar path.
 - `torchao.kernel.intmm.int_matmul` on CPU: `safe_int_mm`, an int32 torch.matmul (exact).
 - `torchao.kernel.intmm.int_scaled_matmul` on CPU: `_int_scaled_matmul_cpu`, torch._int_mm
   (oneDNN) then `c.to(fp32) * scales1`; on AVX512_VNNI hosts without AMX (torch >= 2.12) it
@@ -19,8 +21,9 @@ _ATEN = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 register(KernelInfo(
     name="torchao.da8w4_linear_cpu", package="torchao", op="torch.ops.torchao.da8w4_linear_cpu", module=_MOD,
     conventions=("torchao.da8w4.opaque", "torchao.da8w4.pr2128", "act.torchao.da8w4.asym.fp32"),
-    dtypes=("fp32", "bf16", "fp16"),
-    notes="oracle.gemm.da8w4 is its bit-exact model; the PyPI wheel has no CPU kernel for it (see available())",
+    isa_knobs=("ONEDNN_MAX_CPU_ISA",), dtypes=("fp32", "bf16", "fp16"),
+    notes="oracle.gemm.da8w4 is its bit-exact model (epilogue 'mul_add' for the portable build, 'fma' for GCC's "
+          "AVX512 build); the PyPI wheel has no CPU kernel: build it with benchmarks/build_torchao_cpu.py",
 ))
 register(KernelInfo(
     name="torchao.int_matmul", package="torchao", op="torchao.kernel.intmm.int_matmul", module=_MOD,

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 
 import numpy as np
 
 from kernels.loading import import_failure
 
 _DA8W4 = ("da8w4_linear_cpu", "da8w4_linear_prepack_cpu")
+_LIB_ENV = "QORACLE_TORCHAO_CPU_LIB"
 
 
 def _version() -> str:
@@ -29,26 +32,133 @@ def available() -> dict:
     return {"ok": True, "reason": "", "version": version}
 
 
+def _cpu_flags() -> set[str]:
+    """The CPU's extension flags as Linux names them (/proc/cpuinfo); empty where unreadable."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _build_record(lib: str) -> dict:
+    """The JSON that benchmarks/build_torchao_cpu.py writes beside the library ({} if none)."""
+    try:
+        with open(os.path.splitext(lib)[0] + ".json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _epilogue(record: dict) -> str:
+    """How the build rounds `y + (float(acc) * sa) * sb` (oracle.gemm.da8w4 `epilogue`), '' if unknown.
+
+    Without -mfma / -march=native GCC and Clang have no FMA instruction on x86-64: two roundings.
+    With them GCC (C++ default -ffp-contract=fast) fuses the multiply into the add in every path."""
+    flags = record.get("cflags")
+    if flags is None:
+        return ""
+    if not any(f in ("-mfma", "-march=native") or f.startswith("-mavx512") for f in flags):
+        return "mul_add"
+    return "fma" if record.get("compiler_family") == "gcc" else ""
+
+
+_DA8W4_STATE: dict = {}
+
+
 def available_da8w4() -> dict:
-    """Whether both DA8W4 ops have a CPU kernel in this build, and exactly why not."""
+    """Whether both DA8W4 ops have a CPU kernel here (torchao's own build, or the library that
+    benchmarks/build_torchao_cpu.py built, named by QORACLE_TORCHAO_CPU_LIB), and exactly why not.
+
+    The library is loaded into this (worker) process only after its recorded CPU needs are
+    checked: an AVX512 build executes AVX512 code as soon as it is loaded, and its kernel has no
+    runtime ISA check (copy_bias, store_out and _dequant_and_store use _mm512 intrinsics under
+    `#if defined(CPU_CAPABILITY_AVX512)`, whatever `cpublas::could_pack` says)."""
+    if _DA8W4_STATE.get("ok"):
+        return _DA8W4_STATE
     version = _version()
     if not version:
         return {"ok": False, "reason": "torchao is not installed", "version": ""}
     import torch
     import torchao  # noqa: F401  (registers the op schemas)
 
-    missing = []
-    for op in _DA8W4:
-        if not hasattr(torch.ops.torchao, op):
-            missing.append(f"torchao::{op} is not registered")
-        elif not torch._C._dispatch_has_kernel_for_dispatch_key(f"torchao::{op}", "CPU"):
-            missing.append(f"torchao::{op} has no CPU kernel (schema only, from torchao/ops.py)")
-    if not missing:
-        return {"ok": True, "reason": "", "version": version}
-    return {"ok": False, "version": version, "reason": "; ".join(missing) + (
-        f". torchao {version} from PyPI is a CUDA build without torchao/csrc/cpu; a source build with its C++ CPU "
-        "kernels needs the pytorch/ao sources, and the package registry has no sdist of a recent torchao "
-        "(only 0.0.1, 0.0.3, 0.1)")}
+    def missing() -> list[str]:
+        out = []
+        for op in _DA8W4:
+            if not hasattr(torch.ops.torchao, op):
+                out.append(f"torchao::{op} is not registered")
+            elif not torch._C._dispatch_has_kernel_for_dispatch_key(f"torchao::{op}", "CPU"):
+                out.append(f"torchao::{op} has no CPU kernel (schema only, from torchao/ops.py)")
+        return out
+
+    amx = bool(getattr(torch._C._cpu, "_is_amx_tile_supported", lambda: False)())
+    if not missing():
+        _DA8W4_STATE.update(ok=True, reason="", version=version, library="torchao's own build", build={},
+                            epilogue="", amx=amx)
+        return _DA8W4_STATE
+    lib = os.environ.get(_LIB_ENV, "")
+    if not lib:
+        return {"ok": False, "version": version, "reason": "; ".join(missing()) + (
+            f". torchao {version} from PyPI is a CUDA build without torchao/csrc/cpu; build the CPU kernel from a "
+            f"pytorch/ao checkout with benchmarks/build_torchao_cpu.py --source DIR and set {_LIB_ENV} to the "
+            "library it prints")}
+    if not os.path.isfile(lib):
+        return {"ok": False, "version": version, "reason": f"{_LIB_ENV} names {lib}, which does not exist"}
+    record = _build_record(lib)
+    needs = [x for x in record.get("cpu_needs", []) if x != "build-host"]
+    have = _cpu_flags()
+    lacking = [x for x in needs if x not in have]
+    if lacking:
+        return {"ok": False, "version": version, "reason": (
+            f"{os.path.basename(lib)} is torchao's {record.get('isa', '?')} build ({' '.join(record.get('cflags', []))}) "
+            f"and this CPU lacks {', '.join(lacking)}: da8w4_linear.cpp uses _mm512 intrinsics under "
+            "CPU_CAPABILITY_AVX512 with no runtime check (copy_bias, store_out, _dequant_and_store; the "
+            "small-M path under CPU_CAPABILITY_AVX512_VNNI), only the brgemm/VNNI packing waits for "
+            "cpublas::could_pack (AMX); build with --isa generic for this host (its scalar path runs anywhere)")}
+    try:
+        torch.ops.load_library(lib)
+    except Exception as e:  # a broken or incompatible build: installed but does not load
+        return {"ok": False, "version": version, "load_failed": True,
+                "reason": f"{_LIB_ENV}: torch.ops.load_library failed ({type(e).__name__}: {e})"}
+    if missing():
+        return {"ok": False, "version": version, "load_failed": True,
+                "reason": f"{os.path.basename(lib)} loaded but " + "; ".join(missing())}
+    _DA8W4_STATE.update(ok=True, reason="", version=version, library=os.path.basename(lib), amx=amx,
+                        build={k: record.get(k) for k in ("isa", "cflags", "source_sha256", "source_commit",
+                                                          "torch", "compiler_version", "compiler_family")},
+                        epilogue=_epilogue(record))
+    return _DA8W4_STATE
+
+
+def da8w4_linear_cpu(a_q: np.ndarray, a_scale: np.ndarray, a_zp: np.ndarray, w_q: np.ndarray,
+                     w_scale: np.ndarray, w_zp: np.ndarray, bias, out: str) -> dict:
+    """torchao::da8w4_linear_prepack_cpu then torchao::da8w4_linear_cpu.
+
+    a_q: uint8 (M, K) with int32 zero points (asymmetric) or int8 (M, K) (symmetric: the kernel
+    reads no zero point; zeros are passed for its shape check); w_q: uint8 codes 0..15 (N, K),
+    one per byte, as torchao's from_hp_da8w4 hands them to the prepack; w_scale fp32 and w_zp
+    int8 (N, K / group_size). Returns the output (fp32, fp16 or ml_dtypes.bfloat16) and the
+    prepacked compensation, scales and zero points (packed weight bytes depend on the path)."""
+    import torch
+
+    from kernels.pytorch._torch import to_numpy
+
+    av = available_da8w4()
+    if not av["ok"]:
+        raise RuntimeError(av["reason"])
+    t = lambda x, dt: torch.from_numpy(np.ascontiguousarray(x, dt))  # noqa: E731
+    a = t(a_q, a_q.dtype)
+    w, ws, wz = t(w_q, np.uint8), t(w_scale, np.float32), t(w_zp, np.int8)
+    packed = torch.ops.torchao.da8w4_linear_prepack_cpu(w, ws, wz)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[out]
+    b = None if bias is None else t(bias, np.float32)
+    y = torch.ops.torchao.da8w4_linear_cpu(a, t(a_scale, np.float32).reshape(-1), t(a_zp, np.int32).reshape(-1),
+                                           packed[0], packed[1], packed[2], packed[3], b, dtype)
+    return {"y": to_numpy(y), "compensation": packed[3].numpy().copy(), "scales": packed[1].numpy().copy(),
+            "qzeros": packed[2].numpy().copy()}
 
 
 def observe() -> dict:

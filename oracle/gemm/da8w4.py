@@ -6,23 +6,32 @@ torchao/csrc/cpu/da8w4_linear.cpp): `da8w4_linear_prepack_impl`, `_da8w4_linear_
 
 What the kernel computes, per output row m and column n:
 - K is cut into blocks of block_k = min(group_size, 128) (a group holds group_size/block_k
-  blocks); weights carry a per-group fp32 scale and int8 zero point (8 for the symmetric
-  PR #2128 weights, which store `int_data + 8`).
+  blocks); weights carry a per-group fp32 scale and int8 zero point (torchao's own quantizer,
+  Int4OpaqueTensor.from_hp_da8w4, gives uint4 codes 0..15 with asymmetric zero points);
 - per block, an int32 sum acc = sum_k a_q[m, k] * (w_q[n, k] - zp_w[n, g]) with a_q uint8;
-- acc -= zp_a[m] * comp[n, b], comp = per-block sum of (w_q - zp_w) (the small-M VNNI path
-  computes it from the dequantized bytes) or of (w_q - 8) (the prepacked `compensation` used by
-  the brgemm path: "weight was increased by 8 during quantization"); the two agree only when
-  every zero point is 8, so both are named (`compensation='zp'` / `'8'`);
-- y starts as the fp32 bias (or 0) and, block after block in K order,
-  y = y + (float(acc) * a_scale[m]) * w_scale[n, g] in fp32 (`_mm512_cvtepi32_ps`, two
-  `_mm512_mul_ps`, one `_mm512_add_ps`: no FMA). The non-AVX512 reference path sums the same
-  integers in a float (exact: |sum| <= 128 * 255 * 15 < 2^24) and scales `sum * sa * sb`
-  left to right, so it is the same arithmetic;
+- acc -= zp_a[m] * comp[n, b], comp = per-block sum of (w_q - zp_w) (`block_compensation`).
+  Every path agrees: the prepacked `compensation` is `sum(weight - qzeros)` over the block (the
+  brgemm path and `_dequant_and_store`), the small-M VNNI path sums the dequantized bytes with
+  `_mm512_dpbusd_epi32(ones, w - zp)`, and the scalar path centres a_q itself. That holds in
+  every version of the file from PR #2128 (8b57afe) to 2026-08; `compensation='8'` (a block sum
+  of w_q - 8, right only when every zero point is 8) is kept as a counterfactual for tests, not
+  as anything upstream computes;
+- y starts as the fp32 bias (or 0) and, block after block in K order, gets
+  (float(acc) * a_scale[m]) * w_scale[n, g] added in fp32. How the last multiply and the add
+  round depends on the build, not on the source (`epilogue`):
+  'mul_add' (two roundings): the portable build (pytorch/ao setup.py on a host without AVX512:
+  `-O3` only, no FMA instructions on baseline x86-64); its scalar path sums the block's integers
+  in a float (exact: |sum| <= 128 * 255 * 15 < 2^24) and does `C += sum * sa * sb`;
+  'fma' (one rounding, y = fmaf(float(acc) * sa, sb, y)): the AVX512 build (`-march=native
+  -mfma`), where GCC (whose C++ default is -ffp-contract=fast) fuses `_mm512_mul_ps` into the
+  following `_mm512_add_ps` in `_dequant_and_store` and the small-M store, and `sum * sa * sb`
+  into `C +=` in the scalar path (GCC 12, -std=c++20 -O3: 44 vfmadd213ps and 6 vfmadd132ss in
+  the AVX512-VNNI build, none in the portable one);
 - the fp32 y is cast once to bf16/fp16 (RNE) or kept as fp32.
 
-Symmetric int8 activations are passed as uint8 codes with their zero point (the model takes
-any uint8 codes and int zero point). `da8w4_exact` gives the exact value and a bound for
-kernels with another order (e.g. one float sum over all blocks).
+Symmetric int8 activations are passed as int8 codes with zero point 0 (the model takes any
+codes and int zero point). `da8w4_exact` gives the exact value and a bound for kernels with
+another order (e.g. one float sum over all blocks).
 """
 from __future__ import annotations
 
@@ -30,8 +39,11 @@ import numpy as np
 
 from oracle.bounds import gamma, output_rounding, sum_bound
 from oracle.gemm._common import OUT_DTYPES, cast_out
+from oracle.rounding import fmaf
 
-__all__ = ["block_k_for", "block_accumulators", "da8w4_linear", "da8w4_exact"]
+__all__ = ["block_k_for", "block_compensation", "block_accumulators", "da8w4_linear", "da8w4_exact", "EPILOGUES"]
+
+EPILOGUES = ("mul_add", "fma")
 
 
 def block_k_for(group_size: int) -> int:
@@ -50,6 +62,26 @@ def _check(a_q, w_q, w_scale, group_size):
         raise ValueError(f"w_scale must be (N, K/group_size) = {(N, K // group_size)}, got {w_scale.shape}")
 
 
+def block_compensation(w_q, w_zp, group_size: int, *, compensation: str = "zp") -> np.ndarray:
+    """int64 (N, n_blocks): each K block's sum of (w_q - zp_w) ('zp', upstream's), or of w_q - 8 ('8').
+
+    Transposed and cut into 32-column tiles ([N/32, n_blocks, 32]) it is the `compensation`
+    tensor that `torchao::da8w4_linear_prepack_cpu` returns."""
+    w_q = np.asarray(w_q)
+    N, K = w_q.shape
+    w_zp = np.asarray(w_zp).reshape(N, -1).astype(np.int64)
+    if group_size <= 0 or K % group_size or w_zp.shape[1] != K // group_size:
+        raise ValueError(f"w_q {w_q.shape}, zero points {w_zp.shape} and group_size={group_size} do not fit")
+    bk = block_k_for(group_size)
+    if compensation == "zp":
+        src = w_q.astype(np.int64) - np.repeat(w_zp, group_size, axis=1)
+    elif compensation == "8":
+        src = w_q.astype(np.int64) - 8
+    else:
+        raise ValueError(f"unknown compensation {compensation!r} (zp, 8)")
+    return src.reshape(N, K // bk, bk).sum(-1)
+
+
 def block_accumulators(a_q, a_zp, w_q, w_zp, group_size: int, *, compensation: str = "zp") -> np.ndarray:
     """int64 (n_blocks, M, N): each K block's acc - zp_a * comp, as the kernel's int32 holds it."""
     a_q, w_q = np.asarray(a_q), np.asarray(w_q)
@@ -59,22 +91,21 @@ def block_accumulators(a_q, a_zp, w_q, w_zp, group_size: int, *, compensation: s
     nb = a_q.shape[1] // bk
     zp_cols = np.repeat(w_zp, group_size, axis=1)  # (N, K)
     wc = w_q.astype(np.int64) - zp_cols
-    if compensation == "zp":
-        comp_src = wc
-    elif compensation == "8":
-        comp_src = w_q.astype(np.int64) - 8
-    else:
-        raise ValueError(f"unknown compensation {compensation!r} (zp, 8)")
     a = a_q.astype(np.int64).reshape(a_q.shape[0], nb, bk)
     acc = np.einsum("mbk,nbk->bmn", a, wc.reshape(wc.shape[0], nb, bk))
-    comp = comp_src.reshape(wc.shape[0], nb, bk).sum(-1).T  # (nb, N)
+    comp = block_compensation(w_q, w_zp, group_size, compensation=compensation).T  # (nb, N)
     zp_a = np.asarray(a_zp, dtype=np.int64).reshape(-1)
     return acc - zp_a[None, :, None] * comp[:, None, :]
 
 
 def da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias=None, *, group_size: int, out: str = "bf16",
-                 compensation: str = "zp") -> np.ndarray:
-    """Bit-exact DA8W4 output: per-block fp32 epilogue in K order from the bias, then the cast."""
+                 compensation: str = "zp", epilogue: str = "mul_add") -> np.ndarray:
+    """Bit-exact DA8W4 output: per-block fp32 epilogue in K order from the bias, then the cast.
+
+    epilogue 'mul_add': y = y + (float(acc) * sa) * sb, each operation rounded; 'fma':
+    y = fmaf(float(acc) * sa, sb, y), as GCC contracts the AVX512 build's epilogue."""
+    if epilogue not in EPILOGUES:
+        raise ValueError(f"unknown epilogue {epilogue!r} ({', '.join(EPILOGUES)})")
     w_scale = np.asarray(w_scale, dtype=np.float32)
     _check(np.asarray(a_q), np.asarray(w_q), w_scale, group_size)
     accs = block_accumulators(a_q, a_zp, w_q, w_zp, group_size, compensation=compensation)
@@ -85,7 +116,8 @@ def da8w4_linear(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias=None, *, group_siz
     with np.errstate(over="ignore", invalid="ignore"):
         for b in range(accs.shape[0]):
             sb = w_scale[:, b // blocks_per_group][None, :]
-            y = y + (accs[b].astype(np.int32).astype(np.float32) * sa) * sb
+            p = accs[b].astype(np.int32).astype(np.float32) * sa
+            y = fmaf(p, np.broadcast_to(sb, p.shape), y) if epilogue == "fma" else y + p * sb
     return cast_out(y, out)
 
 
