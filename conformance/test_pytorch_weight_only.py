@@ -14,14 +14,14 @@ import dataclasses
 import ml_dtypes
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from conformance import calls
 from oracle.gemm.aten_int4pack import int4_expected
 from oracle.gemm.aten_int8pack import int8_expected, int8_predict
-from oracle.strategies import KINDS, LLM_LAYER_SHAPES, float_arrays
+from oracle.strategies import KINDS, LLM_LAYER_SHAPES, float_arrays, sums_fit_fp32
 from oracle.verdict import compare_bounded
 
 NP_DTYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -95,7 +95,9 @@ def test_int4pack_hypothesis(qsession, judge, convention: str, dtype: str) -> No
     def case(data, group, m, groups, n16):
         k, n = group * groups, 16 * n16
         w = data.draw(float_arrays((n, k), group_size=group, kinds=_kinds(dtype)))
-        _judge_int4(qsession, judge, convention, dtype, _activations(data, m, k, dtype, group), w, group)
+        x = _activations(data, m, k, dtype, group)
+        assume(sums_fit_fp32(np.asarray(x, np.float32), w * 1.125))  # dequantized codes exceed w by < 1/8
+        _judge_int4(qsession, judge, convention, dtype, x, w, group)
 
     case()
 
@@ -177,6 +179,8 @@ def test_int8pack_hypothesis(qsession, judge, dtype: str) -> None:
             k = -(-k // 16) * 16
         w = data.draw(float_arrays((n, k), group_size=k, kinds=_kinds(dtype)))
         qw = conv.quantize(w)
-        _judge_int8(qsession, judge, dtype, _activations(data, m, k, dtype, k), qw.codes, qw.scales[:, 0])
+        x = _activations(data, m, k, dtype, k)
+        assume(sums_fit_fp32(np.asarray(x, np.float32), qw.codes * qw.scales.astype(np.float64)))
+        _judge_int8(qsession, judge, dtype, x, qw.codes, qw.scales[:, 0])
 
     case()

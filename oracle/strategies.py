@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-__all__ = ["LLM_LAYER_SHAPES", "GROUP_SIZES", "KINDS", "INT8_PATTERNS", "group_sizes", "gemm_shapes",
+__all__ = ["sums_fit_fp32", "LLM_LAYER_SHAPES", "GROUP_SIZES", "KINDS", "INT8_PATTERNS", "group_sizes", "gemm_shapes",
            "float_arrays", "int8_codes", "structured"]
 
 # (K, N) of real linear layers: Llama-2-7B (hidden 4096, MLP 11008), Llama-3-8B (MLP 14336,
@@ -125,3 +125,13 @@ def int8_codes(draw, shape: tuple[int, ...], *, patterns=INT8_PATTERNS):
         return np.where(np.indices(shape).sum(0) % 2 == 0, -128, 127).astype(np.int8)
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     return rng.integers(-128, 128, shape, dtype=np.int8)
+
+
+def sums_fit_fp32(x: np.ndarray, w: np.ndarray) -> bool:
+    """Whether every sum of |x[m, k] w[n, k]| over k stays far inside float32 (a quarter of its largest
+    value). Past it a kernel's partial sums may overflow to inf in any order (NaN from inf - inf):
+    the float model of every bound assumes no overflow, so such drawn inputs are outside every fp32
+    accumulator's contract and a test `assume`s them away."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.abs(np.asarray(x, np.float64)) @ np.abs(np.asarray(w, np.float64)).T
+    return bool(np.all(np.isfinite(total)) and total.max(initial=0.0) < np.finfo(np.float32).max / 4)
