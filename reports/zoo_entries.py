@@ -66,12 +66,15 @@ ZOO: list[Entry] = [
         kind="zero point", package="onnxruntime", affected="1.17.0", fixed="1.17.1",
         trigger="MatMulNBits with asymmetric 4-bit weights (packed zero points): garbage output "
                 "(RTN/GPTQ INT4 Llama-2; reported fixed within days)",
-        selection=(f"{_MNB}::test_matmulnbits_crafted[4-zp-0]", f"{_MNB}::test_matmulnbits_crafted[4-zp-4]",
-                   f"{_MNB}::test_matmulnbits_crafted[4-sym-0]"),
+        selection=tuple(f"{_MNB}::test_matmulnbits_{t}" for t in (
+            "crafted[4-zp-0]", "crafted[4-zp-4]", "crafted[4-sym-0]", "crafted[4-sym-4]",
+            "hypothesis[4-0]", "hypothesis[4-4]")),
         kernels=("onnxruntime.matmulnbits",), requirements=_ORT_OLD,
-        gap="the MatMulNBits adapter writes IR version 10 / opset 21 models, which onnxruntime before 1.18 "
-            "refuses to load; writing the lowest IR and opset the node needs (MatMulNBits is com.microsoft "
-            "opset 1, no default-domain node) would let the suite judge these releases"),
+        gap="the adapter now writes IR 8 / opset 17 models, which 1.17.0 loads, and every 4-bit MatMulNBits "
+            "case of the quick profile (crafted and drawn zero points, accuracy levels 0 and 4, M 1..64, N up "
+            "to 40, K tails; 2-bit is newer than 1.17) passes on it: the report's trigger (a Llama-2 RTN/GPTQ INT4 "
+            "model) names no shape, and the suite's shapes do not reach it; larger N and K split over several "
+            "threads are the next case family to add"),
     Entry(
         id="ort-28551-matmulnbits-block-512",
         link="https://github.com/microsoft/onnxruntime/issues/28551",
