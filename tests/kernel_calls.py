@@ -63,7 +63,7 @@ def run(module: str, func: str, *args: Any, **kwargs: Any) -> Any:
     fails the calling test with what the worker saw."""
     out = worker().call(module, func, *args, **kwargs)
     if not out.ok:
-        pytest.fail(f"{module}.{func} in the worker: {out.status}: {out.detail[-2000:]}", pytrace=False)
+        pytest.fail(f"{module}.{func} in the worker: {out.status}: {out.detail[:3000]}", pytrace=False)
     return out.value
 
 
