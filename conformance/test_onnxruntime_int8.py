@@ -1,6 +1,6 @@
 """ONNX Runtime's int8 GEMMs (MatMulInteger, QLinearMatMul, com.microsoft DynamicQuantizeMatMul and
-MatMulIntegerToFloat, DynamicQuantizeLinear) on the CPU execution provider, judged by
-oracle.gemm.mlas_int8.
+MatMulIntegerToFloat, DynamicQuantizeLinear) and QuantizeLinear on the CPU execution provider,
+judged by oracle.gemm.mlas_int8.
 
 Two models of the integer accumulator (see that module): the exact sum (a - za)(b - zb), and the
 int16 pairs of MLAS's u8 x s8 kernel on x64 hosts without VNNI. Each case is judged twice:
@@ -22,7 +22,7 @@ import pytest
 from conformance import calls
 from kernels.isa import host_flags, levels_on_host
 from oracle.gemm.mlas_int8 import (accumulator, dynamic_quantize_u8, float_output, model_for, qlinear_scale,
-                                   requantize)
+                                   quantize_linear, requantize)
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MODULE = "kernels.onnxruntime.int8_gemm"
@@ -411,3 +411,59 @@ def test_dynamicquantizematmul_exact_paths(qsession, judge) -> None:
     b = rng.integers(0, 256, (40, 7), dtype=U8)
     _dq_matmul(qsession, judge, "exact", x, b, F(0.25), U8(128), rng.standard_normal(7).astype(F))
     _dq_matmul(qsession, judge, "exact", x, rng.integers(-64, 65, (40, 7), dtype=S8), F(0.25), None, None)
+
+
+# ------------------------------------------------------------------------------- QuantizeLinear
+
+# Power-of-two scales, so x = (j + 1/2) * scale is an exact tie in fp16 and fp32 and x / scale is
+# exact; the smallest is the type's least normal (its ties below 1 are subnormal inputs). The last
+# scale is not a power of two (0.0999756 is fp16's value next to 0.1).
+_QL_SCALES = {"fp32": (2.0 ** -3, 1.0, 2.0 ** 5, 2.0 ** -126, 0.0999756),
+              "fp16": (2.0 ** -6, 2.0 ** -2, 1.0, 2.0 ** 3, 2.0 ** -14, 0.0999756)}
+_QL_OUT = {"u8_zp0": U8(0), "u8_zp128": U8(128), "s8_zp0": S8(0), "s8_zp-3": S8(-3)}
+
+
+def _ql_row(scale: float, dt, zp) -> np.ndarray:
+    """Every half step from two codes below the range to two above, one ulp either side of each, the
+    codes themselves, saturation well past the range, signed zeros, subnormals and random values."""
+    info = np.iinfo(np.asarray(zp).dtype)
+    s = dt(scale)
+    j = np.arange(info.min - int(zp) - 2, info.max - int(zp) + 2, dtype=np.float64)
+    halves = ((j + 0.5) * np.float64(s)).astype(dt)
+    tiny = np.finfo(dt).smallest_subnormal
+    span = float(info.max - info.min)
+    extra = np.array([0.0, -0.0, tiny, -tiny, 2 * tiny, 3 * tiny, -3 * tiny, np.finfo(dt).tiny,
+                      (span + 5) * s, -(span + 5) * s, 1000 * s, -1000 * s, 3000 * s, -3000 * s], np.float64)
+    rng = np.random.default_rng(len(halves))
+    noise = rng.standard_normal(64) * 60 * np.float64(s)
+    return np.concatenate([halves, np.nextafter(halves, dt(np.inf)), np.nextafter(halves, dt(-np.inf)),
+                           (j * np.float64(s)).astype(dt), extra.astype(dt), noise.astype(dt)]).astype(dt)
+
+
+@pytest.mark.kernel("onnxruntime.quantizelinear")
+@pytest.mark.parametrize("layout", ["per_tensor", "axis0", "axis1"])
+@pytest.mark.parametrize("out", sorted(_QL_OUT))
+@pytest.mark.parametrize("xtype", ["fp32", "fp16"])
+def test_quantizelinear(qsession, judge, xtype: str, out: str, layout: str) -> None:
+    """QuantizeLinear byte for byte: ties at every half step (round half to even), one ulp either side,
+    saturation, signed zeros and subnormal inputs; per tensor (one call per scale) or per axis."""
+    dt = np.float32 if xtype == "fp32" else np.float16
+    zp = _QL_OUT[out]
+    scales = _QL_SCALES[xtype]
+    conv = "act.onnx.quantize_linear"
+    opset = 19 if dt is np.float16 else 13
+    if layout == "per_tensor":
+        cases = [(_ql_row(sc, dt, zp)[None, :], dt(sc), zp, None) for sc in scales]
+    else:
+        x = np.stack([_ql_row(sc, dt, zp) for sc in scales])
+        sc = np.array(scales, dt)
+        zps = np.full(len(scales), zp, np.asarray(zp).dtype)
+        cases = [(x, sc, zps, 0) if layout == "axis0" else (np.ascontiguousarray(x.T), sc, zps, 1)]
+    for x, sc, z, axis in cases:
+        what = f"QuantizeLinear {xtype} -> {out} {layout} scale={np.atleast_1d(sc)[0]!r}"
+        kw = {"opset": opset} if axis is None else {"axis": axis, "opset": opset}
+        run, value, _ = _call(qsession, judge, "quantizelinear", (x, sc, z), kw, conv, what, x.shape)
+        res = compare_exact(quantize_linear(x, sc, z, axis=axis), value["y"], convention=conv, what=what)
+        if not res.ok:
+            break
+    judge(res, kernel=_kernel("quantizelinear"), shape=x.shape, observed_isa=run.isa(), layout=layout)

@@ -150,9 +150,10 @@ ZOO: list[Entry] = [
         trigger="QuantizeLinear with float16 input on the CPU EP truncates x/scale toward zero instead of "
                 "rounding to nearest even (onnxruntime issue 18576); 1.32.0 rounds [0.0500183, -0.0500183] / "
                 "0.0999756 to [1, -1] here",
-        selection=(_INT8, "-k", "dynamicquantizelinear"), kernels=("onnxruntime.*",), requirements=_ORT,
-        gap="the suite drives activation quantizers only through DynamicQuantizeLinear (fp32 input); a "
-            "QuantizeLinear case family (fp32/fp16/bf16 input, int8/uint8/int4 output, ties and near-ties "
-            "around every code, per-tensor/per-axis/blocked scales) against oracle.rounding's ties-to-even "
-            "would see it"),
+        selection=(_INT8, "-k", "quantizelinear"), kernels=("onnxruntime.*",), requirements=_ORT,
+        gap="the QuantizeLinear family (test_quantizelinear against oracle.gemm.mlas_int8.quantize_linear) "
+            "covers fp32 and fp16 input, u8 and s8 output, zero points 0/128/-3, per-tensor and per-axis "
+            "(axis 0 and the last axis) scales, exact ties at every half step with one ulp either side, "
+            "saturation, signed zeros and subnormal inputs; bf16 input, int4 output and blocked scales "
+            "are not covered yet"),
 ]

@@ -72,3 +72,24 @@ def test_float_output_is_two_roundings_without_fma() -> None:
     pred, exact, bound = float_output(acc, F(1), F(1), np.array([F(1), F(0.1)]))
     assert pred[0, 0] == F(16777216) + F(1) and pred[0, 1] == F(3) + F(0.1)
     assert np.all(np.abs(pred.astype(np.float64) - exact) <= bound)
+
+
+def test_quantize_linear_ties_saturation_and_fp16() -> None:
+    from oracle.gemm.mlas_int8 import quantize_linear
+
+    s = F(0.25)
+    x = (np.array([0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1000, -1000, -0.0]) * 0.25).astype(F)
+    assert quantize_linear(x, s, np.uint8(128)).tolist() == [128, 130, 130, 128, 126, 126, 255, 0, 128]
+    assert quantize_linear(x, s, np.int8(-3)).tolist() == [-3, -1, -1, -3, -5, -5, 127, -128, -3]
+    # one ulp above a tie rounds up, one below rounds down
+    up, down = np.nextafter(F(2.5 * 0.25), F(np.inf)), np.nextafter(F(2.5 * 0.25), F(-np.inf))
+    assert quantize_linear(np.array([up, down], F), s, np.uint8(0)).tolist() == [3, 2]
+    # fp16: widened to fp32, then one fp32 division (0.0500183 / 0.0999756 = 0.5003... -> 1, not truncated to 0)
+    h = np.array([0.0500183, -0.0500183], np.float16)
+    assert quantize_linear(h, np.float16(0.0999756), np.int8(0)).tolist() == [1, -1]
+    # per axis: scale and zero point broadcast along `axis`
+    x2 = np.array([[0.5, 1.5], [2.5, 3.5]], F)
+    assert quantize_linear(x2, np.array([1, 0.5], F), np.array([0, 10], np.uint8), axis=0).tolist() == \
+        [[0, 2], [15, 17]]
+    assert quantize_linear(x2, np.array([1, 0.5], F), np.array([0, 10], np.uint8), axis=1).tolist() == \
+        [[0, 13], [2, 17]]

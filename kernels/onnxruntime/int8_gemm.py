@@ -3,7 +3,8 @@
 MatMulInteger (int32 out), QLinearMatMul (requantized u8/s8 out), com.microsoft
 DynamicQuantizeMatMul (fp32 A quantized to u8 per tensor inside the op, fp32 out) and
 com.microsoft MatMulIntegerToFloat (fp32 out), plus DynamicQuantizeLinear, whose quantizer
-DynamicQuantizeMatMul shares (core/util/qmath.h GetQuantizationParameter, MlasQuantizeLinear).
+DynamicQuantizeMatMul shares (core/util/qmath.h GetQuantizationParameter, MlasQuantizeLinear),
+and QuantizeLinear (fp32/fp16 in, u8/s8 out, per tensor or per axis).
 Each call builds a one-node ONNX model with `onnx.helper` and runs it in a CPU InferenceSession.
 
 B is an initializer by default (`b_const=True`), as in a real model: the kernel then prepacks it
@@ -41,12 +42,15 @@ _OPS = {
     "matmulintegertofloat": ("com.microsoft::MatMulIntegerToFloat",
                              "fp32 out = fp32(acc) * fp32(sa * sb) + bias, per-column B scales and zero points"),
     "dynamicquantizelinear": ("DynamicQuantizeLinear", "fp32 -> u8 codes, scale, zero point (the DQMatMul quantizer)"),
+    "quantizelinear": ("QuantizeLinear", "fp32/fp16 x -> u8/s8 = saturate(RNE(x / scale) + zp), per tensor or axis"),
 }
+_CONVENTIONS = {"dynamicquantizelinear": ("act.ort.dynamic_quantize_linear.u8",),
+                "quantizelinear": ("act.onnx.quantize_linear",)}
 INFOS = {key: register(KernelInfo(
     name=f"onnxruntime.{key}", package="onnxruntime", op=op, module=__name__,
-    conventions=("mlas.int8.exact", "mlas.int8.u8s8_int16_pairs") if key != "dynamicquantizelinear"
-    else ("act.ort.dynamic_quantize_linear.u8",),
-    isa_knobs=(), dtypes=("int8", "uint8"), notes=notes, extra={"isa_note": _NOTE}))
+    conventions=_CONVENTIONS.get(key, ("mlas.int8.exact", "mlas.int8.u8s8_int16_pairs")),
+    isa_knobs=(), dtypes=("int8", "uint8") + (("float32", "float16") if key == "quantizelinear" else ()),
+    notes=notes, extra={"isa_note": _NOTE}))
     for key, (op, notes) in _OPS.items()}
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -95,11 +99,12 @@ def observe() -> dict:
             "vnni": any(f in flags for f in _VNNI_FLAGS), "note": f"mlas_u8s8=cpuid({cls}, no knob)"}
 
 
-_TYPES = {np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6, np.dtype(np.float32): 1}
+_TYPES = {np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6, np.dtype(np.float32): 1,
+          np.dtype(np.float16): 10}
 
 
 def _run(op: str, domain: str, inputs: list, out_types: list[int], *, threads: int, precision: bool,
-         opset: int, b_index: int = 1) -> tuple[list[np.ndarray], str]:
+         opset: int, b_index: int = 1, attrs: dict | None = None) -> tuple[list[np.ndarray], str]:
     """Run a one-node model; inputs are (name, array, const) or None for an omitted optional input.
 
     Returns the outputs and the element type of input `b_index` (B) in the optimized graph ORT
@@ -123,7 +128,7 @@ def _run(op: str, domain: str, inputs: list, out_types: list[int], *, threads: i
             graph_inputs.append(helper.make_tensor_value_info(name, _TYPES[arr.dtype], list(arr.shape)))
             feeds[name] = arr
     outs = [f"Y{i}" for i in range(len(out_types))]
-    node = helper.make_node(op, names, outs, domain=domain)
+    node = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
     graph = helper.make_graph([node], "int8_gemm", graph_inputs,
                               [helper.make_tensor_value_info(o, t, None) for o, t in zip(outs, out_types)], inits)
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid("com.microsoft", 1)] if domain else [])
@@ -218,3 +223,19 @@ def dynamicquantizelinear(x: np.ndarray, *, threads: int = 1) -> dict:
     (y, s, z), _ = _run("DynamicQuantizeLinear", "", [("X", np.asarray(x, np.float32), False)], [2, 1, 2],
                         threads=threads, precision=False, opset=13)
     return {"y": y, "scale": np.asarray(s, np.float32), "zero_point": np.asarray(z, np.uint8)}
+
+
+def quantizelinear(x: np.ndarray, y_scale, y_zero_point, *, axis: int | None = None, opset: int = 19,
+                   threads: int = 1) -> dict:
+    """QuantizeLinear: fp32/fp16 x -> {'y': codes in y_zero_point's type (u8/s8)}.
+
+    y_scale (x's type, as the operator requires) and y_zero_point are initializers: scalars per
+    tensor, or 1-D along `axis` per axis (the attribute is written only when given). fp16 x needs
+    opset >= 19.
+    """
+    x = np.asarray(x)
+    zp = np.asarray(y_zero_point)
+    ins = [("x", x, False), ("y_scale", np.asarray(y_scale, x.dtype), True), ("y_zero_point", zp, True)]
+    (y,), _ = _run("QuantizeLinear", "", ins, [_TYPES[zp.dtype]], threads=threads, precision=False, opset=opset,
+                   attrs=None if axis is None else {"axis": int(axis)})
+    return {"y": y}

@@ -45,6 +45,17 @@ Sources (microsoft/onnxruntime, onnxruntime/core/mlas/lib unless noted):
   rewritten to u8 (b ^ 0x80, its zero point ^ 0x80, 128 where absent): the u8 x u8 kernel then
   runs and the result is exact. A weight within [-64, 64] is left alone (255 * 64 * 2 = 32640
   cannot saturate); a weight that is a graph input is never rewritten.
+- QuantizeLinear (ONNX: y = saturate(round_half_to_even(x / y_scale) + y_zero_point)), on the CPU
+  EP (core/providers/cpu/quantization/quantize_linear.cc `QuantizeLinear<T>::Compute`, which
+  calls core/util/qmath.h): fp32 per tensor or per axis on the last axis runs `MlasQuantizeLinear`
+  (quantize.cpp: a true fp32 division, the float clamp to [lo - zp, hi - zp], cvtps2dq under
+  the default MXCSR, plus zp); per axis on another axis `BlockedQuantizeLinear<...>::opNotLastAxis`
+  (std::nearbyint(x / scale) + zp, clamped). fp16 x and scale are widened to fp32 first
+  (`MLFloat16::ToFloat`, exact) in `ParQuantizeLinearStd(const MLFloat16*, ...)` and the
+  MLFloat16 `BlockedQuantizeLinear` specialisations; the quotient is the fp32 division. Each path
+  is one fp32 division then round to nearest even: `quantize_linear`. The conversions to int32
+  there are undefined past |x / scale| >= 2^31, so only quotients within the int32 range are
+  specified here.
 
 The VNNI kernels (QgemmU8S8KernelAvxVnni / Avx512Vnni) use `vpdpbusds`, which saturates the int32
 accumulator instead of wrapping: the two models differ only past |acc| = 2^31 (K > 66000 at
@@ -59,7 +70,7 @@ from oracle.gemm.aten_qlinear_dynamic import accumulate as _pairs_minus_zp
 from oracle.gemm.w8a8 import wrap_int32
 
 __all__ = ["MODELS", "VNNI_FLAGS", "u8s8_saturates", "model_for", "accumulator", "qlinear_scale", "requantize",
-           "dynamic_quantize_u8", "scale_bias", "float_output"]
+           "dynamic_quantize_u8", "quantize_linear", "scale_bias", "float_output"]
 
 F = np.float32
 MODELS = ("exact", "u8s8_int16_pairs")
@@ -150,6 +161,29 @@ def dynamic_quantize_u8(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8
     with np.errstate(over="ignore", invalid="ignore"):
         q = np.clip((x / scale).astype(F), F(-zp), F(255 - zp))
     return (np.rint(q).astype(np.int64) + zp).astype(np.uint8), scale, np.uint8(zp)
+
+
+def quantize_linear(x: np.ndarray, y_scale, y_zero_point, out_dtype=None, axis: int | None = None) -> np.ndarray:
+    """ONNX QuantizeLinear (u8/s8 out): saturate(RNE(fp32(fp32(x) / fp32(y_scale))) + zp), see the docstring.
+
+    x fp32 or fp16 (widened exactly); y_scale and y_zero_point scalars (per tensor) or 1-D along
+    `axis` (per axis); out_dtype defaults to the zero point's type. The float clamp before the
+    rounding equals saturating after it, the bounds being integers.
+    """
+    zp = np.asarray(y_zero_point)
+    out = np.dtype(out_dtype if out_dtype is not None else zp.dtype)
+    info = np.iinfo(out)
+    xf = np.asarray(x).astype(F)
+    s = np.asarray(y_scale).astype(F)
+    z = zp.astype(np.int64)
+    if axis is not None and s.ndim == 1:
+        shape = [1] * xf.ndim
+        shape[axis] = -1
+        s, z = s.reshape(shape), (z.reshape(shape) if z.ndim == 1 else z)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        q = (xf / s).astype(F)
+    q = np.clip(q, (info.min - z).astype(F), (info.max - z).astype(F))
+    return (np.rint(q).astype(np.int64) + z).astype(out)
 
 
 def scale_bias(acc: np.ndarray, multiplier, bias=None) -> np.ndarray:
