@@ -24,7 +24,7 @@ import numpy as np
 
 from conformance.known_defects import features_seen
 from kernels.pytorch import evidence
-from kernels.registry import get as kernel_info
+from kernels.registry import find as kernel_info
 from kernels.worker import Outcome
 from oracle.verdict import Result
 
@@ -59,11 +59,8 @@ def failure(outcome: Outcome, convention: str, what: str, kernel: str = "", shap
 
 
 def _outside_space(kernel: str, shape: tuple[int, ...], isa: str) -> str:
-    try:
-        space = kernel_info(kernel).space
-    except ValueError:
-        return ""
-    return space.outside(shape, features_seen(kernel, isa)) if space else ""
+    info = kernel_info(kernel)
+    return info.space.outside(shape, features_seen(kernel, isa)) if info and info.space else ""
 
 
 def require_available(qsession, judge, kernel: str, module: str, convention: str, *args,
@@ -111,20 +108,14 @@ def invariants(qsession, judge, kernel: str, module: str, func: str, out: Outcom
               kernel=kernel, shape=shape)
     first = judge.nodeid not in qsession.repeated
     qsession.repeated.add(judge.nodeid)
-    if not first or not _deterministic(kernel):
+    info = kernel_info(kernel)
+    if not first or (info and not info.deterministic):
         return
     again = (worker or qsession.worker).call(module, func, *args, **kwargs)
     if again.ok and not same_bytes(out.value, again.value):
         judge(Result("FAIL", convention, what or func,
                      detail="invariant repeatable: the same call made twice in one process returned different bytes"),
               kernel=kernel, shape=shape)
-
-
-def _deterministic(kernel: str) -> bool:
-    try:
-        return kernel_info(kernel).deterministic
-    except ValueError:
-        return True
 
 
 def run(qsession, judge, kernel: str, module: str, func: str, *args, convention: str, what: str = "",

@@ -118,8 +118,9 @@ DEFECTS: list[KnownDefect] = [
             "passes",
         evidence=((AMX_XEON, "torch 2.11 at avx512..amx: SIGSEGV on every call"),),
         has_all=("avx512f",), signature=r"^CRASHED\b"),
-    *(KnownDefect(
-        kernel="onnxruntime.*", nodeid_glob=_glob, convention="mlas.int8.exact",
+    KnownDefect(
+        kernel="onnxruntime.*", nodeid_glob="conformance/test_onnxruntime_int8.py::test_*[[]exact*",
+        convention="mlas.int8.exact",
         reference="onnxruntime issue 16105; PR 12088 (session option session.x64quantprecision, "
                   "onnxruntime_session_options_config_keys.h kOrtSessionOptionsAvx2PrecisionMode); "
                   "mlas/lib/x86_64/QgemmU8X8KernelAvx2.S MultiplyAccumulateRowU8S8Avx2",
@@ -129,9 +130,7 @@ DEFECTS: list[KnownDefect] = [
             "every byte (the host-model tests)",
         evidence=((ZEN3, "onnxruntime 1.32.0: every exact-model case built to saturate matches the pair model byte "
                          "for byte"),),
-        lacks_all=NO_VNNI + ("amx_int8",), signature=r"^FAIL\b")
-      for _glob in ("conformance/test_onnxruntime_int8.py::test_matmulinteger_u8s8_exact[[]*",
-                    "conformance/test_onnxruntime_int8.py::test_*[[]exact*")),
+        lacks_all=NO_VNNI + ("amx_int8",), signature=r"^FAIL\b"),
     KnownDefect(
         kernel="triton.torchao.int_scaled_matmul",
         nodeid_glob="conformance/test_triton_torchao.py::test_int_scaled_matmul_even_k_tail*",
@@ -152,12 +151,10 @@ def _installed(dist: str) -> str:
 
 
 def _has_knob(kernel: str) -> bool:
-    from kernels.registry import get
+    from kernels.registry import find
 
-    try:
-        return bool(get(kernel).isa_knobs)
-    except ValueError:
-        return False
+    info = find(kernel)
+    return bool(info and info.isa_knobs)
 
 
 def features_seen(kernel: str, isa: str, flags: frozenset[str] | None = None) -> frozenset[str]:
