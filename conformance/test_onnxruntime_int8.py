@@ -116,19 +116,11 @@ def _matmulinteger(qsession, judge, which: str, a, za, b, zb, **kw) -> None:
 @pytest.mark.parametrize("b_const", [True, False], ids=["b_init", "b_input"])
 @pytest.mark.parametrize("zp", _ZPS)
 @pytest.mark.parametrize("mkn", sorted(_SHAPES))
-def test_matmulinteger_u8s8_host_model(qsession, judge, mkn: str, zp: str, b_const: bool) -> None:
+@pytest.mark.parametrize("which", ["host", "exact"])
+def test_matmulinteger_u8s8(qsession, judge, which: str, mkn: str, zp: str, b_const: bool) -> None:
     """Full-range u8 x s8, zero points 0 / 128 / 255 / per column, K and N tails, M = 1 (GEMV kernel with B an input)."""
     a, za, b, zb = _u8s8(len(mkn) * 7 + len(zp), *_SHAPES[mkn], zp)
-    _matmulinteger(qsession, judge, "host", a, za, b, zb, b_const=b_const)
-
-
-@pytest.mark.kernel("onnxruntime.matmulinteger")
-@pytest.mark.parametrize("b_const", [True, False], ids=["b_init", "b_input"])
-@pytest.mark.parametrize("zp", _ZPS)
-@pytest.mark.parametrize("mkn", sorted(_SHAPES))
-def test_matmulinteger_u8s8_exact(qsession, judge, mkn: str, zp: str, b_const: bool) -> None:
-    a, za, b, zb = _u8s8(len(mkn) * 7 + len(zp), *_SHAPES[mkn], zp)
-    _matmulinteger(qsession, judge, "exact", a, za, b, zb, b_const=b_const)
+    _matmulinteger(qsession, judge, which, a, za, b, zb, b_const=b_const)
 
 
 @pytest.mark.kernel("onnxruntime.matmulinteger")
