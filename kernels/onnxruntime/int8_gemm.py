@@ -105,15 +105,19 @@ _TYPES = {np.dtype(np.uint8): 2, np.dtype(np.int8): 3, np.dtype(np.int32): 6, np
 
 def _run(op: str, domain: str, inputs: list, out_types: list[int], *, threads: int, precision: bool,
          opset: int, b_index: int = 1, attrs: dict | None = None) -> tuple[list[np.ndarray], str]:
-    """Run a one-node model; inputs are (name, array, const) or None for an omitted optional input.
+    """Run a one-node model; inputs are (name, array, const) or None for an omitted optional input
+    (trailing ones are dropped, as ONNX wants).
 
-    Returns the outputs and the element type of input `b_index` (B) in the optimized graph ORT
-    writes out ('' where the node has no such input or it is a graph input).
+    Returns the outputs and what input `b_index` (B) became: its element type in the optimized graph
+    ORT writes out, "input" where it is a graph input, '' where the node has no such input.
     """
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
+    inputs = list(inputs)
+    while inputs and inputs[-1] is None:
+        inputs.pop()
     names, inits, graph_inputs, feeds = [], [], [], {}
     for item in inputs:
         if item is None:
@@ -149,6 +153,8 @@ def _run(op: str, domain: str, inputs: list, out_types: list[int], *, threads: i
             node_b = [n.input[b_index] for n in opt.graph.node if n.op_type == op and len(n.input) > b_index]
             if node_b and node_b[0] in types:
                 weight = onnx.helper.tensor_dtype_to_np_dtype(types[node_b[0]]).name
+    if not weight and len(inputs) > b_index and inputs[b_index] is not None and not inputs[b_index][2]:
+        weight = "input"
     return sess.run(None, feeds), weight
 
 
@@ -166,10 +172,8 @@ def matmulinteger(a: np.ndarray, b: np.ndarray, a_zero_point=None, b_zero_point=
     ins = [("A", a, False), ("B", b, b_const),
            None if a_zero_point is None else ("a_zero_point", _zero_point(a_zero_point, a.dtype), True),
            None if b_zero_point is None else ("b_zero_point", _zero_point(b_zero_point, b.dtype), b_const)]
-    while ins[-1] is None:
-        ins.pop()
     (y,), w = _run("MatMulInteger", "", ins, [6], threads=threads, precision=precision, opset=opset)
-    return {"y": y, "weight_dtype": w or ("input" if not b_const else "")}
+    return {"y": y, "weight_dtype": w}
 
 
 def qlinearmatmul(a: np.ndarray, a_scale, a_zero_point, b: np.ndarray, b_scale, b_zero_point, y_scale,
@@ -187,7 +191,7 @@ def qlinearmatmul(a: np.ndarray, a_scale, a_zero_point, b: np.ndarray, b_scale, 
            ("y_scale", np.asarray(y_scale, f), True), ("y_zero_point", yz, True)]
     (y,), w = _run("QLinearMatMul", "", ins, [_TYPES[yz.dtype]], threads=threads, precision=precision, opset=opset,
                    b_index=3)
-    return {"y": y, "weight_dtype": w or ("input" if not b_const else "")}
+    return {"y": y, "weight_dtype": w}
 
 
 def dynamicquantizematmul(a: np.ndarray, b: np.ndarray, b_scale, b_zero_point=None, bias=None, *,
@@ -197,10 +201,8 @@ def dynamicquantizematmul(a: np.ndarray, b: np.ndarray, b_scale, b_zero_point=No
     ins = [("A", np.asarray(a, f), False), ("B", b, b_const), ("b_scale", np.asarray(b_scale, f), b_const),
            None if b_zero_point is None else ("b_zero_point", np.asarray(b_zero_point, b.dtype), b_const),
            None if bias is None else ("bias", np.asarray(bias, f), True)]
-    while ins[-1] is None:
-        ins.pop()
     (y,), w = _run("DynamicQuantizeMatMul", "com.microsoft", ins, [1], threads=threads, precision=precision, opset=13)
-    return {"y": y, "weight_dtype": w or ("input" if not b_const else "")}
+    return {"y": y, "weight_dtype": w}
 
 
 def matmulintegertofloat(a: np.ndarray, b: np.ndarray, a_scale, b_scale, a_zero_point=None, b_zero_point=None,
@@ -212,10 +214,8 @@ def matmulintegertofloat(a: np.ndarray, b: np.ndarray, a_scale, b_scale, a_zero_
            None if a_zero_point is None else ("a_zero_point", np.asarray(a_zero_point, a.dtype), True),
            None if b_zero_point is None else ("b_zero_point", np.asarray(b_zero_point, b.dtype), b_const),
            None if bias is None else ("bias", np.asarray(bias, f), True)]
-    while ins[-1] is None:
-        ins.pop()
     (y,), w = _run("MatMulIntegerToFloat", "com.microsoft", ins, [1], threads=threads, precision=precision, opset=13)
-    return {"y": y, "weight_dtype": w or ("input" if not b_const else "")}
+    return {"y": y, "weight_dtype": w}
 
 
 def dynamicquantizelinear(x: np.ndarray, *, threads: int = 1) -> dict:
