@@ -19,7 +19,7 @@ from conformance import calls
 from oracle.gemm.da8w4 import block_compensation, da8w4_exact, da8w4_linear
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.strategies import int8_codes
-from oracle.verdict import Result, compare_bounded, compare_exact
+from oracle.verdict import compare_bounded, compare_exact
 
 MOD = "kernels.torchao.ao"
 

@@ -12,7 +12,7 @@ never as a surprise. Versions carry pip's own spelling; torch pins name the CPU 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["Entry", "ZOO", "KINDS", "TEST_REQUIREMENTS", "TORCH_FIRST"]
 
