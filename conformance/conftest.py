@@ -1,6 +1,12 @@
 """Options and fixtures of the conformance suite: ISA caps, kernel selection, results file.
 
     pytest conformance --isa amx --kernel 'ggml*' --profile quick --results out/results.json
+    pytest conformance --isa scalar,avx2 --results out/results.json     # one session, every level
+
+`--isa` takes one level, a comma-separated list or `all` (every level this host has). With more
+than one level each conformance test is parametrized by level (ids end in `isa-LEVEL`): the cases
+a test draws do not depend on the level, so each case has one row with a verdict per level, and
+the ISA knobs reach only the worker that loads the library, one worker per level.
     pytest conformance --mutant ggml.q4_nibbles_swapped --results out/mutant.json   # must fail
 
 Every kernel call goes through a worker process started with the ISA cap's environment
@@ -23,6 +29,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import shlex
 import warnings
 
@@ -30,7 +37,7 @@ import pytest
 
 from conformance.known_defects import KnownDefectFailure, lookup, matches_signature
 import kernels.mutants as mutants
-from kernels.isa import LEVELS, ORDER, host_has, knobs_for
+from kernels.isa import LEVELS, ORDER, host_has, knobs_for, levels_on_host
 from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
 
@@ -43,7 +50,9 @@ class SuspectResult(UserWarning):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("qoracle")
-    g.addoption("--isa", default="native", choices=sorted(LEVELS), help="cap kernels at this ISA level")
+    g.addoption("--isa", default="native",
+                help="cap kernels at this ISA level; a comma-separated list or 'all' runs each level in one session "
+                     f"(levels: {', '.join(sorted(LEVELS))})")
     g.addoption("--kernel", action="append", default=[], help="run only kernels matching these names or globs")
     g.addoption("--convention", "--format", dest="convention", action="append", default=[],
                 help="run only these conventions/formats (names or globs)")
@@ -51,6 +60,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--results", default=None, help="write every judged case to this JSON file")
     g.addoption("--kernel-timeout", type=float, default=120.0, help="seconds before a kernel call is a hang")
     g.addoption("--mutant", default=None, help="run against this deliberately wrong kernel (kernels/mutants)")
+    g.addoption("--progress-file", default=None, help="keep the running test and counts in this JSON file")
+
+
+def parse_levels(spec: str) -> list[str]:
+    """'native' | 'all' (every level this host has) | 'a,b,...'; a UsageError names an unknown level."""
+    if spec == "all":
+        return levels_on_host()
+    levels = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    unknown = [lv for lv in levels if lv not in LEVELS]
+    if unknown or not levels:
+        raise pytest.UsageError(f"--isa {spec!r}: unknown level(s) {', '.join(unknown) or '(none)'}; "
+                                f"known: all, {', '.join(LEVELS)}")
+    return levels
+
+
+_LEVEL_ID = re.compile(r"(\[|-)isa-(?:%s)(?=\]|-)" % "|".join(sorted(LEVELS, key=len, reverse=True)))
+
+
+def base_nodeid(nodeid: str) -> str:
+    """`nodeid` without the level parameter a multi-level session adds (what a one-level run calls it)."""
+    out = _LEVEL_ID.sub(lambda m: "[" if m.group(1) == "[" else "", nodeid, count=1)
+    return out.replace("[-", "[").replace("[]", "")
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -81,7 +112,8 @@ class Session:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.isa: str = config.getoption("isa")
+        self.levels: list[str] = parse_levels(config.getoption("isa"))
+        self.isa: str = ",".join(self.levels)
         self.profile: str = config.getoption("profile")
         self.kernels: list[str] = config.getoption("kernel")
         self.conventions: list[str] = config.getoption("convention")
@@ -89,50 +121,73 @@ class Session:
         self.failures: list[dict] = []
         self.outcomes: dict[str, int] = {}
         self.tests: dict[str, str] = {}  # nodeid -> outcome (the selftest counts kills per test)
+        self.total = 0  # tests collected
         self.repeated: set[str] = set()  # tests whose first kernel call was made twice (calls.py)
+        self.workers: dict[tuple[str, str], Worker | MutantWorker] = {}  # (level, purpose) -> worker
         self.explore: bool = config.getoption("explore")
         name = config.getoption("mutant")
         self.mutant: mutants.Mutant | None = mutants.get(name) if name else None
         if self.mutant and not self.kernels:
             self.kernels = list(self.mutant.kernels)
-        self._worker: Worker | MutantWorker | None = None
 
     def selected(self, kernel: str, convention: str | None = None) -> bool:
         return _matches(kernel, self.kernels) and (convention is None or _matches(convention, self.conventions))
 
-    @property
-    def worker(self) -> Worker | MutantWorker:
-        if self._worker is None:
-            self._worker = self.new_worker()
-        return self._worker
+    def worker(self, level: str, purpose: str = "", extra_env: dict[str, str] | None = None) -> Worker | MutantWorker:
+        """The worker capped at `level` (one per level and purpose, started on first use): the Triton
+        harness asks for its own, with TRITON_INTERPRET where there is no GPU."""
+        key = (level, purpose)
+        if key not in self.workers:
+            env = {**knobs_for(level), **(extra_env or {})}
+            if self.mutant:
+                env[mutants.ENV] = self.mutant.name
+            w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
+            self.workers[key] = MutantWorker(w, self.mutant) if self.mutant else w
+        return self.workers[key]
 
-    def new_worker(self, extra_env: dict[str, str] | None = None) -> Worker | MutantWorker:
-        """A worker with the session's ISA knobs and mutant routing, plus `extra_env` (the Triton
-        harness starts its own, with TRITON_INTERPRET where there is no GPU)."""
-        env = {**knobs_for(self.isa), **(extra_env or {})}
-        if self.mutant:
-            env[mutants.ENV] = self.mutant.name
-        w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
-        return MutantWorker(w, self.mutant) if self.mutant else w
+    def retire(self, level: str) -> None:
+        """Close `level`'s workers: a kernel that lied may have corrupted its process, so the next case
+        starts in a fresh one."""
+        for key in [k for k in self.workers if k[0] == level]:
+            self.workers.pop(key).close()
 
-    def reproduce(self, nodeid: str) -> str:
+    def reproduce(self, nodeid: str, level: str) -> str:
         extra = f" --mutant {self.mutant.name}" if self.mutant else ""
         if self.config.getoption("explore"):
             extra += f" --explore --hypothesis-seed={self.config.getoption('hypothesis_seed')}"
-        return f"pytest {shlex.quote(nodeid)} --isa {self.isa} --profile {self.profile}{extra}"
+        return f"pytest {shlex.quote(base_nodeid(nodeid))} --isa {level} --profile {self.profile}{extra}"
 
     def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
+        for w in self.workers.values():
+            w.close()
+        self.workers.clear()
+
+
+class LevelSession:
+    """What a test sees of the session: its own ISA level and that level's worker, the rest shared."""
+
+    def __init__(self, session: Session, level: str) -> None:
+        self.session = session
+        self.isa = level
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+    @property
+    def worker(self) -> Worker | MutantWorker:
+        return self.session.worker(self.isa)
+
+    def named_worker(self, purpose: str, extra_env: dict[str, str]) -> Worker | MutantWorker:
+        return self.session.worker(self.isa, purpose, extra_env)
 
 
 def _check_options(s: "Session") -> None:
     """Refuse, before anything runs, a level this host lacks and a --kernel pattern that matches nothing:
     a run that judged nothing must not look like a pass."""
-    if s.isa != "native":
-        ok, why = host_has(s.isa)
+    for level in s.levels:
+        ok, why = host_has(level)
         if not ok:
-            raise pytest.UsageError(f"--isa {s.isa} cannot run on this host: {why}; nothing would be judged")
+            raise pytest.UsageError(f"--isa {level} cannot run on this host: {why}; nothing would be judged")
     names = [k.name for k in all_kernels()]
     for p in s.kernels:
         if not any(fnmatch.fnmatchcase(n, p) for n in names):
@@ -150,6 +205,21 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_options(config._qoracle)  # type: ignore[attr-defined]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """With several levels, run each conformance test once per level, the level as its last parameter."""
+    s: Session = metafunc.config._qoracle  # type: ignore[attr-defined]
+    if len(s.levels) > 1 and "qoracle_level" in metafunc.fixturenames:
+        metafunc.parametrize("qoracle_level", s.levels, ids=[f"isa-{lv}" for lv in s.levels])
+
+
+def item_level(item: pytest.Item) -> str:
+    """The ISA level an item runs at: its level parameter, or the session's one level."""
+    params = getattr(item, "callspec", None)
+    if params is not None and "qoracle_level" in params.params:
+        return params.params["qoracle_level"]
+    return item.config._qoracle.levels[0]  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Apply --kernel/--convention selection, family and ISA markers, known defects."""
     s: Session = config._qoracle  # type: ignore[attr-defined]
@@ -162,15 +232,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             drop.append(item)
             continue
         keep.append(item)
-        item.add_marker(getattr(pytest.mark, f"isa_{s.isa}"))
+        level = item_level(item)
+        item.add_marker(getattr(pytest.mark, f"isa_{level}"))
+        if len(s.levels) > 1:  # under `--dist loadgroup` a test's levels run in one process, one after another
+            item.add_marker(pytest.mark.xdist_group(base_nodeid(item.nodeid)))
         if m:
             item.add_marker(getattr(pytest.mark, name.split(".", 1)[0]))
-        if m and (d := lookup(name, s.isa, item.nodeid)):
+        if m and (d := lookup(name, level, base_nodeid(item.nodeid))):
             item.add_marker(pytest.mark.xfail(strict=True, raises=KnownDefectFailure,
                                               reason=f"known defect: {d.why} ({d.reference})"))
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+    s.total = len(items)
 
 
 def _first_message(report: pytest.TestReport) -> str:
@@ -183,6 +257,20 @@ def _outcome(report: pytest.TestReport) -> str:
     if hasattr(report, "wasxfail"):
         return "xfailed" if report.skipped else "xpassed"
     return report.outcome
+
+
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    """Keep --progress-file current: the test running now and how many are done (qoracle run reads it)."""
+    s = _SESSION[0] if _SESSION else None
+    path = s.config.getoption("progress_file") if s else None
+    if path and not s.config.pluginmanager.hasplugin("dsession"):  # an xdist controller runs no test
+        worker = getattr(s.config, "workerinput", {}).get("workerid")
+        path = f"{path}.{worker}" if worker else path
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"running": nodeid, "done": sum(1 for o in s.tests.values() if " in " not in o),
+                       "total": s.total, "pid": os.getpid()}, f)
+        os.replace(tmp, path)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -212,15 +300,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if path and not hasattr(session.config, "workerinput"):  # an xdist worker's reports go to the controller
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            json.dump({"isa_requested": s.isa, "profile": s.profile, "mutant": s.mutant.name if s.mutant else None,
+            json.dump({"isa_requested": s.isa, "levels": s.levels, "profile": s.profile, "mutant": s.mutant.name if s.mutant else None,
                        "explore_seed": session.config.getoption("hypothesis_seed") if s.explore else None,
                        "outcomes": s.outcomes, "tests": s.tests, "failures": s.failures, "cases": s.cases},
                       f, indent=1)
 
 
-@pytest.fixture(scope="session")
-def qsession(request: pytest.FixtureRequest) -> Session:
-    return request.config._qoracle  # type: ignore[attr-defined]
+@pytest.fixture
+def qoracle_level(request: pytest.FixtureRequest) -> str:
+    """The test's ISA level (parametrized by pytest_generate_tests when the session has several)."""
+    return request.config._qoracle.levels[0]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def qsession(request: pytest.FixtureRequest, qoracle_level: str) -> LevelSession:
+    return LevelSession(request.config._qoracle, qoracle_level)  # type: ignore[attr-defined]
 
 
 class Judge:
@@ -238,14 +332,15 @@ class Judge:
         self.session = session
         self.item = item
         self.nodeid = item.nodeid
+        self.level = item_level(item)
 
     def __call__(self, result, *, kernel: str, shape: tuple[int, ...] = (), observed_isa: str = "",
                  **extra: object) -> None:
-        result.reproduce = self.session.reproduce(self.nodeid)
-        defect = lookup(kernel, self.session.isa, self.nodeid)
+        result.reproduce = self.session.reproduce(self.nodeid, self.level)
+        defect = lookup(kernel, self.level, base_nodeid(self.nodeid))
         message = result.message()
         known = defect if defect and not result.ok and matches_signature(defect, message) else None
-        case = {"nodeid": self.nodeid, "kernel": kernel, "isa_requested": self.session.isa,
+        case = {"nodeid": base_nodeid(self.nodeid), "kernel": kernel, "isa_requested": self.level,
                 "isa_observed": observed_isa, "shape": list(shape), **extra, **result.to_dict(),
                 "known_defect": f"{known.why} ({known.reference})" if known else None}
         self.item.user_properties.append((CASE_KEY, json.dumps(case, default=str)))
@@ -257,7 +352,7 @@ class Judge:
         if not result.ok:
             # a kernel that lied may also have corrupted its process's heap: the next case starts
             # in a fresh worker, so the damage is charged to this case and not the next one
-            self.session.close()
+            self.session.retire(self.level)
             if known:
                 raise KnownDefectFailure(f"{message}\n  known defect: {known.why} ({known.reference})")
             pytest.fail(message, pytrace=False)

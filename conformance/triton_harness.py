@@ -18,15 +18,13 @@ __all__ = ["worker", "ready", "call"]
 
 
 def worker(qsession) -> Worker:
-    """The session's Triton worker (created once, closed when pytest ends)."""
-    w = getattr(qsession, "_triton_worker", None)
-    if w is None:
+    """The level's Triton worker (created once, closed with the session's workers)."""
+    if (qsession.isa, "triton") not in qsession.workers:
         o = qsession.worker.call("kernels.triton.runtime", "cuda_available")
         cuda = bool(o.ok and o.value)
-        w = qsession.new_worker({} if cuda else {"TRITON_INTERPRET": "1"})  # --mutant routing included
-        qsession._triton_worker = w
-        qsession.config.add_cleanup(w.close)
-    return w
+    else:
+        cuda = False  # the worker exists; its environment is already chosen
+    return qsession.named_worker("triton", {} if cuda else {"TRITON_INTERPRET": "1"})  # --mutant routing included
 
 
 def ready(qsession, judge, module: str, kernel: str, convention: str, shape=()) -> str:

@@ -1,5 +1,5 @@
 """`qoracle run` / `certify` as a user calls them: usage errors before anything runs, `--out`
-relative to where the user stands, one log and results file per level, progress and the verdict."""
+relative to where the user stands, one session for every level (its log, results and progress), the verdict."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from reports.run import _progress
+from reports.run import level_of, progress, split_levels
 from tests.kernel_calls import needs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,11 +21,27 @@ def _qoracle(*args: str, cwd: str) -> subprocess.CompletedProcess:
                           text=True, timeout=900)
 
 
-def test_progress_reads_the_last_percentage(tmp_path) -> None:
-    log = tmp_path / "log.txt"
-    assert _progress(str(log)) is None
-    log.write_bytes(b"...... [  7%]\n..x... [ 41%]\n...")
-    assert _progress(str(log)) == 41
+def test_progress_sums_the_session_processes(tmp_path) -> None:
+    assert progress(str(tmp_path)) == (0, 0, [])
+    (tmp_path / "progress.json.gw0").write_text(json.dumps({"running": "a::t[isa-avx2]", "done": 3, "total": 10}))
+    (tmp_path / "progress.json.gw1").write_text(json.dumps({"running": "b::u", "done": 4, "total": 10}))
+    (tmp_path / "progress.json.gw2").write_text("{")  # being replaced: ignored
+    done, total, running = progress(str(tmp_path))
+    assert (done, total, sorted(running)) == (7, 10, ["a::t[isa-avx2]", "b::u"])
+
+
+def test_a_multi_level_session_splits_into_one_run_per_level() -> None:
+    levels = ["scalar", "avx2"]
+    assert level_of("m.py::t[isa-avx2-x]", levels) == "avx2" and level_of("m.py::t", levels) == "scalar"
+    data = {"profile": "quick", "cases": [{"isa_requested": "scalar", "status": "FAIL"},
+                                           {"isa_requested": "avx2", "status": "BIT_EXACT"}],
+            "tests": {"m.py::t[isa-scalar]": "failed", "m.py::t[isa-avx2]": "passed"},
+            "failures": [{"nodeid": "m.py::t[isa-scalar]", "message": "FAIL"}]}
+    runs = split_levels(data, levels, rc=1, seconds=1.0)
+    assert [len(runs[lv]["cases"]) for lv in levels] == [1, 1]
+    assert runs["scalar"]["pytest_exit_code"] == 1 and runs["avx2"]["pytest_exit_code"] == 0
+    assert runs["avx2"]["outcomes"] == {"passed": 1}
+    assert split_levels(data, levels, rc=3, seconds=1.0)["avx2"]["pytest_exit_code"] == 3  # a broken session
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -49,8 +65,8 @@ def test_certify_from_elsewhere_writes_where_the_user_is(tmp_path) -> None:
     p = _qoracle("certify", "--kernel", "torch.int_mm", "--isa", "native", "--out", "cert", cwd=str(tmp_path))
     out = tmp_path / "cert"
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    for name in ("certificate.json", "report.html", "summary.md", "junit.xml", "results-native.json", "log-native.txt"):
+    for name in ("certificate.json", "report.html", "summary.md", "junit.xml", "results.json", "log.txt"):
         assert (out / name).exists(), name
     cert = json.loads((out / "certificate.json").read_text())
     assert cert["summary"]["verdict"] == "PASSED" and cert["summary"]["counts"]
-    assert "level 1 of 1: --isa native done" in p.stdout and "== verdict: PASSED" in p.stdout
+    assert "== --isa native: " in p.stdout and "== verdict: PASSED" in p.stdout
