@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -33,7 +34,7 @@ from oracle.gemm.aten_qlinear_dynamic import linear_dynamic_model
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.rounding import rne
 
-__all__ = ["Candidate", "Case", "ProbeSet", "probe_set", "probe_sets"]
+__all__ = ["Candidate", "Case", "ProbeSet", "NOT_PROBED", "probe_set", "probe_sets"]
 
 F = np.float32
 
@@ -42,9 +43,13 @@ F = np.float32
 class Candidate:
     """One convention's prediction of the case's output.
 
-    registered: the name is an oracle format/convention; False for a one-choice variant.
+    registered: the name is an oracle format/convention; False for a one-choice variant or a
+    numerics hypothesis (kernels/probes_numerics.py).
     exact, bound: the exact value of the modelled sums and the model's error bound (GEMM
     outputs only), for the bound criterion when the output is not the bit-exact prediction.
+    family: the candidate stands for a set of outputs (any summation order), so it is consistent
+    with every output inside its bound, on its `grid` dtype where one is named; `predicted` is one
+    member of the set.
     """
 
     name: str
@@ -53,6 +58,8 @@ class Candidate:
     registered: bool = True
     exact: np.ndarray | None = None
     bound: np.ndarray | None = None
+    family: bool = False
+    grid: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,13 @@ class Case:
 
     output: the key of the returned dict to compare (None: the value itself).
     selects: the declared conventions this call's arguments select (a flag such as reduce_range
-    picks one); None means every declared convention among the candidates.
+    picks one); None means every declared convention among the candidates. For a numerics case,
+    the hypotheses the adapter's notes and oracle model allow, one of which must match (empty:
+    the case only reports).
+    trait: empty for a convention case; else the numerics trait it reads ("accumulator",
+    "order", "output cast to fp16", "subnormals", ...).
+    ties: (a, b, why) for each pair of candidates the case cannot tell apart (same prediction, or
+    one consistent with the other's family); every other pair differs.
     """
 
     name: str
@@ -72,6 +85,8 @@ class Case:
     kwargs: dict = field(default_factory=dict)
     output: str | None = None
     selects: tuple[str, ...] | None = None
+    trait: str = ""
+    ties: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,7 @@ class ProbeSet:
     module: str
     build: Callable[[], list[Case]]
     available_args: tuple = ()
+    triton: bool = False  # runs in a worker of its own, TRITON_INTERPRET=1 where torch sees no CUDA
 
 
 # -- ggml quantizers -----------------------------------------------------------------------------
@@ -311,7 +327,7 @@ def _linear_dynamic_cases(engine: str) -> Callable[[], list[Case]]:
     return build
 
 
-_PROBES = {p.kernel: p for p in (
+_CONVENTION_PROBES = (
     ProbeSet("ggml.quantize", "fused vs unfused x*id + c (q4_0, q5_0; for q4_1 and q5_1 no input near a code "
              "boundary separates them), nibble order (q4_0), ties half away vs half to even (q8_0, q8_1)",
              _GGML, _ggml_quantize_cases),
@@ -326,16 +342,41 @@ _PROBES = {p.kernel: p for p in (
     ProbeSet("bestla.woqgemm_s8", "activation codes x * (1/s) vs x / s, ties half to even vs half away",
              "kernels.bestla.ark", _woqgemm_s8_cases),
     *(ProbeSet(f"torch.quantized.linear_dynamic.{e}", "activation qparams on [0, 255] vs [0, 127] (reduce_range)",
-               "kernels.pytorch.linear_dynamic", _linear_dynamic_cases(e), (e,)) for e in ("fbgemm", "x86")),
-)}
+               "kernels.pytorch.linear_dynamic", _linear_dynamic_cases(e), (e,)) for e in ("fbgemm", "x86", "onednn")),
+)
+# Registered kernels without a probe set, and why.
+NOT_PROBED = {
+    "triton.gemlite.a16w4": "needs a CUDA GPU: gemlite queries the device at import and has no interpreter path",
+    "esimd.int4_gemv": "needs an Intel GPU (torch.xpu) and the custom_esimd_kernels_vllm package",
+}
+_NUMERICS_MODULES = ("kernels.probes_pytorch",)
+
+
+def _joined(a: ProbeSet, b: ProbeSet) -> ProbeSet:
+    """One kernel's convention probes and numerics probes as one set (same module and check)."""
+    return dataclasses.replace(a, separates=f"{a.separates}; {b.separates}", build=lambda: a.build() + b.build())
+
+
+@lru_cache(maxsize=1)
+def _registry() -> dict[str, ProbeSet]:
+    """Every probe set by kernel: the convention probes here and the numerics probes of each
+    kernels/probes_*.py module (its PROBES), joined where a kernel has both."""
+    import importlib
+
+    reg = {p.kernel: p for p in _CONVENTION_PROBES}
+    for name in _NUMERICS_MODULES:
+        for p in importlib.import_module(name).PROBES:
+            reg[p.kernel] = _joined(reg[p.kernel], p) if p.kernel in reg else p
+    return reg
 
 
 def probe_sets() -> list[str]:
     """The kernels that have a probe set, sorted."""
-    return sorted(_PROBES)
+    return sorted(_registry())
 
 
 def probe_set(kernel: str) -> ProbeSet:
-    if kernel not in _PROBES:
-        raise ValueError(f"no fingerprint probes for kernel {kernel!r}; probes exist for: {', '.join(probe_sets())}")
-    return _PROBES[kernel]
+    if kernel not in _registry():
+        why = f" ({NOT_PROBED[kernel]})" if kernel in NOT_PROBED else ""
+        raise ValueError(f"no fingerprint probes for kernel {kernel!r}{why}; probes exist for: {', '.join(probe_sets())}")
+    return _registry()[kernel]

@@ -11,6 +11,13 @@ counts against the kernel.
 The verdict compares the matches with the adapter's declaration (KernelInfo.conventions): it
 passes when, in every case, the declared conventions the call selects match and no undeclared
 candidate with a distinct prediction does.
+
+Numerics cases (kernels/probes_numerics.py: accumulator, order, output cast, subnormals) read
+hypotheses instead: each is judged on its own, a family (any summation order) matching every
+output inside its bound and on its grid, and the case reports every hypothesis the output is
+consistent with, or none. Such a case counts against the kernel only where the adapter's notes
+and oracle model state hypotheses (its `selects`, any one of which may hold: the int16 pairs of a
+host without VNNI, the exact int32 sums of one with it) and the output is consistent with none.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kernels.fingerprints import Candidate, Case, probe_set
+from kernels.fingerprints import Candidate, Case, ProbeSet, probe_set
 from kernels.isa import knobs_for
 from kernels.registry import get
 from kernels.worker import Worker
@@ -43,6 +50,12 @@ class CaseResult:
     selects: tuple[str, ...] | None = None
     error: str = ""
     problems: list[str] = field(default_factory=list)
+    trait: str = ""
+
+    @property
+    def consistent(self) -> list[str]:
+        """The candidates this case's output matched (a numerics case's reading)."""
+        return [r.candidate for r in self.rows if r.matched]
 
 
 @dataclass
@@ -56,14 +69,28 @@ class Fingerprint:
 
     @property
     def matched(self) -> list[str]:
-        """The candidates matched in every case that applies to them (a case whose call selects
-        other conventions, such as reduce_range=True for the plain one, does not apply)."""
+        """The conventions matched in every convention case that applies to them (a case whose call
+        selects other conventions, such as reduce_range=True for the plain one, does not apply)."""
         verdicts: dict[str, list[bool]] = {}
         for c in self.cases:
+            if c.trait:
+                continue
             for r in c.rows:
                 if c.selects is None or r.candidate in c.selects:
                     verdicts.setdefault(r.candidate, []).append(bool(r.matched))
         return sorted(n for n, v in verdicts.items() if all(v))
+
+    @property
+    def readings(self) -> dict[str, list[str]]:
+        """Per numerics trait, the hypotheses consistent with every case of that trait that
+        answered (a case that did not answer reads nothing); empty list: none."""
+        out: dict[str, list[str]] = {}
+        for c in self.cases:
+            if not c.trait:
+                continue
+            seen = c.consistent if not c.error else []
+            out[c.trait] = [n for n in out[c.trait] if n in seen] if c.trait in out else seen
+        return out
 
     @property
     def not_probed(self) -> list[str]:
@@ -99,20 +126,41 @@ def _within(y: np.ndarray, c: Candidate) -> bool:
         return bool(np.all(np.abs(np.asarray(y, np.float64) - c.exact) <= c.bound))
 
 
+def _on_grid(y: np.ndarray, dtype: str) -> bool:
+    """Whether every value of y is representable in `dtype` (fp16, bf16, fp32)."""
+    from kernels.probes_numerics import round_to
+
+    y64 = np.asarray(y, np.float64)
+    return bool(np.all(round_to(y64, dtype) == y64))
+
+
+def consistent(y: np.ndarray, c: Candidate) -> bool:
+    """Whether output y is the candidate's prediction or, for a family, one of its members."""
+    if _same_bytes(y, c.predicted):
+        return True
+    return c.family and _within(y, c) and (not c.grid or _on_grid(y, c.grid))
+
+
 def judge_case(case: Case, y: np.ndarray, declared: tuple[str, ...]) -> CaseResult:
-    """Match one output against the case's candidates and list what disagrees with the declaration."""
+    """Match one output against the case's candidates and list what disagrees with the declaration
+    (for a numerics case, with the hypotheses its call states)."""
     names = [c.name for c in case.candidates]
     expected = set(case.selects if case.selects is not None else [n for n in names if n in declared])
     exact = {c.name for c in case.candidates if _same_bytes(y, c.predicted)}
-    inside = {c.name for c in case.candidates if _within(y, c)}
-    by_bound = inside if not exact and len(inside) == 1 else set()
+    family = {c.name for c in case.candidates if c.family and consistent(y, c)}
+    inside = {c.name for c in case.candidates if not c.family and _within(y, c)}
+    by_bound = family | (inside if not exact and len(inside) == 1 else set())
     rows = []
     for c in case.candidates:
         same = [o.name for o in case.candidates if o is not c and _same_bytes(o.predicted, c.predicted)]
         how = "bytes" if c.name in exact else "bound" if c.name in by_bound else ""
         rows.append(Row(c.name, c.registered, how, c.name in expected, same, "" if how else _first_diff(y, c.predicted)))
-    res = CaseResult(case.name, rows, case.selects)
+    res = CaseResult(case.name, rows, case.selects, trait=case.trait)
     flagged: set[str] = set()
+    if case.trait:
+        if expected and not any(r.matched for r in rows if r.expected):
+            res.problems.append(f"expected {' or '.join(n for n in names if n in expected)} did not match")
+        return res
     for r in rows:
         if r.expected and not r.matched:
             res.problems.append(f"declared {r.candidate} did not match")
@@ -123,8 +171,20 @@ def judge_case(case: Case, y: np.ndarray, declared: tuple[str, ...]) -> CaseResu
     return res
 
 
-def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = None) -> Fingerprint:
-    """Run `kernel`'s probe set (natively, or with a deliberately wrong `mutant` standing in for its adapter)."""
+def _worker_for(probes: ProbeSet, worker, triton_worker, env: dict[str, str]):
+    """(the worker to call, whether this run owns it): Triton probe sets run in a worker of their
+    own (kernels/triton/runtime.py picks the interpreter there before anything imports triton)."""
+    given = triton_worker if probes.triton else worker
+    if given is not None:
+        return given, False
+    return Worker(env), True
+
+
+def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = None,
+                triton_worker: Worker | None = None) -> Fingerprint:
+    """Run `kernel`'s probe set (natively, or with a deliberately wrong `mutant` standing in for its
+    adapter). `worker` (anything with Worker's `call`) runs the calls; `triton_worker` those of a
+    Triton probe set, which never share the plain worker."""
     info = get(kernel)
     probes = probe_set(kernel)
     route = {}
@@ -135,8 +195,7 @@ def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = 
         m = get_mutant(mutant)
         route = {m.target: "kernels.mutants.active"}
         env[ENV] = m.name
-    own = worker is None
-    w = Worker(env) if own else worker
+    w, own = _worker_for(probes, worker, triton_worker, env)
     fp = Fingerprint(kernel, probes.separates, info.conventions, [], mutant=mutant or "")
     try:
         avail = w.call(probes.module, "available", *probes.available_args)
@@ -146,7 +205,8 @@ def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = 
         for case in probes.build():
             out = w.call(route.get(case.module, case.module), case.func, *case.args, **case.kwargs)
             if not out.ok:
-                fp.cases.append(CaseResult(case.name, [], case.selects, f"{out.status}: {out.detail.strip()[:300]}"))
+                fp.cases.append(CaseResult(case.name, [], case.selects, f"{out.status}: {out.detail.strip()[:300]}",
+                                           trait=case.trait))
                 continue
             y = out.value[case.output] if case.output else out.value
             fp.cases.append(judge_case(case, y, info.conventions))
@@ -168,18 +228,25 @@ def render(fp: Fingerprint) -> str:
             lines.append(f"  the kernel did not answer: {c.error}  (matches none)")
             continue
         width = max(len(r.candidate) for r in c.rows) + 4
-        lines.append(f"  {'candidate':{width}s}{'declared':9s}{'matched':9s}detail")
+        head = "expected" if c.trait else "declared"
+        lines.append(f"  {'hypothesis' if c.trait else 'candidate':{width}s}{head:9s}{'matched':9s}detail")
         for r in c.rows:
             name = r.candidate + ("" if r.registered else " *")
             detail = "; ".join(filter(None, [f"same prediction as {', '.join(r.same_as)}" if r.same_as else "", r.first_diff]))
             lines.append(f"  {name:{width}s}{'yes' if r.expected else '-':9s}{r.matched or 'no':9s}{detail}")
+        if c.trait:
+            lines.append(f"  reads: {', '.join(c.consistent) or 'none'}")
         for p in c.problems:
             lines.append(f"  !! {p}")
-    lines.append("\n* a variant of a registered convention with one choice changed (not registered)")
+    lines.append("\n* a variant of a registered convention with one choice changed, or a numerics hypothesis")
     if fp.not_probed:
         lines.append(f"declared but not probed: {', '.join(fp.not_probed)}")
-    lines.append(f"matches: {', '.join(fp.matched) or 'none'}")
-    lines.append("verdict: " + ("the declared conventions match, and only they" if fp.ok else "DISAGREES with the declaration"))
+    if any(not c.trait for c in fp.cases):
+        lines.append(f"matches: {', '.join(fp.matched) or 'none'}")
+    for trait, names in fp.readings.items():
+        lines.append(f"{trait}: {', '.join(names) or 'none'}")
+    lines.append("verdict: " + ("the declared conventions and stated numerics match" if fp.ok
+                                else "DISAGREES with the declaration"))
     return "\n".join(lines) + "\n"
 
 

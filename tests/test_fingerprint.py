@@ -16,7 +16,7 @@ from kernels.isa import knobs_for
 from kernels.registry import get
 from kernels.worker import Worker
 from reports.cli import main as cli_main
-from reports.fingerprint import fingerprint, judge_case, render
+from reports.fingerprint import consistent, fingerprint, judge_case, render
 
 # Candidates whose predictions a probe cannot tell apart (in every case, or in the named one), and why;
 # every other pair must differ.
@@ -40,20 +40,36 @@ def worker():
         yield w
 
 
+def _related(a, b) -> bool:
+    """Whether a numerics case cannot tell a from b: one's prediction is consistent with the other."""
+    return consistent(a.predicted, b) or consistent(b.predicted, a)
+
+
 @pytest.mark.parametrize("kernel", probe_sets())
 def test_probes_separate_their_candidates(kernel):
-    """Within each case, two candidates predict the same bytes only where TIES says why; every
-    declared candidate and every variant is distinct from something, so each case decides."""
+    """Within each convention case, two candidates predict the same bytes only where TIES says why;
+    within each numerics case, two hypotheses are consistent with each other only where the case's
+    own ties say why; so each case decides. Convention cases probe something declared, numerics
+    cases expect only hypotheses they hold."""
     declared = get(kernel).conventions
     for case in probe_set(kernel).build():
         assert len(case.candidates) >= 2, case.name
+        names = [c.name for c in case.candidates]
+        assert len(set(names)) == len(names), f"{kernel} [{case.name}] repeats a candidate"
+        ties = {tuple(sorted(t[:2])) for t in case.ties}
         for i, a in enumerate(case.candidates):
             for b in case.candidates[i + 1:]:
-                same = a.predicted.tobytes() == b.predicted.tobytes() and a.predicted.shape == b.predicted.shape
                 pair = tuple(sorted((a.name, b.name)))
+                if case.trait:
+                    assert _related(a, b) == (pair in ties), f"{kernel} [{case.name}] {pair}"
+                    continue
+                same = a.predicted.tobytes() == b.predicted.tobytes() and a.predicted.shape == b.predicted.shape
                 tied = pair in TIES or (*pair, case.name) in TIES
                 assert same == tied, f"{kernel} [{case.name}] {pair}: same={same}"
-        assert any(c.name in declared for c in case.candidates), f"{kernel} [{case.name}] probes nothing declared"
+        if case.trait:
+            assert set(case.selects or ()) <= set(names), f"{kernel} [{case.name}] expects an absent hypothesis"
+        else:
+            assert any(c.name in declared for c in case.candidates), f"{kernel} [{case.name}] probes nothing declared"
 
 
 def test_judge_case_reads_a_fused_quantizer_as_fma():
