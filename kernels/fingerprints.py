@@ -66,7 +66,8 @@ class Candidate:
 class Case:
     """One worker call `module.func(*args, **kwargs)` and the candidates' predictions of its output.
 
-    output: the key of the returned dict to compare (None: the value itself).
+    output: the key of the returned dict to compare, or a tuple of keys and indices (None: the
+    value itself).
     selects: the declared conventions this call's arguments select (a flag such as reduce_range
     picks one); None means every declared convention among the candidates. For a numerics case,
     the hypotheses the adapter's notes and oracle model allow, one of which must match (empty:
@@ -83,7 +84,7 @@ class Case:
     args: tuple
     candidates: tuple[Candidate, ...]
     kwargs: dict = field(default_factory=dict)
-    output: str | None = None
+    output: str | tuple | None = None
     selects: tuple[str, ...] | None = None
     trait: str = ""
     ties: tuple[tuple[str, str, str], ...] = ()
@@ -349,7 +350,7 @@ NOT_PROBED = {
     "triton.gemlite.a16w4": "needs a CUDA GPU: gemlite queries the device at import and has no interpreter path",
     "esimd.int4_gemv": "needs an Intel GPU (torch.xpu) and the custom_esimd_kernels_vllm package",
 }
-_NUMERICS_MODULES = ("kernels.probes_pytorch",)
+_NUMERICS_MODULES = ("kernels.probes_pytorch", "kernels.probes_ggml")
 
 
 def _joined(a: ProbeSet, b: ProbeSet) -> ProbeSet:

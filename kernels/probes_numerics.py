@@ -37,7 +37,7 @@ from oracle.bounds import height, sum_bound
 
 __all__ = [
     "DTYPES", "ORDERS", "CAST_MODES", "SUBNORMAL_MODES", "Dot", "round_to", "round_mode", "sum_in",
-    "absorption_terms", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
+    "absorption_terms", "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
     "int_accumulator_case", "int_absorption", "int16_pairs", "IntDot", "standard_cases",
 ]
 
@@ -180,9 +180,9 @@ class Dot:
                     selects=expect, trait=trait, ties=ties)
 
     def shape(self, y_rows: np.ndarray, path: str) -> np.ndarray:
-        """(M,) float64 predictions -> the kernel's (M, N) output in the path's dtype."""
+        """(M,) float64 predictions -> the kernel's (M, N) output (n = 0: (M,)) in the path's dtype."""
         col = np.asarray(y_rows, np.float64).reshape(-1, 1)
-        return np.repeat(col, self.n, axis=1).astype(DTYPES[path])
+        return (np.repeat(col, self.n, axis=1) if self.n else col[:, 0]).astype(DTYPES[path])
 
 
 def _pad(rows: list[np.ndarray], k: int) -> np.ndarray:
@@ -207,37 +207,38 @@ def absorption_terms(k: int) -> np.ndarray:
     return np.stack([fwd, fwd[::-1].copy(), mid])
 
 
-def accumulator_case(dot: Dot, path: str = "fp32", name: str = "") -> Case:
-    """Absorption rows through `dot` on activation dtype `path` (its output dtype too)."""
-    t = absorption_terms(dot.k)
+def accumulator_candidates(t: np.ndarray, path: str, shape: Callable[[np.ndarray, str], np.ndarray],
+                           grids: bool) -> tuple[tuple[Candidate, ...], tuple[tuple[str, str, str], ...]]:
+    """The hypotheses for absorption terms t (rows, k) on an output of dtype `path`; shape lays (rows,)
+    values out as the kernel's output. grids: add the any-order fp16/bf16 families (fp32 outputs)."""
     exact = t.sum(axis=-1)
     for order in ORDERS:
         if not np.array_equal(sum_in(t, "fp32", order), exact):
             raise AssertionError("absorption terms must sum exactly in fp32 in every order")
-    abs_sum = np.abs(t).sum(axis=-1)
-    fp32_bound = sum_bound(abs_sum, height(dot.k), "fp32")
-    cands = [Candidate("acc fp32", dot.shape(round_to(exact, path), path),
-                       "fp32 partial sums, any order (all exact here)", False,
-                       dot.shape(exact, "fp32").astype(np.float64), dot.shape(fp32_bound, "fp32").astype(np.float64),
-                       family=True)]
+    abs_sum, k = np.abs(t).sum(axis=-1), t.shape[-1]
+    as64 = lambda v: shape(v, "fp32").astype(np.float64)  # noqa: E731
+    cands = [Candidate("acc fp32", shape(round_to(exact, path), path), "fp32 partial sums, any order (all exact "
+                       "here)", False, as64(exact), as64(sum_bound(abs_sum, height(k), "fp32")), family=True)]
     for acc in ("fp16", "bf16"):
         seq = round_to(sum_in(t, acc, "sequential"), path)
-        cands.append(Candidate(f"acc {acc} seq", dot.shape(seq, path), f"{acc} partial sums, k = 0, 1, ... in turn",
-                               False))
+        cands.append(Candidate(f"acc {acc} seq", shape(seq, path), f"{acc} partial sums, k = 0, 1, ... in turn", False))
     ties = []
-    if path == "fp32":
+    if grids:
         for acc in ("fp16", "bf16"):
-            rep = sum_in(t, acc, "pairwise")
-            bound = sum_bound(abs_sum, height(dot.k), acc)
-            cands.append(Candidate(f"acc {acc} any", dot.shape(rep, path), f"{acc} partial sums in any order: "
-                                   f"an output on {acc}'s grid within its bound", False,
-                                   dot.shape(exact, "fp32").astype(np.float64),
-                                   dot.shape(bound, "fp32").astype(np.float64), family=True, grid=acc))
+            cands.append(Candidate(f"acc {acc} any", shape(sum_in(t, acc, "pairwise"), path),
+                                   f"{acc} partial sums in any order: an output on {acc}'s grid within its bound",
+                                   False, as64(exact), as64(sum_bound(abs_sum, height(k), acc)), family=True, grid=acc))
             ties.append((f"acc {acc} seq", f"acc {acc} any", "sequential is one of the orders"))
         ties.append(("acc bf16 any", "acc fp16 any", "bf16's grid lies inside fp16's at these magnitudes"))
-    title = name or f"{path} x, absorption"
+    return tuple(cands), tuple(ties)
+
+
+def accumulator_case(dot: Dot, path: str = "fp32", name: str = "") -> Case:
+    """Absorption rows through `dot` on activation dtype `path` (its output dtype too)."""
+    t = absorption_terms(dot.k)
+    cands, ties = accumulator_candidates(t, path, dot.shape, grids=path == "fp32")
     trait = "accumulator" if path == "fp32" else f"accumulator, {path} path"
-    return dot.case(title, trait, t, path, tuple(cands), expect=(dot.expect_acc,), ties=tuple(ties))
+    return dot.case(name or f"{path} x, absorption", trait, t, path, cands, expect=(dot.expect_acc,), ties=ties)
 
 
 # -- summation order ---------------------------------------------------------------------------------

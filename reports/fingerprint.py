@@ -171,6 +171,15 @@ def judge_case(case: Case, y: np.ndarray, declared: tuple[str, ...]) -> CaseResu
     return res
 
 
+def _pick(value, output):
+    """The compared part of a call's result: the value, value[key], or a path of keys and indices."""
+    if output is None:
+        return value
+    for key in (output if isinstance(output, tuple) else (output,)):
+        value = value[key]
+    return value
+
+
 def _worker_for(probes: ProbeSet, worker, triton_worker, env: dict[str, str]):
     """(the worker to call, whether this run owns it): Triton probe sets run in a worker of their
     own (kernels/triton/runtime.py picks the interpreter there before anything imports triton)."""
@@ -208,8 +217,7 @@ def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = 
                 fp.cases.append(CaseResult(case.name, [], case.selects, f"{out.status}: {out.detail.strip()[:300]}",
                                            trait=case.trait))
                 continue
-            y = out.value[case.output] if case.output else out.value
-            fp.cases.append(judge_case(case, y, info.conventions))
+            fp.cases.append(judge_case(case, _pick(out.value, case.output), info.conventions))
     finally:
         if own:
             w.close()
