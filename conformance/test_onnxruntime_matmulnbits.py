@@ -10,6 +10,15 @@ in K order (the predicted model; MLAS's tiled kernels reduce lane partials in an
 the exact value of the same sums with a bound valid for any split of the integer sums into
 float-converted partials. accuracy_level is a floor on precision: where MLAS has no int8 kernel
 it computes in fp32, so level 4 conforms when either semantics holds (the path is recorded).
+
+How the weights reach the operator picks its code path (kernels/onnxruntime/matmulnbits.py): as
+initializers (packed at session creation), with the zero points fed at run time, or all fed at run
+time (unpacked). The zero-point layout family crosses those with K in whole blocks (the packed
+paths: Neural Speed / BesTLA in onnxruntime 1.17 and 1.18, MLAS's packed B), odd block counts (a
+half-used last zero-point byte, its unused slots set to a value the operator must ignore), zero
+points taking every code, N off the kernels' column tiles, M on both sides of 16 and several
+threads. The fp16 family runs `MatMulNBits<MLFloat16>` (fp16 A, scales and Y), whose PrePack and
+Compute are their own code.
 """
 from __future__ import annotations
 
@@ -39,36 +48,57 @@ def _mlas_cannot_cap(isa: str) -> str:
     return "" if isa in ("native", top) else f"MLAS has no ISA knob: it dispatches on cpuid to {top} here, not {isa}"
 
 
-def _judge(qsession, judge, a, w, bits: int, sym: bool, block: int, level: int) -> None:
+def _fill_zero_point_padding(zeros: np.ndarray, bits: int, n_blocks: int, value: int) -> np.ndarray:
+    """Packed zero points with the unused slots of each row's last byte set to `value`: the operator
+    reads n_blocks slots a row (matmul_nbits.cc: [N][ceil(n_blocks * bits / 8)]), so nothing may change."""
+    per = 8 // bits
+    used = n_blocks % per
+    if not used:
+        return zeros
+    out = zeros.copy()
+    pad = sum(value << (j * bits) for j in range(used, per))
+    out[:, -1] = (out[:, -1] & ((1 << (used * bits)) - 1)) | pad
+    return out
+
+
+def _judge(qsession, judge, a, w, bits: int, sym: bool, block: int, level: int, *, feed: str = "constant",
+           threads: int = 1, dtype: str = "fp32", pad_fill: int | None = None) -> None:
     name = f"ort.matmulnbits.int{bits}.{'sym' if sym else 'asym'}"
     calls.require_available(qsession, judge, KERNEL, MODULE, name)
     if why := _mlas_cannot_cap(qsession.isa):
         judge(Result("UNAVAILABLE", name, "MatMulNBits", detail=why), kernel=KERNEL)
     conv = dataclasses.replace(conventions.get(name), group_size=block)
     qw = conv.quantize(w)
+    if dtype == "fp16":  # the model stores the scales in A's dtype: judge what it holds
+        qw = dataclasses.replace(qw, scales=qw.scales.astype(np.float16).astype(F))
     p = conv.pack(qw)
+    if pad_fill is not None and "zeros" in p:
+        p["zeros"] = _fill_zero_point_padding(p["zeros"], bits, qw.scales.shape[1], pad_fill)
     n, k = w.shape
     shape = (a.shape[0], k, n)
-    what = f"MatMulNBits int{bits} {'sym' if sym else 'asym zp'} block {block} accuracy_level {level}"
+    what = (f"MatMulNBits int{bits} {'sym' if sym else 'asym zp'} block {block} accuracy_level {level}"
+            + (f" {dtype}" if dtype != "fp32" else "") + (f" {feed} weights" if feed != "constant" else "")
+            + (f" {threads} threads" if threads != 1 else ""))
     run = calls.run_observed(qsession, judge, KERNEL, MODULE, "matmulnbits", a, p["weight"], p["scales"],
                              p.get("zeros"), convention=name, what=what, shape=shape, k=k, n=n, bits=bits,
-                             block=block, accuracy_level=level)
+                             block=block, accuracy_level=level, feed=feed, threads=threads, dtype=dtype)
     y = run.outcome.value
-    exact, bound = level0_expected(a, qw, conv)
-    res = compare_bounded(exact, bound, y, out_dtype="fp32", convention=name, block_size=block, what=what)
+    a32 = a.astype(F)
+    exact, bound = level0_expected(a32, qw, conv, out=dtype)
+    res = compare_bounded(exact, bound, y, out_dtype=dtype, convention=name, block_size=block, what=what)
     path = "fp32"
     if level == 4:
         # accuracy_level is the lowest precision A may be computed in; MLAS falls back to fp32 where it
         # has no int8 kernel (2-bit with block 16 on AVX2, onnxruntime 1.31): either semantics is conforming
-        pred, exact4, bound4 = level4_model(a, qw, conv)
-        res4 = compare_bounded(exact4, bound4, y, out_dtype="fp32", predicted=pred, block_size=block, what=what,
+        pred, exact4, bound4 = level4_model(a32, qw, conv, out=dtype)
+        res4 = compare_bounded(exact4, bound4, y, out_dtype=dtype, predicted=pred, block_size=block, what=what,
                                convention=f"{name} x act.ort.matmulnbits.int8_blk")
         if res4.ok or not res.ok:
             res, path = res4, "int8"
             if not res4.ok:
                 res.detail += "; the fp32 (dequantize B) semantics does not hold either"
     judge(res, kernel=KERNEL, shape=shape, observed_isa=run.isa(), bits=bits, accuracy_level=level, block=block,
-          path=path)
+          path=path, feed=feed, threads=threads, dtype=dtype)
 
 
 @pytest.mark.parametrize("level", [0, 4])
@@ -122,3 +152,44 @@ def test_matmulnbits_every_block_size(qsession, judge, bits: int, block: int) ->
     w = rng.standard_normal((5, k)).astype(F)
     a = rng.standard_normal((2, k)).astype(F)
     _judge(qsession, judge, a, w, bits, False, block, 0)
+
+
+# (N, K, block, M, threads). K in whole blocks with an odd block count (the last zero-point byte of a
+# row half used) and an even one, one K with a tail; N off the 8/16/48-column tiles; M on both sides
+# of the GEMV/GEMM switch at 16 (BesTLA's KBlock and base launchers in onnxruntime 1.17, MLAS's M=1
+# kernels); work split over up to 4 threads. The quick profile runs the first three.
+_LAYOUTS = ((17, 96, 32, 1, 1), (49, 128, 32, 17, 4), (33, 80, 16, 16, 2), (64, 256, 128, 3, 4),
+            (7, 48, 16, 1, 1), (40, 112, 32, 5, 4))
+
+
+def _spread_zero_points(rng: np.random.Generator, n: int, k: int, block: int) -> np.ndarray:
+    """Weights whose blocks sit at random offsets, so the asymmetric zero points take every code
+    (0 and 2^bits - 1 for one-signed blocks) and a misplaced one changes the product."""
+    w = rng.standard_normal((n, k)).astype(F)
+    shift = rng.uniform(-3, 3, (n, -(-k // block))).astype(F)
+    return w + np.repeat(shift, block, axis=1)[:, :k]
+
+
+@pytest.mark.parametrize("feed", ["constant", "runtime_zp", "runtime"])
+@pytest.mark.parametrize("level", [0, 4])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_matmulnbits_zero_point_layouts(qsession, judge, bits: int, level: int, feed: str) -> None:
+    """Asymmetric weights through every way the weights reach the operator, over the layout shapes."""
+    rng = np.random.default_rng(bits * 100 + level * 10 + len(feed))
+    for n, k, block, m, threads in _LAYOUTS if qsession.profile == "full" else _LAYOUTS[:3]:
+        w = _spread_zero_points(rng, n, k, block)
+        a = rng.standard_normal((m, k)).astype(F)
+        _judge(qsession, judge, a, w, bits, False, block, level, feed=feed, threads=threads,
+               pad_fill=(1 << bits) - 1)
+
+
+@pytest.mark.parametrize("level", [0, 4])
+@pytest.mark.parametrize("sym", [True, False], ids=["sym", "zp"])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_matmulnbits_fp16(qsession, judge, bits: int, sym: bool, level: int) -> None:
+    """fp16 A, scales and Y: K in whole blocks (packed at session creation) and with a tail; GEMV and M = 5."""
+    rng = np.random.default_rng(bits * 10 + level + 2 * sym)
+    for n, k, block, m in ((17, 128, 32, 1), (24, 72, 16, 5)):
+        w = _spread_zero_points(rng, n, k, block)
+        a = rng.standard_normal((m, k)).astype(np.float16)
+        _judge(qsession, judge, a, w, bits, sym, block, level, dtype="fp16")

@@ -65,16 +65,29 @@ ZOO: list[Entry] = [
         link="https://github.com/microsoft/onnxruntime/issues/19450",
         kind="zero point", package="onnxruntime", affected="1.17.0", fixed="1.17.1",
         trigger="MatMulNBits with asymmetric 4-bit weights (packed zero points): garbage output "
-                "(RTN/GPTQ INT4 Llama-2; reported fixed within days)",
-        selection=tuple(f"{_MNB}::test_matmulnbits_{t}" for t in (
+                "(RTN/GPTQ INT4 Llama-2, block 32, accuracy_level 0, on Windows; reported fixed within days)",
+        selection=(*(f"{_MNB}::test_matmulnbits_{t}" for t in (
             "crafted[4-zp-0]", "crafted[4-zp-4]", "crafted[4-sym-0]", "crafted[4-sym-4]",
-            "hypothesis[4-0]", "hypothesis[4-4]")),
+            "hypothesis[4-0]", "hypothesis[4-4]",
+            *(f"zero_point_layouts[4-{lv}-{feed}]" for lv in (0, 4) for feed in ("constant", "runtime_zp", "runtime")))),
+            "--profile", "full"),
         kernels=("onnxruntime.matmulnbits",), requirements=_ORT_OLD,
-        gap="the adapter now writes IR 8 / opset 17 models, which 1.17.0 loads, and every 4-bit MatMulNBits "
-            "case of the quick profile (crafted and drawn zero points, accuracy levels 0 and 4, M 1..64, N up "
-            "to 40, K tails; 2-bit is newer than 1.17) passes on it: the report's trigger (a Llama-2 RTN/GPTQ INT4 "
-            "model) names no shape, and the suite's shapes do not reach it; larger N and K split over several "
-            "threads are the next case family to add"),
+        notes="on this host the 1.17.0 and 1.17.1 wheels compute MatMulNBits byte for byte alike: both send "
+              "4-bit weights with K in whole blocks and constant zero points to Neural Speed (BesTLA, "
+              "matmul_nbits.cc under ORT_NEURAL_SPEED; its xbyak JIT maps executable pages only for those "
+              "models) and the rest to MLAS, and they return identical bytes on 3456 configurations (N 1..64, "
+              "K 32..256, blocks 16..128, M 1/4/17, with and without zero points, accuracy_level 0 and 4, 1 and "
+              "2 threads, zero points as initializer or graph input) and on N = K = 4096 with up to 16 threads, "
+              "all inside the oracle's bound; quantize_matmul_4bits gives identical bytes too; in MatMulNBits "
+              "the wheels differ only by matmul_4bits_quantizer.py's --symmetric parsing (1.17.0 reads "
+              "'--symmetric False' as True). The selection runs the full profile",
+        gap="no input separates the two releases on x86-64 Linux with AVX2, so the fix lies where this host "
+            "cannot look: BesTLA's AVX512F kernels (an AVX512 host) or the Windows build the report used. The "
+            "zero-point layout family (test_matmulnbits_zero_point_layouts) now reaches the Neural Speed path, "
+            "which the earlier cases almost never did (they put K off the block): K in whole blocks with odd "
+            "and even block counts, a foreign value in each row's unused zero-point slots, zero points of every "
+            "code, N off the column tiles, M 1/16/17, 1..4 threads, weights as initializers, zero points or all "
+            "weights fed at run time; it passes on both releases"),
     Entry(
         id="ort-28551-matmulnbits-block-512",
         link="https://github.com/microsoft/onnxruntime/issues/28551",
@@ -139,10 +152,22 @@ ZOO: list[Entry] = [
         kind="layout", package="onnxruntime", affected="1.24.2", fixed="1.24.3",
         trigger="MatMulNBits PrePack counted the scales' elements wrongly (possible crash); cherry-picked "
                 "into 1.24.3",
-        selection=(_MNB, "-k", "not every_block_size"), kernels=("onnxruntime.matmulnbits",), requirements=_ORT,
-        notes="the block-size sweep is left out of this selection: 1.24.x also has the block >= 512 defect of "
-              "onnxruntime issue 28551, which would stand in for this one",
-        gap="the report names no failing shape; a miss means no MatMulNBits case here reaches the bad count"),
+        selection=(_MNB, "-k", "not every_block_size and not runtime_zp"), kernels=("onnxruntime.matmulnbits",),
+        requirements=_ORT,
+        notes="the fix (matmul_nbits.cc, MatMulNBits<MLFloat16>::PrePack for input B) replaces B's element "
+              "count, tensor.Shape().Size() = N * blocks * block*bits/8, by scales->Shape().Size() = N * blocks "
+              "when converting the float16 scales to float32; 1.24.2 allocates the larger count too, so it reads "
+              "past the scales and keeps the first N * blocks values, which are right. The branch runs only when "
+              "MlasQNBitGemmScalesPacked() is true, which qnbitgemm.cpp answers only on ARM64 (4-bit, "
+              "accuracy_level 4, KleidiAI's packed path). Here 1.24.2 and 1.24.3 return identical bytes for a "
+              "float16 model (N = K = 4096, block 32, 4-bit, accuracy_level 0 and 4, with and without zero "
+              "points) and grow by the same 25.9 MB creating the session, where the branch would allocate 32 MiB "
+              "(B's count of floats) instead of 2 MiB. Left out of this selection: the block-size sweep (1.24.x "
+              "also has the block >= 512 defect of onnxruntime issue 28551) and zero points fed at run time (at accuracy_level 4, 1.24 through "
+              "1.32 compute with the default zero point instead), either of which would stand in for this one",
+        gap="none from outside on x86-64, where the branch never runs; on ARM64 only as a crash or an "
+            "AddressSanitizer report, never as a wrong output. test_matmulnbits_fp16 (fp16 A, scales and Y, bits 4 "
+            "and 8, accuracy_level 0 and 4) reaches MatMulNBits<MLFloat16>::PrePack and passes on both"),
     Entry(
         id="ort-32452-fp16-quantizelinear-truncates",
         link="https://github.com/microsoft/onnxruntime/pull/32452",

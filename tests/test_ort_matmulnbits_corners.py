@@ -139,3 +139,41 @@ def test_zero_point_is_a_division_at_near_ties(bits: int) -> None:
     ort_zp = zp[:, 0].astype(np.int32) & qmax  # one block per row: the lowest slot of the byte
     assert np.array_equal(conv.quantize(w).zeros[:, 0], ort_zp)
     assert np.any(times_inverse != ort_zp)
+
+
+@pytest.mark.parametrize("bits,level", [(4, 0), (4, 4), (8, 0), (8, 4)])
+def test_fp16_model_is_fp32_rounded_once(bits: int, level: int) -> None:
+    """A float16 MatMulNBits model gives the float32 model's Y rounded to nearest even once (what
+    oracle.gemm.mlas_matmulnbits models for out="fp16"), given float16-representable A and scales."""
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("the adapter builds models with onnx")
+    rng = np.random.default_rng(bits + level)
+    conv = _conv(bits, False, 32)
+    qw = conv.quantize(rng.standard_normal((17, 96)).astype(F))
+    qw = dataclasses.replace(qw, scales=qw.scales.astype(np.float16).astype(F))
+    p = conv.pack(qw)
+    a16 = rng.standard_normal((3, 96)).astype(np.float16)
+    kw = {"k": 96, "n": 17, "bits": bits, "block": 32, "accuracy_level": level}
+    mod = "kernels.onnxruntime.matmulnbits"
+    y32 = run(mod, "matmulnbits", a16.astype(F), p["weight"], p["scales"], p["zeros"], **kw)
+    y16 = run(mod, "matmulnbits", a16, p["weight"], p["scales"], p["zeros"], dtype="fp16", **kw)
+    assert y16.dtype == np.float16 and np.array_equal(y16.view(np.uint16), y32.astype(np.float16).view(np.uint16))
+
+
+@pytest.mark.parametrize("feed", ["constant", "runtime"])
+def test_unused_zero_point_slots_are_ignored(feed: str) -> None:
+    """int4 with 3 blocks a row: the high nibble of each row's second zero-point byte is padding;
+    0x0 or 0xF there leaves Y's bytes alone (the operator reads ceil(blocks / 2) bytes a row, blocks slots)."""
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip("the adapter builds models with onnx")
+    rng = np.random.default_rng(7)
+    conv = _conv(4, False, 32)
+    p = conv.pack(conv.quantize(rng.standard_normal((9, 96)).astype(F)))
+    a = rng.standard_normal((2, 96)).astype(F)
+    ys = []
+    for pad in (0x00, 0xF0):
+        z = p["zeros"].copy()
+        z[:, -1] = (z[:, -1] & 0x0F) | pad
+        ys.append(run("kernels.onnxruntime.matmulnbits", "matmulnbits", a, p["weight"], p["scales"], z, k=96, n=9,
+                      bits=4, block=32, accuracy_level=0, feed=feed))
+    assert np.array_equal(ys[0].view(np.uint32), ys[1].view(np.uint32))

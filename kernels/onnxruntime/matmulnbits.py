@@ -9,6 +9,15 @@ a_scale * b_scale, where MLAS has such a kernel for the bit width (otherwise it 
 
 MLAS dispatches on cpuid with no environment knob, so `observe` reports the host's level and
 an ISA cap below it cannot be honoured (the tests say so instead of pretending).
+
+How the weights arrive decides the code path (matmul_nbits.cc `MatMulNBits::PrePack`): `feed`
+"constant" makes B, scales and zero points initializers, which PrePack packs at session creation
+(onnxruntime 1.17 and 1.18 hand them to Neural Speed / BesTLA when K is a whole number of blocks);
+"runtime_zp" keeps B and scales constant and feeds the zero points at run time (B packed, zero
+points read in Compute); "runtime" feeds all three (nothing packed: `ComputeBUnpacked`). A fp16
+model (`dtype` "fp16": A, scales and Y in float16) runs `MatMulNBits<MLFloat16>`, which on x86
+converts A and the scales to float32 (`MlasConvertHalfToFloatBuffer`), computes as for float32 and
+rounds Y to float16 (`MlasConvertFloatToHalfBuffer`).
 """
 from __future__ import annotations
 
@@ -21,8 +30,9 @@ INFO = register(KernelInfo(
     name="onnxruntime.matmulnbits", package="onnxruntime", op="com.microsoft::MatMulNBits", module=__name__,
     conventions=tuple(f"ort.matmulnbits.int{b}.{s}" for b in (2, 4, 8) for s in ("sym", "asym"))
     + ("act.ort.matmulnbits.int8_blk",),
-    isa_knobs=(), dtypes=("fp32",),
-    notes="bits 2/4/8, zero points optional, accuracy_level 0 (fp32) and 4 (int8 activations), block 16..256",
+    isa_knobs=(), dtypes=("fp32", "fp16"),
+    notes="bits 2/4/8, zero points optional, accuracy_level 0 (fp32) and 4 (int8 activations), block 16..2048, "
+          "fp32 or fp16 A, weights as initializers or fed at run time, 1 or more threads",
     extra={"isa_note": "MLAS picks its kernels from cpuid; no knob caps it"}))
 
 def available() -> dict:
@@ -44,18 +54,30 @@ def observe() -> dict:
     return {"onnxruntime": ort.__version__, "mlas_level": levels[-1] if levels else "scalar",
             "note": f"mlas=cpuid({levels[-1] if levels else 'scalar'}, no knob)"}
 
-def _model(k: int, n: int, bits: int, block: int, accuracy_level: int, weight, scales, zeros) -> bytes:
+FEEDS = {"constant": (), "runtime_zp": ("Z",), "runtime": ("B", "S", "Z")}  # inputs fed at run time
+_ONNX = {"fp32": ("FLOAT", np.float32), "fp16": ("FLOAT16", np.float16)}
+
+def _weights(weight, scales, zeros, dtype: str) -> dict[str, np.ndarray]:
+    """B, scales (in A's dtype) and zero points by input name, in the operator's 1-D layouts."""
+    named = {"B": weight, "S": scales.reshape(-1).astype(_ONNX[dtype][1])}
+    if zeros is not None:
+        named["Z"] = zeros.reshape(-1)
+    return named
+
+def _model(k: int, n: int, bits: int, block: int, accuracy_level: int, named: dict[str, np.ndarray],
+           feed: str, dtype: str) -> bytes:
     from onnx import TensorProto, helper, numpy_helper
 
-    inits = [numpy_helper.from_array(weight, "B"), numpy_helper.from_array(scales.reshape(-1), "S")]
-    inputs = ["A", "B", "S"]
-    if zeros is not None:
-        inits.append(numpy_helper.from_array(zeros.reshape(-1), "Z"))
-        inputs.append("Z")
-    node = helper.make_node("MatMulNBits", inputs, ["Y"], domain="com.microsoft", K=k, N=n, bits=bits,
+    elem = getattr(TensorProto, _ONNX[dtype][0])
+    runtime = FEEDS[feed]
+    inputs = [helper.make_tensor_value_info("A", elem, [None, k])]
+    inputs += [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+               for name, v in named.items() if name in runtime]
+    inits = [numpy_helper.from_array(v, name) for name, v in named.items() if name not in runtime]
+    node = helper.make_node("MatMulNBits", ["A", *named], ["Y"], domain="com.microsoft", K=k, N=n, bits=bits,
                             block_size=block, accuracy_level=accuracy_level)
-    graph = helper.make_graph([node], "matmulnbits", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [None, k])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n])], inits)
+    graph = helper.make_graph([node], "matmulnbits", inputs, [helper.make_tensor_value_info("Y", elem, [None, n])],
+                              inits)
     # the graph holds no standard-domain node, so the oldest IR and opset any MatMulNBits release reads
     # (onnxruntime 1.17 loads IR <= 9) serve every release alike
     model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17),
@@ -63,12 +85,17 @@ def _model(k: int, n: int, bits: int, block: int, accuracy_level: int, weight, s
     return model.SerializeToString()
 
 def matmulnbits(a: np.ndarray, weight: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, *, k: int,
-                n: int, bits: int, block: int, accuracy_level: int) -> np.ndarray:
-    """a fp32 (M, K) -> y fp32 (M, N) through a one-node model on the CPU execution provider."""
+                n: int, bits: int, block: int, accuracy_level: int, feed: str = "constant", threads: int = 1,
+                dtype: str = "fp32") -> np.ndarray:
+    """a (M, K) -> y (M, N) in `dtype` through a one-node model on the CPU execution provider."""
     import onnxruntime as ort
 
+    if feed not in FEEDS or dtype not in _ONNX:
+        raise ValueError(f"feed {feed!r} (one of {sorted(FEEDS)}), dtype {dtype!r} (one of {sorted(_ONNX)})")
+    named = _weights(weight, scales, zeros, dtype)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(_model(k, n, bits, block, accuracy_level, weight, scales, zeros), opts,
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(_model(k, n, bits, block, accuracy_level, named, feed, dtype), opts,
                                 providers=["CPUExecutionProvider"])
-    return sess.run(None, {"A": np.ascontiguousarray(a, dtype=np.float32)})[0]
+    feeds = {name: v for name, v in named.items() if name in FEEDS[feed]}
+    return sess.run(None, {"A": np.ascontiguousarray(a, dtype=_ONNX[dtype][1]), **feeds})[0]

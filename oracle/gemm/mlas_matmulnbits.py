@@ -16,6 +16,11 @@ sqnbitgemm_kernel_avx2_2bit_blklen{32,64,128}.h (`SQ2BitGemmKernel_BlkSum_CompIn
 products are of the size of a_scale * b_scale * sum |qa q| and can cancel to a far smaller result, so
 the bound carries the larger of the two forms' term sums (some kernels, 4-bit with M = 1 among them,
 subtract the zero point in the integer sum instead).
+
+A float16 model (`out` "fp16") is the float32 computation rounded once at the end: on x86
+`MatMulNBits<MLFloat16>::ComputeBPacked` and `ComputeBUnpacked` (matmul_nbits.cc) widen A and the
+scales exactly (`MlasConvertHalfToFloatBuffer`), run the float32 kernels above and round Y to
+nearest even (`MlasConvertFloatToHalfBuffer`); the caller passes the float16 values (as float32).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from oracle.bounds import float_spec, gamma, gamma_bound
+from oracle.bounds import float_spec, gamma, gamma_bound, output_rounding
 from oracle.conventions import get
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
@@ -40,19 +45,25 @@ def zero_point_columns(qw, conv, zeros):
     return np.repeat(zp, conv.group_size, axis=1)[:, :qw.codes.shape[1]]
 
 
-def level0_expected(a, qw, conv):
-    """(exact, bound) of accuracy_level 0: fp32 accumulation of a with the dequantized weights."""
+def level0_expected(a, qw, conv, out: str = "fp32"):
+    """(exact, bound) of accuracy_level 0: fp32 accumulation of a with the dequantized weights, Y in `out`."""
     zp = zero_point_columns(qw, conv, qw.zeros).astype(np.float64)
     s = np.repeat(qw.scales.astype(np.float64), conv.group_size, axis=1)[:, :qw.codes.shape[1]]
     q = qw.codes.astype(np.float64)
     w = (q - zp) * s
     w_err = _U32 * (np.abs(q * s) + np.abs(zp * s) + np.abs(w)) * (1 + 3 * _U32)
     exact, bound = wxa16_exact(a, w, acc="fp32", out="fp32")
-    return exact, bound + (np.abs(a.astype(np.float64)) @ w_err.T) * (1 + gamma(a.shape[1] + 3, "fp32"))
+    bound = bound + (np.abs(a.astype(np.float64)) @ w_err.T) * (1 + gamma(a.shape[1] + 3, "fp32"))
+    return exact, _rounded_to(out, exact, bound)
 
 
-def level4_model(a, qw, conv):
-    """(predicted fp32, exact float64 of the same block sums, bound) of accuracy_level 4."""
+def _rounded_to(out: str, exact, bound):
+    """The bound after Y's one cast from float32 to `out` (none for fp32)."""
+    return bound if out == "fp32" else bound + output_rounding(np.abs(exact) + bound, out)
+
+
+def level4_model(a, qw, conv, out: str = "fp32"):
+    """(predicted Y in `out`, exact float64 of the same block sums, bound) of accuracy_level 4."""
     act = dataclasses.replace(get("act.ort.matmulnbits.int8_blk"), group_size=conv.group_size)
     qa = act.quantize(a.astype(F))
     k, g = a.shape[1], conv.group_size
@@ -81,4 +92,4 @@ def level4_model(a, qw, conv):
     # int32 -> fp32 conversion of a partial, and its product
     h = k + nb + 2
     bound = gamma_bound(h, "fp32", n_terms=k + nb) * np.maximum(terms_zp, terms_blksum) * (1 + 2.0 ** -40)
-    return acc, exact, bound
+    return acc.astype(float_spec(out).dtype), exact, _rounded_to(out, exact, bound)
