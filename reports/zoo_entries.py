@@ -160,8 +160,8 @@ ZOO: list[Entry] = [
               "past the scales and keeps the first N * blocks values, which are right. The branch runs only when "
               "MlasQNBitGemmScalesPacked() is true, which qnbitgemm.cpp answers only on ARM64 (4-bit, "
               "accuracy_level 4, KleidiAI's packed path). Here 1.24.2 and 1.24.3 return identical bytes for a "
-              "float16 model (N = K = 4096, block 32, 4-bit, accuracy_level 0 and 4, with and without zero "
-              "points) and grow by the same 25.9 MB creating the session, where the branch would allocate 32 MiB "
+              "float16 model (N = K = 4096, block 32, 4-bit, accuracy_level 4 with and without zero points, "
+              "0 with them) and grow by the same 25.9 MB creating the session, where the branch would allocate 32 MiB "
               "(B's count of floats) instead of 2 MiB. Left out of this selection: the block-size sweep (1.24.x "
               "also has the block >= 512 defect of onnxruntime issue 28551) and zero points fed at run time (at accuracy_level 4, 1.24 through "
               "1.32 compute with the default zero point instead), either of which would stand in for this one",
