@@ -100,6 +100,7 @@ class ProbeSet:
     build: Callable[[], list[Case]]
     available_args: tuple = ()
     triton: bool = False  # runs in a worker of its own, TRITON_INTERPRET=1 where torch sees no CUDA
+    check: str = "available"  # the module's availability function
 
 
 # -- ggml quantizers -----------------------------------------------------------------------------
@@ -350,7 +351,8 @@ NOT_PROBED = {
     "triton.gemlite.a16w4": "needs a CUDA GPU: gemlite queries the device at import and has no interpreter path",
     "esimd.int4_gemv": "needs an Intel GPU (torch.xpu) and the custom_esimd_kernels_vllm package",
 }
-_NUMERICS_MODULES = ("kernels.probes_pytorch", "kernels.probes_ggml")
+_NUMERICS_MODULES = ("kernels.probes_pytorch", "kernels.probes_ggml", "kernels.probes_onnxruntime",
+                     "kernels.probes_bestla", "kernels.probes_triton")
 
 
 def _joined(a: ProbeSet, b: ProbeSet) -> ProbeSet:

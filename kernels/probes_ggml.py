@@ -17,7 +17,7 @@ import oracle
 from kernels.fingerprints import Candidate, Case, ProbeSet
 from kernels.probes_numerics import (PRODUCT_SUBNORMAL, X_SUBNORMAL, Dot, absorption_terms, accumulator_candidates,
                                      accumulator_case, subnormal_predictions)
-from oracle.gemm.ggml_vec_dot import BLOCKS, vec_dot as model_vec_dot, vec_dot_exact
+from oracle.gemm.ggml_vec_dot import vec_dot as model_vec_dot, vec_dot_exact
 from oracle.ggml.q4_k import pack_scale_min_k4
 from oracle.rounding import half_away
 

@@ -38,11 +38,12 @@ from oracle.bounds import height, sum_bound
 __all__ = [
     "DTYPES", "ORDERS", "CAST_MODES", "SUBNORMAL_MODES", "Dot", "round_to", "round_mode", "sum_in",
     "absorption_terms", "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
-    "int_accumulator_case", "int_absorption", "int16_pairs", "IntDot", "standard_cases",
+    "int_accumulator_candidates", "int_accumulator_case", "int_absorption", "int16_pairs", "IntDot", "standard_cases",
 ]
 
+F32 = np.float32
 DTYPES = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
-ORDERS = ("sequential", "pairwise", "lanes 4", "lanes 8", "lanes 16", "lanes 32", "one rounding")
+ORDERS = ("sequential", "pairwise", "lanes 4", "lanes 8", "lanes 16", "lanes 32", "numpy pairwise", "one rounding")
 CAST_MODES = ("RNE", "half away", "toward zero")
 SUBNORMAL_MODES = ("IEEE", "DAZ", "FTZ", "FTZ+DAZ")
 SMALL = 2.0 ** -12  # a quarter ulp of fp16 at 1, a 32nd of bf16's: absorbed there, exact in fp32
@@ -134,6 +135,29 @@ def _lanes(terms: np.ndarray, acc: str, lanes: int) -> np.ndarray:
     return part[..., 0]
 
 
+def _numpy_pairwise(terms: np.ndarray, acc: str) -> np.ndarray:
+    """numpy's pairwise_sum (numpy/_core/src/umath/loops_utils.h.src): below 8 terms in turn from 0;
+    up to 128, eight accumulators r[j] += t[8i + j], then ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7)) and the
+    rest in turn; above, halves cut at a multiple of 8. What np.sum of a contiguous float row does,
+    and so the Triton interpreter's tl.sum."""
+    n = terms.shape[-1]
+    if n < 8:
+        return _seq(terms, acc)
+    if n <= 128:
+        r = [terms[..., j] for j in range(8)]
+        whole = n - n % 8
+        for i in range(8, whole, 8):
+            r = [round_to(r[j] + terms[..., i + j], acc) for j in range(8)]
+        add = lambda a, b: round_to(a + b, acc)  # noqa: E731
+        res = add(add(add(r[0], r[1]), add(r[2], r[3])), add(add(r[4], r[5]), add(r[6], r[7])))
+        for i in range(whole, n):
+            res = add(res, terms[..., i])
+        return res
+    h = n // 2
+    h -= h % 8
+    return round_to(_numpy_pairwise(terms[..., :h], acc) + _numpy_pairwise(terms[..., h:], acc), acc)
+
+
 def sum_in(terms, acc: str, order: str) -> np.ndarray:
     """The sum over the last axis of exact float64 terms with every partial sum rounded to `acc`."""
     t = np.asarray(terms, np.float64)
@@ -143,6 +167,8 @@ def sum_in(terms, acc: str, order: str) -> np.ndarray:
         return _pairwise(t, acc)
     if order.startswith("lanes "):
         return _lanes(t, acc, int(order.split()[1]))
+    if order == "numpy pairwise":
+        return _numpy_pairwise(t, acc)
     if order == "one rounding":
         return round_to(t.sum(axis=-1), acc)  # the probes' exact sums are exact in float64
     raise ValueError(f"unknown order {order!r}; known: {', '.join(ORDERS)}")
@@ -258,11 +284,17 @@ def order_terms(k: int, rows: int = 8, seed: int = 2024, orders: tuple[str, ...]
 
 
 def order_case(dot: Dot, orders: tuple[str, ...] = ORDERS, expect: tuple[str, ...] = ()) -> Case:
-    """Which fp32 summation order (with exact products) reproduces the kernel's bits."""
+    """Which fp32 summation order (with exact products) reproduces the kernel's bits; "fp32 any order"
+    (the family within fp32's bound) says the sums are fp32 even when no listed order is the one."""
     t = order_terms(dot.k, orders=orders)
-    cands = tuple(Candidate(o, dot.shape(sum_in(t, "fp32", o), "fp32"), f"fp32 partial sums, {o}", False)
-                  for o in orders)
-    return dot.case("fp32 x, order", "order", t, "fp32", cands, expect=expect)
+    cands = [Candidate(o, dot.shape(sum_in(t, "fp32", o), "fp32"), f"fp32 partial sums, {o}", False) for o in orders]
+    exact = t.sum(axis=-1)
+    bound = sum_bound(np.abs(t).sum(axis=-1), height(dot.k), "fp32")
+    cands.append(Candidate("fp32 any order", cands[0].predicted, "fp32 partial sums in some order: within fp32's "
+                           "bound", False, dot.shape(exact, "fp32").astype(np.float64),
+                           dot.shape(bound, "fp32").astype(np.float64), family=True))
+    ties = tuple((o, "fp32 any order", "every listed order is an fp32 order") for o in orders)
+    return dot.case("fp32 x, order", "order", t, "fp32", tuple(cands), expect=expect, ties=ties)
 
 
 # -- output cast rounding ------------------------------------------------------------------------------
@@ -344,27 +376,32 @@ def int_absorption(big: tuple[int, int], n_big: int, n_small: int, n: int) -> tu
 @dataclass(frozen=True)
 class IntDot:
     """An integer kernel driven with codes a (M, K) and weights w (N, K): y = finish(sum_k a[m, k] w[n, k])
-    (finish: int64 (M, N) sums -> the kernel's output, e.g. int32, or float32 times unit scales)."""
+    (finish: int64 (M, N) sums -> the kernel's output, e.g. int32). expect_acc: the accumulators the
+    adapter's model allows (exact int32; int16 pairs where the host lacks VNNI)."""
 
     module: str
     func: str
     encode: Callable[[np.ndarray, np.ndarray], tuple[tuple, dict]]
     finish: Callable[[np.ndarray], np.ndarray]
     output: str | None = None
-    expect_acc: str = "acc int32"
+    expect_acc: tuple[str, ...] = ("acc int32",)
+
+
+def int_accumulator_candidates(a: np.ndarray, w: np.ndarray, finish: Callable) -> tuple[Candidate, ...]:
+    """int32 (exact) vs fp32 partial sums vs int16 saturating pairs, each through `finish`."""
+    prods = a[:, None, :].astype(np.int64) * w[None, :, :]
+    fp32 = sum_in(prods.astype(np.float64), "fp32", "sequential").astype(np.int64)
+    return (Candidate("acc int32", finish(prods.sum(axis=-1)), "exact int32 sums", False),
+            Candidate("acc fp32 seq", finish(fp32), "products summed in fp32, k in turn", False),
+            Candidate("acc int16 pairs", finish(int16_pairs(a, w)), "adjacent k pairs saturated to int16, then "
+                      "int32 (vpmaddubsw + vpmaddwd)", False))
 
 
 def int_accumulator_case(dot: IntDot, a: np.ndarray, w: np.ndarray, name: str = "absorption past 2^24") -> Case:
-    """int32 (exact) vs fp32 partial sums vs int16 saturating pairs."""
-    prods = a[:, None, :].astype(np.int64) * w[None, :, :]
-    fp32 = sum_in(prods.astype(np.float64), "fp32", "sequential").astype(np.int64)
-    cands = (Candidate("acc int32", dot.finish(prods.sum(axis=-1)), "exact int32 sums", False),
-             Candidate("acc fp32 seq", dot.finish(fp32), "products summed in fp32, k in turn", False),
-             Candidate("acc int16 pairs", dot.finish(int16_pairs(a, w)), "adjacent k pairs saturated to int16, "
-                       "then int32 (vpmaddubsw + vpmaddwd)", False))
+    """The integer accumulator hypotheses on codes a, w."""
     args, kwargs = dot.encode(a, w)
-    return Case(name, dot.module, dot.func, args, cands, kwargs=kwargs, output=dot.output,
-                selects=(dot.expect_acc,), trait="accumulator")
+    return Case(name, dot.module, dot.func, args, int_accumulator_candidates(a, w, dot.finish), kwargs=kwargs,
+                output=dot.output, selects=dot.expect_acc, trait="accumulator")
 
 
 @dataclass(frozen=True)
@@ -397,20 +434,12 @@ class ScaledIntDot:
         return np.ones(m, F32), np.ones(self.n, F32)
 
 
-F32 = np.float32
-
 
 def scaled_accumulator_case(dot: ScaledIntDot) -> Case:
     """Absorption past 2^24 with unit scales: y = float(acc)."""
     big = (255, 127) if dot.unsigned else (-128, -128)
     a, w = int_absorption(big, 520 if dot.unsigned else 1024, 64, dot.n)
-    prods = a[:, None, :].astype(np.int64) * w[None, :, :]
-    fp32 = sum_in(prods.astype(np.float64), "fp32", "sequential")
-    f = lambda acc: np.asarray(acc).astype(F32)  # noqa: E731  unit scales: the epilogue is the conversion
-    cands = (Candidate("acc int32", f(prods.sum(axis=-1)), "exact int32 sums", False),
-             Candidate("acc fp32 seq", f(fp32), "products summed in fp32, k in turn", False),
-             Candidate("acc int16 pairs", f(int16_pairs(a, w)), "adjacent k pairs saturated to int16, then int32 "
-                       "(vpmaddubsw + vpmaddwd)", False))
+    cands = int_accumulator_candidates(a, w, lambda acc: np.asarray(acc).astype(F32))
     return dot.call("absorption past 2^24, unit scales", "accumulator", a, w, *dot.ones(2), cands,
                     expect=dot.expect_acc)
 
@@ -434,14 +463,14 @@ def epilogue_case(dot: ScaledIntDot, m: int = 8, k: int = 64, seed: int = 5) -> 
 
 def scaled_subnormal_cases(dot: ScaledIntDot) -> list[Case]:
     """A subnormal activation scale whose products are normal (sa = 0.75 * 2^-126 with sb = 2 and
-    acc >= 16: DAZ reads it as 0), and, where the kernel takes weight scales, normal scales whose
-    product is subnormal (sa = sb = 2^-70, acc <= 32: FTZ writes 0). With one scale, float(acc) * sa
-    is never below sa, so FTZ cannot show."""
-    m, k = 2, 16
+    acc >= 32: DAZ reads it as 0), and, where the kernel takes weight scales, normal scales whose
+    product is subnormal (sa = sb = 2^-70, acc <= 64: FTZ writes 0). With one scale, float(acc) * sa
+    is never below sa, so FTZ cannot show. K = 32: a whole block of every tiled kernel here."""
+    m, k = 2, 32
     a = np.array([[1], [2]]) * np.ones(k, np.int64)
     w = np.ones((dot.n, k), np.int64)
     acc = (a @ w.T).astype(np.float64)
-    designs = [("inputs", X_SUBNORMAL, 2.0 if dot.sb_free else 1.0)]
+    designs = [("inputs", X_SUBNORMAL, 2.0 if dot.sb_free else 1.0)]  # acc 32 or 64: normal products
     if dot.sb_free:
         designs.append(("products", 2.0 ** -70, 2.0 ** -70))
     cases = []

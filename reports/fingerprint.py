@@ -108,7 +108,7 @@ def _same_bytes(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _first_diff(y: np.ndarray, pred: np.ndarray) -> str:
-    y, pred = np.asarray(y), np.asarray(pred)
+    y, pred = np.atleast_1d(y), np.atleast_1d(pred)
     if y.shape != pred.shape or y.dtype != pred.dtype:
         return f"output {y.dtype}{list(y.shape)} vs predicted {pred.dtype}{list(pred.shape)}"
     width = y.dtype.itemsize
@@ -207,7 +207,7 @@ def fingerprint(kernel: str, worker: Worker | None = None, mutant: str | None = 
     w, own = _worker_for(probes, worker, triton_worker, env)
     fp = Fingerprint(kernel, probes.separates, info.conventions, [], mutant=mutant or "")
     try:
-        avail = w.call(probes.module, "available", *probes.available_args)
+        avail = w.call(probes.module, probes.check, *probes.available_args)
         if not avail.ok or not avail.value["ok"]:
             fp.unavailable = avail.value["reason"] if avail.ok else f"{avail.status}: {avail.detail[:300]}"
             return fp
