@@ -13,13 +13,25 @@ Knobs (confirmed in upstream sources):
 - QORACLE_GGML_CPU_VARIANT (this project, kernels/ggml/libggml.py): which of ggml's per-ISA CPU
   libraries to load (x64, haswell, skylakex, icelake, sapphirerapids) where ggml was built with
   GGML_CPU_ALL_VARIANTS; a one-ISA build (the llama-cpp-python wheel) cannot be capped.
+
+A library with no knob (MLAS, BesTLA, ggml: KernelInfo.isa_knobs empty) dispatches on cpuid.
+Below the host's top level it can be run on an emulated CPU instead (kernels/emulation.py:
+`qemu-x86_64 -cpu Nehalem-v1` for scalar, a Haswell model for avx2; QEMU has no AVX512), opt-in
+with QORACLE_EMULATE=on (=all: also knobbed kernels, as a second opinion). `mode(info, level)`
+says how a kernel runs at a level: native, capped (its knobs), emulated (the CPU model) or
+unavailable, and why; the worker (kernels/worker.py) follows it call by call. Inside an emulated
+worker `host_flags()` is the emulated cpuid, since /proc/cpuinfo still shows the real host.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Level", "LEVELS", "ORDER", "host_flags", "host_has", "levels_on_host", "knobs_for"]
+from kernels import emulation
+
+__all__ = ["Level", "LEVELS", "ORDER", "host_flags", "host_has", "levels_on_host", "knobs_for", "Mode", "mode",
+           "level_of"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,10 @@ LEVELS: dict[str, Level] = {
 
 
 def host_flags(cpuinfo: str | None = None) -> frozenset[str]:
-    """The CPU feature flags of this host, from /proc/cpuinfo (empty where it is unreadable)."""
+    """The CPU feature flags of this host, from /proc/cpuinfo (empty where it is unreadable); in a
+    process on an emulated CPU, what its cpuid reports (QEMU does not emulate /proc/cpuinfo)."""
+    if cpuinfo is None and os.environ.get(emulation.EMULATED_ENV):
+        return emulation.cpuid_flags()
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -87,3 +102,69 @@ def knobs_for(level: str) -> dict[str, str]:
     if level not in LEVELS:
         raise ValueError(f"unknown ISA level {level!r}; known: {', '.join(LEVELS)}")
     return dict(LEVELS[level].knobs)
+
+
+def level_of(env: dict[str, str]) -> str | None:
+    """The ordered level whose knobs `env` sets (a worker started with a level's knobs runs at it)."""
+    for level in ORDER:
+        if knobs_for(level).items() <= env.items():
+            return level
+    return None
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How one kernel runs at one level, and why. `how`: native (nothing imposed), capped (`knobs`
+    set before its library loads), emulated (its worker runs on the QEMU CPU model `cpu`), or
+    unavailable (it is not judged at this level)."""
+
+    how: str
+    why: str
+    knobs: dict[str, str] = field(default_factory=dict)
+    cpu: str = ""
+
+    def __str__(self) -> str:
+        return self.how
+
+
+# families whose kernels are not CPU code (Triton runs on a GPU, or in its numpy interpreter)
+_NOT_CPU = ("triton", "esimd")
+
+
+def mode(info, level: str, *, flags: frozenset[str] | None = None, emulate: str | None = None,
+         probe: bool = True) -> Mode:
+    """How the kernel `info` (a KernelInfo) runs under `--isa level` on this host.
+
+    `emulate`: off | on | all (default: QORACLE_EMULATE); `probe`: start the emulated CPU once
+    (cached) and judge the level only where its cpuid lacks every feature above the level.
+    """
+    if level not in LEVELS:
+        raise ValueError(f"unknown ISA level {level!r}; known: {', '.join(LEVELS)}")
+    if level == "native":
+        return Mode("native", "the host's own ISA; nothing imposed")
+    if info.family in _NOT_CPU:
+        return Mode("native", f"{info.family} kernels are not CPU code: no CPU ISA to cap or emulate")
+    ok, why = host_has(level, flags)
+    if not ok:
+        return Mode("unavailable", why)
+    have = host_flags() if flags is None else flags
+    setting = emulation.setting() if emulate is None else emulate
+    top = (levels_on_host(have) or ["scalar"])[-1]
+    knobs = {k: v for k, v in knobs_for(level).items() if k in info.isa_knobs}
+    above = sorted(have & emulation.MODELS[level].lacks) if level in emulation.MODELS else []
+    second = setting == "all" and (level != top or above)
+    if knobs and not second:
+        return Mode("capped", " ".join(f"{k}={v}" for k, v in knobs.items()), knobs)
+    if level == top and (not above or setting == "off"):
+        extra = f" (the host also has {', '.join(above)}, which its library may use)" if above else ""
+        return Mode("native", f"no ISA knob: its library dispatches on cpuid to {top}, this host's top level{extra}")
+    if setting == "off":
+        return Mode("unavailable", f"no ISA knob: its library dispatches on cpuid to {top} here, not {level}; "
+                                   f"{emulation.ENV}=on runs it on an emulated {level} CPU")
+    if why := emulation.why_not(level):
+        return Mode("unavailable", f"no ISA knob, and {level} cannot be emulated: {why}")
+    cpu = emulation.MODELS[level]
+    if probe and not (c := emulation.check(level)).ok:
+        return Mode("unavailable", f"no ISA knob, and the emulated CPU failed its check: {c.why}")
+    role = "a second opinion beside its knobs" if knobs else "no ISA knob"
+    return Mode("emulated", f"{role}: {emulation.QEMU} -cpu {cpu.model} ({cpu.why})", cpu=cpu.model)

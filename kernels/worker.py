@@ -25,6 +25,18 @@ worker's own stdout (where oneDNN prints `ONEDNN_VERBOSE` lines) goes to a file 
 back with every outcome, as evidence of what ran; at most `KEEP` bytes from each end of it are
 kept. The files live in a directory of the worker's own, removed when it is closed, replaced,
 or at the latest when the parent exits.
+
+A worker at an ISA level (`level=`, or the level whose knobs its environment sets) sends the
+calls of a kernel that `kernels.isa.mode` says runs emulated there to a second worker of its own
+whose process is `qemu-x86_64 -cpu <model> python -m kernels.worker` (kernels/emulation.py). That
+process first reports its cpuid, and serves no kernel unless the cpuid lacks every feature
+above the level (an availability check then answers "not available" with the reason); each
+outcome it gives carries that report (`Outcome.emulation`). A library that stops with SIGILL
+while loading there was built for a newer CPU than the level: its availability check answers
+"not available", saying so (a SIGILL in a kernel call stays a crash). Its timeouts are
+`emulation.SLOWDOWN` times longer, its environment is the same (the level's knobs name the same
+level), and its memory is watched by resident size only (qemu-user ignores the guest's
+RLIMIT_DATA).
 """
 from __future__ import annotations
 
@@ -47,6 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Outcome", "Worker", "default_memory_limit", "is_load_check", "KEEP", "LOAD_TIMEOUT", "MEMORY_ENV"]
+_ADAPTERS = "kernels.mutants.active"  # the module a mutant run calls instead of its target adapter
+_PROBE = "kernels.emulation"  # the module whose probe() reports an emulated process's cpuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _HEADER = struct.Struct("<Q")
@@ -91,6 +105,7 @@ class Outcome:
     call: str = ""  # "module.func"
     stage: str = "call"  # "import": it ended before the module finished importing
     inputs_written: tuple[str, ...] = ()  # arguments whose bytes the call changed ("arg 0", "kw x", "arg 2[1]")
+    emulation: dict[str, Any] = field(default_factory=dict)  # served on an emulated CPU: its model and cpuid
 
     @property
     def ok(self) -> bool:
@@ -218,13 +233,29 @@ class Worker:
     """A kernel-calling subprocess with a fixed environment, restarted after any crash."""
 
     def __init__(self, env: dict[str, str] | None = None, timeout: float = 120.0,
-                 memory_limit: int | None = None, load_timeout: float = LOAD_TIMEOUT) -> None:
+                 memory_limit: int | None = None, load_timeout: float = LOAD_TIMEOUT, *,
+                 level: str | None = None, emulate: str | None = None, emulated: bool = False) -> None:
         """`memory_limit` in bytes (None: `default_memory_limit()`, 0: none); `load_timeout` bounds
-        availability checks (see `is_load_check`) unless a call passes its own timeout."""
+        availability checks (see `is_load_check`) unless a call passes its own timeout.
+
+        `level`: the ISA level (None: the level whose knobs `env` sets, if any); `emulate`: off |
+        on | all (None: QORACLE_EMULATE); `emulated`: this worker's own process runs on the
+        level's emulated CPU (otherwise it hands kernels that run emulated to one that does)."""
+        from kernels import emulation, isa
+
         self.env = dict(env or {})
         self.timeout = timeout
         self.load_timeout = load_timeout
         self.memory_limit = default_memory_limit() if memory_limit is None else memory_limit
+        self.level = level if level is not None else isa.level_of(self.env)
+        self.emulate = emulation.setting({**os.environ, **self.env}) if emulate is None else emulate
+        self.emulated = emulated
+        if emulated and self.level not in emulation.MODELS:
+            raise ValueError(f"level {self.level!r} has no emulated CPU; emulated: {', '.join(emulation.MODELS)}")
+        self.cpu_seen: dict[str, Any] = {}  # emulated: what the process's probe reported
+        self._refused = ""  # emulated: why the process does not stand for the level
+        self._routes: dict[str, bool] = {}  # module -> whether its calls go to the emulated worker
+        self._emulator: Worker | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir = ""
         self._cleanup: weakref.finalize | None = None
@@ -235,12 +266,18 @@ class Worker:
         open(log, "wb").close()
         env = {**os.environ, **self.env, "QORACLE_WORKER_LOG": log, _LIMIT_ENV: str(self.memory_limit)}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        prefix: list[str] = []
+        if self.emulated:
+            from kernels import emulation
+
+            prefix = emulation.command(self.level)
+            env[emulation.EMULATED_ENV] = emulation.MODELS[self.level].model
         try:
             with open(err, "ab") as err_file:  # a file, not a pipe: a chatty kernel cannot block on it
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
+                    [*prefix, sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
-                    env=env, cwd=ROOT, start_new_session=True,
+                    env=env, cwd=ROOT, start_new_session=True, preexec_fn=_no_core_files if prefix else None,
                 )
         except OSError:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -252,6 +289,19 @@ class Worker:
     def call(self, module: str, func: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Outcome:
         """Call `module.func(*args, **kwargs)` in the worker and wait at most `timeout` seconds
         (default: `timeout`, or the shorter `load_timeout` for an availability check)."""
+        if self.emulates(module):
+            from kernels.emulation import SLOWDOWN
+
+            return self._emulator_worker().call(module, func, *args, timeout=timeout and timeout * SLOWDOWN, **kwargs)
+        if not self.emulated:
+            return self._call(module, func, args, kwargs, timeout)
+        starting = self._proc is None or self._proc.poll() is not None
+        if starting and (module, func) != (_PROBE, "probe") and (why := self._refused or self._check_cpu()):
+            return self._refusal(module, func, why)
+        out = self._call(module, func, args, kwargs, timeout)
+        return _built_for_newer_cpu(out, self.level) if is_load_check(func) else out
+
+    def _call(self, module: str, func: str, args: tuple, kwargs: dict, timeout: float | None) -> Outcome:
         if timeout is None:
             timeout = min(self.timeout, self.load_timeout) if is_load_check(func) else self.timeout
         t0 = time.monotonic()
@@ -262,14 +312,14 @@ class Worker:
 
         def done(status: str, value: Any, detail: str, replace: bool) -> Outcome:
             out = Outcome(status, value, detail, self._take_stdout(), time.monotonic() - t0, dict(self.env),
-                          f"{module}.{func}", stage, written)
+                          f"{module}.{func}", stage, written, dict(self.cpu_seen))
             if replace:
-                self.close()
+                self._stop()
             return out
 
         try:
             if self._proc is not None and self._proc.poll() is not None:
-                self.close()  # it died between calls (a thread the kernel left running)
+                self._stop()  # it died between calls (a thread the kernel left running)
             proc = self._proc or self._start()
             _write_frame(proc.stdin.fileno(), (module, func, args, kwargs), deadline)
             reply = self._read(proc, deadline)
@@ -286,6 +336,54 @@ class Worker:
         except Exception as e:  # a garbled frame (the kernel wrote into the pipe) or arguments that do not pickle
             return done("crashed", None, f"no usable reply ({type(e).__name__}: {e}); worker killed", True)
         return done(status, value, detail, status == "crashed")
+
+    def emulates(self, module: str) -> bool:
+        """Whether the kernels of adapter `module` run on the emulated CPU at this worker's level
+        (kernels.isa.mode; a mutant run is routed as the adapter it replaces)."""
+        if self.emulated or self.level is None or self.emulate == "off":
+            return False
+        if module not in self._routes:
+            from kernels import isa, mutants
+            from kernels.registry import kernels
+
+            target = module
+            if module == _ADAPTERS and self.env.get(mutants.ENV):
+                target = mutants.get(self.env[mutants.ENV]).target
+            self._routes[module] = any(isa.mode(k, self.level, emulate=self.emulate, probe=False).how == "emulated"
+                                       for k in kernels() if k.module == target)
+        return self._routes[module]
+
+    def _emulator_worker(self) -> "Worker":
+        """The worker on the level's emulated CPU (started on its first call)."""
+        if self._emulator is None:
+            from kernels import emulation
+
+            self._emulator = Worker(self.env, self.timeout * emulation.SLOWDOWN, self.memory_limit,
+                                    self.load_timeout * emulation.SLOWDOWN, level=self.level, emulate="off",
+                                    emulated=True)
+        return self._emulator
+
+    def _refusal(self, module: str, func: str, why: str) -> Outcome:
+        """The answer of an emulated worker whose CPU does not stand for its level: an availability
+        check says "not available" and why; any other call is an error saying why."""
+        load = is_load_check(func)
+        return Outcome("ok" if load else "error", {"ok": False, "reason": why} if load else None, "" if load else why,
+                       env=dict(self.env), call=f"{module}.{func}", stage="import", emulation=dict(self.cpu_seen))
+
+    def _check_cpu(self) -> str:
+        """Start the emulated process and read its cpuid: why it does not stand for the level ("" if it does)."""
+        from kernels import emulation
+
+        out = self.call(_PROBE, "probe", timeout=self.load_timeout)
+        if not out.ok:
+            self._refused = f"python did not start on the emulated CPU: {out.status}: {out.detail[:400]}"
+        else:
+            self.cpu_seen = {"cpu": emulation.MODELS[self.level].model, "level": self.level,
+                             "qemu": (q.version_text if (q := emulation.qemu()) else ""), **out.value}
+            self._refused = emulation.unserved(self.level, out.value)
+        if self._refused:
+            self._stop()
+        return self._refused
 
     def _read(self, proc: subprocess.Popen[bytes], deadline: float) -> Any:
         def watch() -> None:
@@ -318,7 +416,13 @@ class Worker:
 
     def close(self, kill: bool = False) -> None:
         """Stop the worker (always by SIGKILL to its process group) and remove its files; `kill`
-        is kept for callers that say so."""
+        is kept for callers that say so. The emulated worker, if any, is stopped with it."""
+        self._stop()
+        if self._emulator is not None:
+            self._emulator.close(kill)
+
+    def _stop(self) -> None:
+        """Stop this worker's own process (replaced on the next call)."""
         if self._cleanup is not None:
             self._cleanup()
         self._cleanup, self._proc, self._dir = None, None, ""
@@ -328,6 +432,23 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _no_core_files() -> None:
+    """qemu-user writes a guest's core dump into its working directory (the checkout) itself."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _built_for_newer_cpu(out: Outcome, level: str | None) -> Outcome:
+    """An availability check that died of SIGILL on the emulated CPU: the library was built for
+    more than `level`, so it is not available there (the crash stays in `detail`)."""
+    if out.status != "crashed" or "SIGILL" not in out.detail:
+        return out
+    cpu = out.emulation.get("cpu", "the emulated CPU").split(",")[0]
+    reason = (f"the library stopped with SIGILL while loading on {cpu}: this build uses instructions above "
+              f"{level}, so it cannot be judged at {level}")
+    return Outcome("ok", {"ok": False, "reason": reason}, out.detail, out.stdout, out.seconds, out.env, out.call,
+                   out.stage, out.inputs_written, out.emulation)
 
 
 def _limit_memory() -> int:

@@ -108,7 +108,8 @@ def _cmd_findings(args: argparse.Namespace) -> int:
 
 
 def _cmd_isa(args: argparse.Namespace) -> int:
-    from kernels.isa import ORDER, host_has, knobs_for
+    from kernels import emulation
+    from kernels.isa import ORDER, host_has, knobs_for, levels_on_host, mode
     from kernels.registry import kernels
     from reports.certificate import host
 
@@ -119,9 +120,28 @@ def _cmd_isa(args: argparse.Namespace) -> int:
         ok, why = host_has(level)
         knobs = " ".join(f"{k}={v}" for k, v in knobs_for(level).items())
         print(f"  {level:12s} {'yes' if ok else 'no ':3s} {why or knobs}")
-    print("kernels and the knobs that cap them:")
+    levels = levels_on_host()
+    q = emulation.qemu()
+    where = f"{emulation.QEMU} {q.version_text} ({q.path})" if q else f"{emulation.QEMU} absent"
+    print(f"emulated CPUs ({emulation.ENV}={emulation.setting()}; {where}):")
+    for level in levels:
+        c = emulation.check(level) if level in emulation.MODELS else None
+        model = emulation.MODELS[level].model.split(",")[0] if c else ""
+        print(f"  {level:12s} {model + ': ' if c and c.seen else ''}{c.summary if c else emulation.why_not(level)}")
+    print(f"how each kernel runs at each level (native | capped | emulated | unavailable):")
+    print(f"  {'kernel':40s} " + " ".join(f"{lv:15s}" for lv in levels))
+    reasons: list[str] = []
     for k in kernels():
-        print(f"  {k.name:40s} {', '.join(k.isa_knobs) or 'no ISA knob: runs at what its library picks'}")
+        cells = []
+        for level in levels:
+            m = mode(k, level)
+            if m.why not in reasons:
+                reasons.append(m.why)
+            cells.append(f"{m.how}[{reasons.index(m.why) + 1}]")
+        print(f"  {k.name:40s} " + " ".join(f"{c:15s}" for c in cells))
+    print("why:")
+    for i, why in enumerate(reasons, 1):
+        print(f"  [{i}] {why}")
     return 0
 
 

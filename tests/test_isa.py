@@ -25,6 +25,17 @@ def test_knobs():
         knobs_for("sse9")
 
 
+def test_inside_an_emulated_worker_the_host_flags_are_its_cpuid(monkeypatch):
+    """qemu-user does not emulate /proc/cpuinfo, so a process on an emulated CPU reads cpuid instead."""
+    from kernels import emulation
+
+    monkeypatch.setattr(emulation, "cpuid_flags", lambda: frozenset({"sse4_2"}))
+    assert host_flags() != frozenset({"sse4_2"})  # the real host: /proc/cpuinfo
+    monkeypatch.setenv(emulation.EMULATED_ENV, "Nehalem-v1")
+    assert host_flags() == frozenset({"sse4_2"}) and levels_on_host() == ["scalar"]
+    assert "avx2" in host_flags(ZEN3)  # text passed in is still parsed as given
+
+
 def _defect(**kw):
     from conformance import known_defects as kd
 

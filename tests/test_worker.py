@@ -44,6 +44,18 @@ def test_hang_times_out_and_the_next_call_works(worker):
     assert worker.call(P, "getenv", "QORACLE_PROBE").value == "capped"
 
 
+def test_a_plain_worker_runs_everything_itself(worker):
+    """No level (no knobs in its environment): nothing is routed to an emulated CPU, and outcomes
+    carry no emulation report."""
+    from kernels.isa import knobs_for
+
+    o = worker.call(P, "getenv", "QORACLE_EMULATED_CPU")
+    assert o.ok and o.value is None and o.emulation == {} and worker.level is None
+    assert Worker(knobs_for("scalar"), emulate="off").level == "scalar"
+    with pytest.raises(ValueError, match="QORACLE_EMULATE"):
+        Worker({"QORACLE_EMULATE": "sometimes"})
+
+
 def test_kernel_exception_is_an_error_outcome(worker):
     o = worker.call(P, "raise_error")
     assert o.status == "error" and "unsupported group size" in o.detail
