@@ -2,9 +2,9 @@
 
 A defect is registered with its trigger, never with the host it was first seen on:
 - `lacks_all` / `has_all`: CPU features the kernel's library sees (absent / present). A library
-  with an ISA knob (KernelInfo.isa_knobs) run under `--isa LEVEL` sees the host's flags cut down
-  to that level's; one without a knob (MLAS, BesTLA's own dispatch) sees the host's flags at
-  every level, so a capped run does not hide what it dispatches on.
+  capped by its ISA knob (KernelInfo.isa_knobs) or run on an emulated CPU (kernels.isa.mode)
+  under `--isa LEVEL` sees the host's flags cut down to that level's; one without a knob (MLAS,
+  BesTLA's own dispatch) run natively sees the host's flags at every level.
 - `packages`: distribution -> version prefix, for defects of one release.
 - `nodeid_glob`: which test (shape, layout, dtype conditions live in the test's id).
 - `signature`: a regular expression the failure's message must match. A registered test runs as
@@ -130,7 +130,7 @@ DEFECTS: list[KnownDefect] = [
             "every byte (the host-model tests)",
         evidence=((ZEN3, "onnxruntime 1.32.0: every exact-model case built to saturate matches the pair model byte "
                          "for byte"),),
-        lacks_all=NO_VNNI + ("amx_int8",), signature=r"^FAIL\b"),
+        lacks_all=NO_VNNI + ("amx_int8",), has_all=("avx2",), signature=r"^FAIL\b"),
     KnownDefect(
         kernel="triton.torchao.int_scaled_matmul",
         nodeid_glob="conformance/test_triton_torchao.py::test_int_scaled_matmul_even_k_tail*",
@@ -157,11 +157,19 @@ def _has_knob(kernel: str) -> bool:
     return bool(info and info.isa_knobs)
 
 
+def _emulated(kernel: str, isa: str, flags: frozenset[str] | None) -> bool:
+    from kernels.isa import mode
+    from kernels.registry import find
+
+    info = find(kernel)
+    return bool(info) and mode(info, isa, flags=flags).how == "emulated"
+
+
 def features_seen(kernel: str, isa: str, flags: frozenset[str] | None = None) -> frozenset[str]:
     """The CPU features `kernel`'s library sees under `--isa isa`: the host's, cut to the level's
-    own for a library that has a knob and a capped run."""
+    own for a library that has a knob and a capped run, or runs on the level's emulated CPU."""
     have = host_flags() if flags is None else flags
-    if isa in ("native", "") or isa not in LEVELS or not _has_knob(kernel):
+    if isa in ("native", "") or isa not in LEVELS or not (_has_knob(kernel) or _emulated(kernel, isa, flags)):
         return have
     return have & LEVELS[isa].flags
 

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from conformance import calls
-from kernels.isa import host_flags, levels_on_host
+from kernels.isa import host_flags, mode
+from kernels.registry import get
 from oracle.gemm.mlas_int8 import (accumulator, dynamic_quantize_u8, float_output, model_for, qlinear_scale,
                                    quantize_linear, requantize)
 from oracle.verdict import Result, compare_bounded, compare_exact
@@ -36,10 +37,8 @@ def _kernel(op: str) -> str:
 
 def _ready(qsession, judge, op: str, convention: str) -> None:
     calls.require_available(qsession, judge, _kernel(op), MODULE, convention)
-    top = (levels_on_host() or ["scalar"])[-1]
-    if qsession.isa not in ("native", top):
-        judge(Result("UNAVAILABLE", convention, op, detail=f"MLAS has no ISA knob: it dispatches on cpuid to {top} "
-                                                           f"here, not {qsession.isa}"), kernel=_kernel(op))
+    if (m := mode(get(_kernel(op)), qsession.isa)).how == "unavailable":  # MLAS has no knob: native or emulated
+        judge(Result("UNAVAILABLE", convention, op, detail=f"MLAS: {m.why}"), kernel=_kernel(op))
 
 
 def _call(qsession, judge, op: str, func_args: tuple, kw: dict, convention: str, what: str, shape: tuple):
