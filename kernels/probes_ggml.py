@@ -8,6 +8,7 @@ so a dot product of unit blocks is the plain sum of their scales: the scales car
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from unittest import mock
 
@@ -246,7 +247,8 @@ def _vec_dot_subnormal_cases(t: str) -> list[Case]:
 def _vec_dot_cases() -> list[Case]:
     cases = []
     for t in ("q4_0", "q8_0", *KQUANTS):
-        cases.append(accumulator_case(_vec_dot_dot(t, 64), name=f"{t}, absorption over blocks"))
+        acc = accumulator_case(_vec_dot_dot(t, 64), name=f"{t}, absorption over blocks")
+        cases.append(dataclasses.replace(acc, trait=f"accumulator, {t}"))
         cases.append(_vec_dot_order_case(t))
     return cases + [c for t in KQUANTS for c in _vec_dot_subnormal_cases(t)]
 

@@ -37,7 +37,7 @@ from oracle.bounds import height, sum_bound
 
 __all__ = [
     "DTYPES", "ORDERS", "CAST_MODES", "SUBNORMAL_MODES", "Dot", "round_to", "round_mode", "sum_in",
-    "absorption_terms", "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
+    "absorption_terms", "gemv_absorption_terms", "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
     "int_accumulator_candidates", "int_accumulator_case", "int_absorption", "int16_pairs", "IntDot", "standard_cases",
 ]
 
@@ -259,12 +259,22 @@ def accumulator_candidates(t: np.ndarray, path: str, shape: Callable[[np.ndarray
     return tuple(cands), tuple(ties)
 
 
-def accumulator_case(dot: Dot, path: str = "fp32", name: str = "") -> Case:
-    """Absorption rows through `dot` on activation dtype `path` (its output dtype too)."""
-    t = absorption_terms(dot.k)
+def gemv_absorption_terms(k: int) -> np.ndarray:
+    """One row that reads all three accumulators at once (for M = 1 fast paths): 1, then j of 2^-9
+    (exact in fp16, absorbed by bf16), then j of 2^-12 (absorbed by fp16 too), zeros after; j odd, so
+    the exact sum is off fp16's grid and fp16's sequential sum off bf16's."""
+    j = (k - 1) // 2 - ((k - 1) // 2 + 1) % 2
+    return np.concatenate([[1.0], np.full(j, 2.0 ** -9), np.full(j, SMALL), np.zeros(k - 1 - 2 * j)])[None, :]
+
+
+def accumulator_case(dot: Dot, path: str = "fp32", name: str = "", gemv: bool = False) -> Case:
+    """Absorption rows through `dot` on activation dtype `path` (its output dtype too); gemv: one row
+    (M = 1), for kernels with a GEMV path of their own."""
+    t = gemv_absorption_terms(dot.k) if gemv else absorption_terms(dot.k)
     cands, ties = accumulator_candidates(t, path, dot.shape, grids=path == "fp32")
-    trait = "accumulator" if path == "fp32" else f"accumulator, {path} path"
-    return dot.case(name or f"{path} x, absorption", trait, t, path, cands, expect=(dot.expect_acc,), ties=ties)
+    trait = ("accumulator" if path == "fp32" else f"accumulator, {path} path") + (", M = 1" if gemv else "")
+    title = name or f"{path} x, {'M = 1, ' if gemv else ''}absorption"
+    return dot.case(title, trait, t, path, cands, expect=(dot.expect_acc,), ties=ties)
 
 
 # -- summation order ---------------------------------------------------------------------------------
@@ -491,9 +501,9 @@ def _subnormal_ties(what: str) -> tuple[tuple[str, str, str], ...]:
 
 def standard_cases(dot: Dot, sub_inputs: Dot | None = None, sub_products: Dot | None = None,
                    orders: tuple[str, ...] = ORDERS) -> list[Case]:
-    """Accumulator on every path, order (fp32), the casts of the fp16/bf16 paths, and subnormals
-    where the encoders for them are given."""
-    cases = [accumulator_case(dot, p) for p in dot.paths]
+    """Accumulator on every path (M = 3 and M = 1), order (fp32), the casts of the fp16/bf16 paths,
+    and subnormals where the encoders for them are given."""
+    cases = [accumulator_case(dot, p, gemv=g) for p in dot.paths for g in (False, True)]
     if "fp32" in dot.paths:
         cases.append(order_case(dot, orders))
     cases += [cast_case(dot, p) for p in dot.paths if p != "fp32"]
