@@ -185,6 +185,7 @@ def _example(m) -> tuple[tuple, dict, object]:
 
     import oracle
     import oracle.conventions as conventions
+    from kernels.layouts import dense
     from kernels.mutants import real
 
     rng = np.random.default_rng(0)
@@ -210,6 +211,11 @@ def _example(m) -> tuple[tuple, dict, object]:
         return ("q4_0", 256, oracle.quantize(w[:4], "q4_0"), oracle.quantize(x, "q8_0.x86")), {}, ident
     if fn == "int_mm" or fn == "int_matmul":
         return (i8(4, 256), i8(256, 32)), {}, ident
+    if fn == "int_mm_view":  # the spec's call: the same operands as dense views
+        return (dense(i8(4, 256)), dense(i8(256, 32))), {}, ident
+    if fn == "int8pack_mm_view":
+        return (dense(x[:1].astype(ml_dtypes.bfloat16)), dense(i8(32, 256)),
+                (rng.random(32) * 0.01).astype(ml_dtypes.bfloat16)), {}, lambda v: ident(np.asarray(v, f32))
     if fn == "int_scaled_matmul":
         return (i8(4, 256), i8(256, 32), (rng.random(4) * 1e-3 + 1e-4).astype(f32)), {}, ident
     if fn == "int4pack_mm":

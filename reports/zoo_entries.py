@@ -103,7 +103,7 @@ ZOO: list[Entry] = [
         kind="saturation", package="torch", affected="2.5.1+cpu", fixed="2.13.0+cpu",
         trigger="torch._int_mm on x86 without AVX512-VNNI: oneDNN's int16 pair sums overflow on full-range "
                 "int8 (fixed by pytorch PR 136942: oneDNN only with avx512_vnni)",
-        selection=("conformance/test_pytorch_int_mm.py",), kernels=("torch.int_mm",), needs_torch=True,
+        selection=("conformance/test_specs.py",), kernels=("torch.int_mm",), needs_torch=True,
         notes="the affected releases exist for cp311 only as CUDA builds; the oneDNN cap route "
               "(conformance/known_defects.py, torch 2.11 with ONEDNN_MAX_CPU_ISA on a VNNI host) needs a "
               "VNNI host and a torch 2.11 CPU build, neither of which is here"),

@@ -16,7 +16,8 @@ import pytest
 from tests.kernel_calls import needs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SELECTION = ["conformance/test_pytorch_int_mm.py", "--kernel", "torch.int_mm"]
+SELECTION = ["conformance/test_specs.py", "conformance/test_pytorch_weight_only.py", "-k", "int_mm or int8pack_hyp",
+             "--kernel", "torch.int_mm", "--kernel", "torch.weight_int8pack_mm"]
 
 
 def _run(tmp_path, name: str, *extra: str) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from kernels.layouts import as_numpy, dense
 from kernels.mutants import mutant, real
 
 F = np.float32
@@ -19,40 +20,177 @@ I8 = "kernels.pytorch.weight_int8pack_mm"
 DQ = "kernels.pytorch.dyn_quant_matmul_4bit"
 
 
-@mutant("torch.int_mm_int16_pair_saturation", MM, "int_mm", "torch.int_mm",
+_SPECS = "conformance/test_specs.py::"
+
+
+def _mm(a, b_kn, out, threads, acc: np.ndarray | None = None):
+    """The real _int_mm over the views, or `acc` (an int32 result the mutant computed) written where the
+    real kernel would put it."""
+    if acc is None:
+        return real(MM, "int_mm_view")(a, b_kn, out=out, threads=threads)
+    if out is None:
+        return acc
+    storage = out.storage
+    as_numpy(out, writeable=True)[...] = acc
+    return storage
+
+
+@mutant("torch.int_mm_int16_pair_saturation", MM, "int_mm_view", "torch.int_mm",
         mirrors="s8 x s8 run as u8(a + 128) x s8 through vpmaddubsw, whose int16 pair sums saturate "
                 "(the oneDNN 'int8 nuances' overflow; BesTLA's woqgemm_s8 really does this on AVX2)",
-        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_extremes*")
-def int_mm_int16(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+        caught_by=_SPECS + "test_spec_case[torch.int_mm-extremes-*")
+def int_mm_int16(a, b_kn, *, out=None, threads=None):
     """int32 sums built from int16-saturated pairs (a+128)*b + (a'+128)*b', then the 128 * colsum(b) compensation."""
+    a, b_kn = as_numpy(a), as_numpy(b_kn)
     k = a.shape[1]
     au = np.pad(a.astype(np.int64) + 128, ((0, 0), (0, k % 2)))
     b = np.pad(b_kn.astype(np.int64), ((0, k % 2), (0, 0)))
     pairs = np.einsum("mpt,ptn->mpn", au.reshape(a.shape[0], -1, 2), b.reshape(-1, 2, b.shape[1]))
     acc = np.clip(pairs, -32768, 32767).sum(axis=1) - 128 * b.sum(axis=0)
-    return acc.astype(np.int64).astype(np.uint32).view(np.int32)  # int32 wraps
+    return _mm(None, None, out, threads, acc.astype(np.int64).astype(np.uint32).view(np.int32))  # int32 wraps
 
 
-@mutant("torch.int_mm_refuses_odd_k", MM, "int_mm", "torch.int_mm",
+@mutant("torch.int_mm_refuses_odd_k", MM, "int_mm_view", "torch.int_mm",
         mirrors="a kernel whose fast path takes only K % 4 == 0 (int8 dot products in groups of four) and "
                 "throws 'not supported' for the rest instead of falling back, though its API promises any K",
-        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_*")
-def int_mm_refuses_odd_k(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+        caught_by=_SPECS + "test_spec_*[torch.int_mm-*")
+def int_mm_refuses_odd_k(a, b_kn, *, out=None, threads=None):
     """RuntimeError('not supported') for K not a multiple of 4; the real kernel otherwise."""
     if a.shape[1] % 4:
         raise RuntimeError("not supported")
-    return real(MM, "int_mm")(a, b_kn)
+    return _mm(a, b_kn, out, threads)
 
 
-@mutant("torch.int_mm_clobbers_its_input", MM, "int_mm", "torch.int_mm",
+@mutant("torch.int_mm_clobbers_its_input", MM, "int_mm_view", "torch.int_mm",
         mirrors="a kernel that packs or negates A in place to save a buffer (an in-place reorder of the "
                 "activation) and never restores it: the result is right, the caller's tensor is not",
-        caught_by="conformance/test_pytorch_int_mm.py::test_int_mm_*")
-def int_mm_clobbers(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
+        caught_by=_SPECS + "test_spec_*[torch.int_mm-*")
+def int_mm_clobbers(a, b_kn, *, out=None, threads=None):
     """The right int32 product, with A's first element negated in place afterwards."""
-    c = real(MM, "int_mm")(a, b_kn)
-    a[0, 0] = -a[0, 0] if a[0, 0] not in (0, -128) else 1
+    c = _mm(a, b_kn, out, threads)
+    first = a.storage[a.offset]
+    a.storage[a.offset] = -first if first not in (0, -128) else 1
     return c
+
+
+@mutant("torch.int_mm_writes_past_its_output", MM, "int_mm_view", "torch.int_mm",
+        mirrors="a kernel whose last tile stores a full vector past the end of C (a store without the tail "
+                "mask): right values, and the four bytes after the output clobbered",
+        caught_by=_SPECS + "test_spec_case[torch.int_mm-*")
+def int_mm_writes_past(a, b_kn, *, out=None, threads=None):
+    """The real result, then a zero stored just past the output view's last element."""
+    c = _mm(a, b_kn, out, threads)
+    if out is not None:
+        end = out.offset + (out.shape[0] - 1) * out.strides[0] + out.shape[1]
+        c[end] = 0
+    return c
+
+
+@mutant("torch.int_mm_assumes_dense_rows", MM, "int_mm_view", "torch.int_mm",
+        mirrors="a kernel that takes A's data pointer and assumes a row stride of K (lda = K), as hand-written "
+                "kernels do when the framework's contiguity check is skipped: wrong rows for a slice, an "
+                "expand or a transpose",
+        caught_by=_SPECS + "test_spec_layout[torch.int_mm-a-*")
+def int_mm_dense_rows(a, b_kn, *, out=None, threads=None):
+    """A read from its first element with row stride K, whatever its real strides."""
+    m, k = a.shape
+    flat = np.resize(a.storage[a.offset:], m * k)  # past the storage's end: its start again, not a crash
+    return _mm(dense(flat.reshape(m, k)), b_kn, out, threads)
+
+
+_F8 = "test_spec_case[torch.weight_int8pack_mm-"
+
+
+def _i8(x, w, scales, threads, *, x_values: np.ndarray | None = None):
+    """The real _weight_int8pack_mm on the views (or on dense `x_values` instead of x)."""
+    return real(I8, "int8pack_mm_view")(x if x_values is None else dense(x_values), w, scales, threads=threads)
+
+
+@mutant("torch.int8pack_blocks_in_half", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="a kernel that sums each 32-element block of K in the activation's half type (fp16/bf16 "
+                "partial sums) and only the blocks in fp32: inside the fp32 bound on Gaussian data",
+        caught_by=_SPECS + _F8 + "absorption-*")
+def int8pack_blocks_half(x, w, scales, *, threads=None):
+    """Per-32 block partial sums rounded to x's dtype after every product (fp32 x: the real kernel)."""
+    xv = as_numpy(x)
+    if xv.dtype == np.float32:
+        return _i8(x, w, scales, threads)
+    wf = (as_numpy(w).astype(F) * np.asarray(scales).astype(F)[:, None]).astype(F)
+    total = np.zeros((xv.shape[0], wf.shape[0]), F)
+    for k0 in range(0, xv.shape[1], 32):
+        part = np.zeros_like(total).astype(xv.dtype)
+        for k in range(k0, min(k0 + 32, xv.shape[1])):
+            part = (part.astype(F) + xv[:, k:k + 1].astype(F) * wf[None, :, k]).astype(xv.dtype)
+        total = (total + part.astype(F)).astype(F)
+    return total.astype(xv.dtype)
+
+
+@mutant("torch.int8pack_ties_away", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="an fp32 -> bf16/fp16 output cast that rounds exact ties away from zero (adding half an ulp "
+                "and truncating) instead of to nearest even",
+        caught_by=_SPECS + _F8 + "ties-*")
+def int8pack_ties_away(x, w, scales, *, threads=None):
+    """The real output, except where the fp32 sum lies exactly halfway: there the value away from zero."""
+    y = _i8(x, w, scales, threads)
+    if y.dtype == np.float32:
+        return y
+    y32 = _i8(x, w, np.asarray(scales).astype(F), threads, x_values=as_numpy(x).astype(F)).astype(np.float64)
+    lo, hi = y32.astype(y.dtype).astype(np.float64), np.nextafter(y32.astype(y.dtype), np.inf).astype(np.float64)
+    down = np.nextafter(y32.astype(y.dtype), -np.inf).astype(np.float64)
+    tie_up = (lo < y32) & (y32 - lo == hi - y32)
+    tie_dn = (lo > y32) & (lo - y32 == y32 - down)
+    away = np.where(tie_up & (y32 > 0), hi, np.where(tie_dn & (y32 < 0), down, y.astype(np.float64)))
+    return away.astype(y.dtype)
+
+
+@mutant("torch.int8pack_flushes_subnormals", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="a kernel run with FTZ/DAZ set in MXCSR (as some libraries set it globally for speed): "
+                "subnormal results become zero",
+        caught_by=_SPECS + _F8 + "subnormal-*")
+def int8pack_ftz(x, w, scales, *, threads=None):
+    """The real output with every subnormal value flushed to zero of its sign."""
+    y = _i8(x, w, scales, threads)
+    tiny = np.float64(ml_dtypes.finfo(y.dtype).smallest_normal)
+    yf = y.astype(np.float64)
+    return np.where(np.abs(yf) < tiny, np.copysign(0.0, yf), yf).astype(y.dtype)
+
+
+@mutant("torch.int8pack_nan_to_zero", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="a max-based or clamp-based epilogue (max(x, -inf) style, or a saturating convert) that "
+                "turns NaN into 0: a NaN activation disappears from the output",
+        caught_by=_SPECS + _F8 + "nonfinite-*")
+def int8pack_nan_zero(x, w, scales, *, threads=None):
+    """The real output with NaN replaced by 0."""
+    y = _i8(x, w, scales, threads)
+    return np.where(np.isnan(y.astype(np.float64)), 0, y).astype(y.dtype)
+
+
+@mutant("torch.int8pack_drops_k_tail", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="a vector loop over K in steps of 16 with no remainder loop (the 'no K tail' of ATen's own "
+                "bf16 kernels, applied to every K)",
+        caught_by=_SPECS + _F8 + "*tail_k*")
+def int8pack_drops_tail(x, w, scales, *, threads=None):
+    """The last K % 16 activations read as zero."""
+    xv = as_numpy(x).copy()
+    cut = xv.shape[1] - xv.shape[1] % 16
+    xv[:, cut:] = 0
+    return _i8(x, w, scales, threads, x_values=xv)
+
+
+@mutant("torch.int8pack_threads_split_k", I8, "int8pack_mm_view", "torch.weight_int8pack_mm",
+        mirrors="a kernel that splits K between threads when it has more than one and adds the partial sums "
+                "at the end: each result is within the fp32 bound, but the bytes depend on the thread count",
+        caught_by=_SPECS + "test_spec_threads[torch.weight_int8pack_mm]")
+def int8pack_split_k(x, w, scales, *, threads=None):
+    """With more than one thread, the two halves of K summed apart in fp32 and then added."""
+    if not threads or threads < 2:
+        return _i8(x, w, scales, threads)
+    xv, wv = as_numpy(x), as_numpy(w)
+    h = xv.shape[1] // 2
+    s32 = np.asarray(scales).astype(F)
+    halves = [_i8(None, dense(wv[:, sl].copy()), s32, 1, x_values=xv[:, sl].astype(F)).astype(F)
+              for sl in (slice(0, h), slice(h, None))]
+    return (halves[0] + halves[1]).astype(F).astype(xv.dtype)
 
 
 @mutant("torch.int4pack_zero_point_sign", I4, "int4pack_mm", "torch.weight_int4pack_mm",

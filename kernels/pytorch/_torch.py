@@ -52,6 +52,20 @@ def observe_torch() -> dict:
 
 
 @contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Run with torch's intra-op pool at `n` threads (None: as it is), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def onednn_verbose() -> Iterator[None]:
     """Make oneDNN print its ISA line and each primitive's implementation to the worker's stdout."""
     import torch

@@ -1,0 +1,138 @@
+"""The generic conformance module: every kernel spec x case family x layout x ISA level.
+
+Each kernel that declares a spec beside its adapter (kernels/spec.py) is judged here without a
+test of its own: the case families of its semantics' signature (conformance/families.py), each
+caller layout of each 2-D argument (kernels/layouts.py; one the API does not accept is recorded
+UNSUPPORTED with the spec's source), and the invariants of every call, each its own named FAIL:
+- inputs unchanged, and a repeated call returns the same bytes (conformance/calls.py);
+- threads: the same bytes with 1 and N threads, for a kernel that takes a thread count;
+- guard bytes: nothing written outside the output view, for a kernel that takes an output buffer;
+- dtype and shape: the oracle's comparison fails any other (oracle/verdict.py).
+A spec that declares its order modelled must match the oracle's prediction bit for bit.
+
+The oracle's expectation for a case is computed once per process and reused by every level of
+the run (the session keeps a test's levels in one process, conformance/conftest.py).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from conformance import calls, families
+from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
+from kernels.spec import KernelSpec, layouts_for, specs
+from oracle.gemm import semantics
+from oracle.verdict import Result, compare_bounded, compare_exact
+
+_EXPECTED: dict[tuple, semantics.Expected] = {}  # (semantics, operands' digest, what the model depends on) -> Expected
+
+
+def _signature(spec: KernelSpec) -> str:
+    return semantics.get(spec.semantics).signature
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    profile = metafunc.config.getoption("profile")
+    if "case" in metafunc.fixturenames:
+        params = [pytest.param(s, c, id=f"{s.kernel}-{c.family}-{c.id}", marks=pytest.mark.kernel(s.kernel))
+                  for s in specs() for c in families.cases(_signature(s), s.dtypes, profile)]
+        metafunc.parametrize("spec, case", params)
+    if "layout" in metafunc.fixturenames:
+        params = [pytest.param(s, d, i, lay, id=f"{s.kernel}-{d + '-' if d else ''}{s.args[i]}-{lay}",
+                               marks=pytest.mark.kernel(s.kernel))
+                  for s in specs() for d in (s.dtypes[:1] or ("",)) for i in range(len(s.args))
+                  if s.operand(s.args[i])[0] in ("a", "b", "x", "w") for lay in layouts_for(i) if lay != "dense"]
+        metafunc.parametrize("spec, dtype, position, layout", params)
+    if "threads_spec" in metafunc.fixturenames:
+        metafunc.parametrize("threads_spec", [pytest.param(s, id=s.kernel, marks=pytest.mark.kernel(s.kernel))
+                                              for s in specs() if s.threads])
+
+
+def _arguments(spec: KernelSpec, case: families.Case, layouts: dict[int, str] | None = None) -> list:
+    """The API's arguments for a case: a View per 2-D argument (dense unless `layouts` says), arrays otherwise."""
+    out = []
+    for i, arg in enumerate(spec.args):
+        name, transposed = spec.operand(arg)
+        v = case.operands[name]
+        if v.ndim == 2:
+            v = make(v.T if transposed else v, (layouts or {}).get(i, "dense"))
+        out.append(v)
+    return out
+
+
+def _expected(spec: KernelSpec, case: families.Case, observed: dict) -> semantics.Expected:
+    """The oracle's expectation, once per case (the model may depend on the ISA path observed)."""
+    key = (spec.semantics, case.digest, observed.get("aten_capability"))
+    if key not in _EXPECTED:
+        _EXPECTED[key] = semantics.get(spec.semantics).expected(case.operands, capability=observed.get("aten_capability"))
+    return _EXPECTED[key]
+
+
+def _verdict(spec: KernelSpec, exp: semantics.Expected, actual, what: str) -> Result:
+    if exp.bound is None:
+        return compare_exact(exp.exact, actual, convention=spec.semantics, what=what)
+    return compare_bounded(exp.exact, exp.bound, actual, out_dtype=exp.out_dtype, convention=spec.semantics,
+                           what=what, predicted=exp.predicted,
+                           require_prediction=spec.modelled and exp.predicted is not None)
+
+
+def _call(qsession, judge, spec: KernelSpec, case: families.Case, args: list, what: str, **kwargs):
+    """Call the adapter; the value (judged CRASHED / FAIL / UNSUPPORTED on a non-answer) and what ran."""
+    calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, shape=case.shape)
+    run = calls.run_observed(qsession, judge, spec.kernel, spec.module, spec.call, *args, convention=spec.semantics,
+                             what=what, shape=case.shape, **kwargs)
+    return run.outcome.value, run
+
+
+def _judge_case(qsession, judge, spec: KernelSpec, case: families.Case, args: list, what: str) -> None:
+    out = None
+    if spec.out_buffer:
+        m, _, n = case.shape
+        out = make(np.zeros((m, n), np.int32), "batch_row")  # a guarded row before and after the view
+    value, run = _call(qsession, judge, spec, case, args, what, **({"out": out} if out is not None else {}))
+    if out is not None:
+        written = View(np.asarray(value), out.offset, out.shape, out.strides, out.layout)
+        if not guard_intact(written, out.storage):
+            judge(Result("FAIL", spec.semantics, what, detail="invariant guard-bytes: the call wrote outside its "
+                         "output view (row pitch padding or the storage around it)"),
+                  kernel=spec.kernel, shape=case.shape, observed_isa=run.isa())
+        value = as_numpy(written).copy()
+    judge(_verdict(spec, _expected(spec, case, run.observed), value, what), kernel=spec.kernel, shape=case.shape,
+          observed_isa=run.isa(), family=case.family)
+
+
+def test_spec_case(qsession, judge, spec: KernelSpec, case: families.Case) -> None:
+    """One case of one family, every argument dense (and into a guarded output buffer where the API takes one)."""
+    _judge_case(qsession, judge, spec, case, _arguments(spec, case), f"{spec.kernel} {case.family} {case.id}")
+
+
+def test_spec_layout(qsession, judge, spec: KernelSpec, dtype: str, position: int, layout: str) -> None:
+    """One argument in one caller layout, the others dense: the kernel must take the view as it is."""
+    case = families.layout_case(_signature(spec), dtype, layout)
+    arg = spec.args[position]
+    what = f"{spec.kernel} {arg} as {layout} ({LAYOUTS[layout]})"
+    if not spec.accepts(arg, layout):
+        judge(Result("UNSUPPORTED", spec.semantics, what,
+                     detail=f"the API does not accept {arg} as {layout} ({spec.source or 'its spec'})"),
+              kernel=spec.kernel, shape=case.shape)
+    _judge_case(qsession, judge, spec, case, _arguments(spec, case, {position: layout}), what)
+
+
+def test_spec_threads(qsession, judge, threads_spec: KernelSpec) -> None:
+    """The same bytes with 1 thread and with every core: a thread split must not change the arithmetic
+    (a kernel that splits K across threads sums in another order)."""
+    spec = threads_spec
+    drawn = [c for c in families.cases(_signature(spec), spec.dtypes[:1], "quick") if c.family == "random"]
+    case = max(drawn, key=lambda c: np.prod(c.shape))  # the largest full-range case: every element a long sum
+    n = max(2, os.cpu_count() or 2)
+    what = f"{spec.kernel} {case.id} with 1 and {n} threads"
+    one, run = _call(qsession, judge, spec, case, _arguments(spec, case), what, threads=1)
+    many, _ = _call(qsession, judge, spec, case, _arguments(spec, case), what, threads=n)
+    if not calls.same_bytes(one, many):
+        diff = int(np.sum(np.asarray(one).view(np.uint8) != np.asarray(many).view(np.uint8)))
+        judge(Result("FAIL", spec.semantics, what, detail=f"invariant threads: {n} threads gave other bytes than 1 "
+                     f"({diff} bytes differ)"), kernel=spec.kernel, shape=case.shape, observed_isa=run.isa())
+    judge(_verdict(spec, _expected(spec, case, run.observed), many, what), kernel=spec.kernel, shape=case.shape,
+          observed_isa=run.isa(), family=case.family)

@@ -1,0 +1,91 @@
+"""The GEMM semantics a kernel can be held to, by name: one registry, one `Expected` shape.
+
+Formats and conventions are looked up by name (oracle/formats.py, oracle/conventions); so are
+GEMM semantics, so a kernel's spec (kernels/spec.py) names what it must compute and the suite
+validates the name instead of trusting free text. Every semantics takes the case's logical
+operands (numpy arrays by role: `a`/`x` activations (M, K), `b`/`w` weights (N, K), scales ...)
+and returns an `Expected`:
+- integer results: `exact` is the result itself, compared byte for byte;
+- float results: `exact` (float64) with its rigorous per-element `bound`, and `predicted`, the
+  bit-exact output where the kernel's order of operations is modelled (None elsewhere).
+A signature names the operand roles a semantics reads, so a case family (conformance/families.py)
+knows which operands to draw for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Expected", "Semantics", "SEMANTICS", "SIGNATURES", "register", "get"]
+
+# signature -> the operand roles it reads (what a case family must draw)
+SIGNATURES: dict[str, tuple[str, ...]] = {
+    "int8_gemm": ("a", "b"),  # a int8 (M, K), b int8 (N, K) -> int32 (M, N)
+    "w8_float": ("x", "w", "scales"),  # x float (M, K), w int8 (N, K), per-channel scales (N,) -> float (M, N)
+}
+
+
+@dataclass(frozen=True)
+class Expected:
+    exact: np.ndarray
+    bound: np.ndarray | None = None  # None: an integer result, judged byte for byte
+    predicted: np.ndarray | None = None  # the modelled output, bit for bit (float results only)
+    out_dtype: str | None = None  # fp32 / fp16 / bf16 for float results
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """What a kernel must compute: `expected(operands, **observed)`; `observed` is what the worker saw
+    of the implementation that ran (some models depend on the ISA path, e.g. ATen's capability)."""
+
+    name: str
+    signature: str
+    expected: Callable[..., Expected]
+    doc: str
+    source: str
+
+
+SEMANTICS: dict[str, Semantics] = {}
+
+
+def register(s: Semantics) -> Semantics:
+    if s.signature not in SIGNATURES:
+        raise ValueError(f"semantics {s.name!r}: unknown signature {s.signature!r}; known: {', '.join(SIGNATURES)}")
+    if s.name in SEMANTICS:
+        raise ValueError(f"semantics {s.name!r} registered twice")
+    SEMANTICS[s.name] = s
+    return s
+
+
+def get(name: str) -> Semantics:
+    if name not in SEMANTICS:
+        raise ValueError(f"unknown GEMM semantics {name!r}; known: {', '.join(sorted(SEMANTICS))}")
+    return SEMANTICS[name]
+
+
+def _int32_wrap(ops: dict[str, np.ndarray], **_: object) -> Expected:
+    from oracle.gemm.w8a8 import int8_matmul, wrap_int32
+
+    return Expected(wrap_int32(int8_matmul(ops["a"], ops["b"])))
+
+
+def _int8pack(ops: dict[str, np.ndarray], *, capability: str | None = None, **_: object) -> Expected:
+    from oracle.gemm.aten_int8pack import int8_expected, int8_predict
+    from oracle.gemm._common import OUT_DTYPES
+
+    x = ops["x"]
+    out = next(k for k, v in OUT_DTYPES.items() if v == x.dtype)
+    exact, bound = int8_expected(x, ops["w"], ops["scales"], out)
+    return Expected(exact, bound, int8_predict(x, ops["w"], ops["scales"], out, capability), out)
+
+
+register(Semantics(
+    "w8a8.int32_wrap", "int8_gemm", _int32_wrap,
+    "int8 x int8 summed exactly, the int32 result the low 32 bits of the exact sum",
+    "oracle/gemm/w8a8.py int8_matmul, wrap_int32"))
+register(Semantics(
+    "aten.int8pack", "w8_float", _int8pack,
+    "w = fp32(q) * scale[n] rounded, fp32 dot products, cast to x's dtype; bit-exact per ATen capability",
+    "oracle/gemm/aten_int8pack.py (pytorch aten/src/ATen/native/cpu/int8mm_kernel.cpp int8pack_mm_kernel_)"))
