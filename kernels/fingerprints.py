@@ -15,6 +15,13 @@ and for GEMMs a bit-exact model of the output (weights read through identity act
 activations read through identity weights, with power-of-two scales so no rounding of the
 GEMM itself enters), with the model's exact value and error bound where one exists.
 
+The numerics probes (a case with a `trait`) read how a kernel computes rather than which
+convention it follows: accumulator precision, summation order, output-cast and quantizer rounding,
+epilogue order, FTZ/DAZ. Their hypotheses and encoders are in kernels/probes_numerics.py, their
+probe sets in kernels/probes_{pytorch,ggml,onnxruntime,bestla,triton}.py (each a PROBES tuple,
+joined here with a kernel's convention probes). Every registered kernel has a probe set, or a
+reason in NOT_PROBED.
+
 Everything here is numpy and oracle: the kernel itself runs only in the worker.
 """
 from __future__ import annotations

@@ -6,16 +6,18 @@ hypothesis, what the kernel returns. Every prediction is computed in numpy from 
 alone: a sum in a named float dtype (fp32, fp16 or bf16 partial sums) in a named order, a cast
 by a named rounding rule, a multiply that flushes subnormals or not. The traits:
 
-- accumulator: absorption rows, a large term followed by many small ones and the reverse.
-  The terms are multiples of 2^-12 below 2, so every fp32 order sums them exactly, while an
-  fp16/bf16 accumulator absorbs the small terms (sequentially), or (in any order) ends on its own
-  grid, which the exact sum is not on. Integer kernels: int32 vs fp32 sums (2^24 + 1 absorbed)
-  vs int16 saturating pairs (vpmaddubsw).
+- accumulator: absorption rows, a large term followed by many small ones and the reverse, and for
+  M = 1 (GEMV fast paths) one row that reads fp32, fp16 and bf16 at once. The terms are multiples of
+  2^-12 below 2, so every fp32 order sums them exactly, while an fp16/bf16 accumulator absorbs the
+  small terms (sequentially), or (in any order) ends on its own grid, which the exact sum is not on.
+  Integer kernels: int32 vs fp32 sums (2^24 + 1 absorbed) vs int16 saturating pairs (vpmaddubsw).
 - order: terms of 8 significant bits spread over 2^-10 .. 2^10 (exact products, every order
   rounds differently) summed in fp32 sequentially, pairwise, in L lanes reduced by halving
-  (AVX2/AVX512 accumulators), or exactly with one rounding; rows are drawn until every pair of
-  orders differs somewhere.
+  (AVX2/AVX512 accumulators), as numpy's pairwise_sum (the Triton interpreter's tl.sum), or exactly
+  with one rounding; rows are drawn until every pair of orders differs somewhere. "fp32 any order"
+  (within fp32's bound) reads a kernel whose fp32 order is none of those.
 - output cast: exact sums on and beside the ties of the output dtype: RNE vs half away vs toward zero.
+- epilogue (integer kernels with fp32 scales): acc*(sa*sb) vs (acc*sa)*sb vs one rounding.
 - subnormals: subnormal inputs whose products are normal (DAZ reads them as 0) and normal inputs
   whose products are subnormal (FTZ writes 0): IEEE, DAZ, FTZ or both. Each design holds whether
   a kernel scales before or after the sum.
@@ -36,9 +38,11 @@ from kernels.fingerprints import Candidate, Case
 from oracle.bounds import height, sum_bound
 
 __all__ = [
-    "DTYPES", "ORDERS", "CAST_MODES", "SUBNORMAL_MODES", "Dot", "round_to", "round_mode", "sum_in",
-    "absorption_terms", "gemv_absorption_terms", "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_case", "subnormal_cases",
-    "int_accumulator_candidates", "int_accumulator_case", "int_absorption", "int16_pairs", "IntDot", "standard_cases",
+    "DTYPES", "ORDERS", "CAST_MODES", "SUBNORMAL_MODES", "X_SUBNORMAL", "PRODUCT_SUBNORMAL", "Dot", "IntDot",
+    "ScaledIntDot", "round_to", "round_mode", "sum_in", "absorption_terms", "gemv_absorption_terms",
+    "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_terms", "cast_case", "subnormal_predictions",
+    "subnormal_cases", "int16_pairs", "int_absorption", "int_accumulator_candidates", "int_accumulator_case",
+    "scaled_accumulator_case", "epilogue_case", "scaled_subnormal_cases", "standard_cases",
 ]
 
 F32 = np.float32
@@ -97,12 +101,6 @@ def round_mode(v, dtype: str, mode: str) -> np.ndarray:
     if mode == "half away":
         return np.where(np.abs(v - low) >= np.abs(high - v), high, low)
     raise ValueError(f"unknown rounding mode {mode!r}; known: {', '.join(CAST_MODES)}")
-
-
-def flush(v: np.ndarray) -> np.ndarray:
-    """Subnormal float32-range values replaced by +0 (what FTZ writes and DAZ reads)."""
-    v = np.asarray(v, np.float64)
-    return np.where(np.abs(v) < TINY_NORMAL, 0.0, v)
 
 
 # -- sums in a dtype and an order -----------------------------------------------------------------

@@ -19,7 +19,8 @@ import numpy as np
 
 from kernels.fingerprints import Candidate, Case, ProbeSet
 from kernels.probes_numerics import (CAST_MODES, DTYPES, ORDERS, Dot, IntDot, ScaledIntDot, absorption_terms,
-                                     accumulator_candidates, epilogue_case, int_absorption, int_accumulator_case,
+                                     accumulator_candidates, cast_terms, epilogue_case, int_absorption,
+                                     int_accumulator_case,
                                      order_terms, round_mode, scaled_accumulator_case, scaled_subnormal_cases,
                                      standard_cases, sum_in)
 from oracle import conventions
@@ -116,7 +117,7 @@ def _w8a8_cases() -> list[Case]:
 # -- DA8W4 ------------------------------------------------------------------------------------------------------
 
 
-def _da8w4_args(sb_rows: np.ndarray, cpu: bool, group: int = 32) -> tuple[tuple, dict]:
+def _da8w4_args(sb_rows: np.ndarray, cpu: bool, group: int = 32, out: str = "fp32") -> tuple[tuple, dict]:
     """One sym int8 activation row with code 1 at each group's first k (scale 1), weights w - zp = 1
     (codes 9, zero points 8) and group scales sb[n % rows]: y[0, n] = sum over groups of sb. The
     Triton kernel takes packed nibbles, torchao's CPU op one code per byte."""
@@ -127,8 +128,8 @@ def _da8w4_args(sb_rows: np.ndarray, cpu: bool, group: int = 32) -> tuple[tuple,
     sw, zw = np.resize(sb_rows, (_N, groups)).astype(F), np.full((_N, groups), 8, np.int32)
     if cpu:
         return (a, np.ones(1, F), np.zeros(1, np.int32), np.full((_N, k), 9, np.uint8), sw, zw.astype(np.int8), None,
-                "fp32"), {}
-    return (a, np.ones(1, F), None, np.full((_N, k // 2), 0x99, np.uint8), sw, zw), dict(group_size=group, out="fp32")
+                out), {}
+    return (a, np.ones(1, F), None, np.full((_N, k // 2), 0x99, np.uint8), sw, zw), dict(group_size=group, out=out)
 
 
 def _da8w4_shape(v: np.ndarray, path: str) -> np.ndarray:
@@ -137,8 +138,8 @@ def _da8w4_shape(v: np.ndarray, path: str) -> np.ndarray:
 
 
 def da8w4_numerics(module: str, func: str, cpu: bool) -> list[Case]:
-    """The fp32 sum over K blocks: absorption through the group scales, and its order (oracle.gemm.da8w4
-    adds (float(acc) * sa) * sb block by block from the bias: 'sequential')."""
+    """The fp32 sum over K blocks: absorption through the group scales, its order (oracle.gemm.da8w4
+    adds (float(acc) * sa) * sb block by block from the bias: 'sequential'), and the fp16/bf16 casts."""
     t = absorption_terms(64)
     cands, ties = accumulator_candidates(t, "fp32", _da8w4_shape, grids=True)
     args, kw = _da8w4_args(t, cpu)
@@ -149,6 +150,13 @@ def da8w4_numerics(module: str, func: str, cpu: bool) -> list[Case]:
                    for n in ORDERS)
     args, kw = _da8w4_args(o, cpu)
     cases.append(Case("order over K blocks", module, func, args, ocands, kw, out, ("sequential",), "order"))
+    for dt in ("fp16", "bf16"):
+        t = cast_terms(2, dt)
+        exact = t.sum(axis=-1)
+        ccands = tuple(Candidate(m, _da8w4_shape(round_mode(exact, dt, m), dt), f"fp32 sum cast to {dt} {m}", False)
+                       for m in CAST_MODES)
+        args, kw = _da8w4_args(t, cpu, out=dt)
+        cases.append(Case(f"{dt} out, ties", module, func, args, ccands, kw, out, ("RNE",), f"output cast to {dt}"))
     return cases
 
 

@@ -30,7 +30,7 @@ from kernels.isa import knobs_for
 from kernels.registry import get
 from kernels.worker import Worker
 
-__all__ = ["Row", "CaseResult", "Fingerprint", "fingerprint", "render", "main"]
+__all__ = ["Row", "CaseResult", "Fingerprint", "fingerprint", "render", "markdown", "main", "main_all"]
 
 
 @dataclass
@@ -256,6 +256,50 @@ def render(fp: Fingerprint) -> str:
     lines.append("verdict: " + ("the declared conventions and stated numerics match" if fp.ok
                                 else "DISAGREES with the declaration"))
     return "\n".join(lines) + "\n"
+
+
+_COLUMNS = (("accumulator", ("accumulator",)), ("order", ("order",)),
+            ("rounding", ("output cast", "code rounding", "zero-point rounding", "requantization rounding",
+                          "scale application")),
+            ("epilogue", ("epilogue",)), ("subnormals", ("subnormals", "fp16 subnormal scales")))
+
+
+def _column(readings: dict[str, list[str]], name: str, prefixes: tuple[str, ...]) -> str:
+    """One table cell: the traits starting with a prefix, merged where they are all the column's own
+    trait (a path or type of it) and read alike."""
+    traits = {t: ", ".join(r) or "none" for t, r in readings.items() if t.startswith(prefixes)}
+    if not traits:
+        return "-"
+    if len(set(traits.values())) == 1 and all(t.startswith(name) for t in traits):
+        return next(iter(traits.values())) + (f" ({len(traits)} cases)" if len(traits) > 1 else "")
+    return "; ".join(f"{t}: {r}" for t, r in traits.items())
+
+
+def markdown(fps: list[Fingerprint]) -> str:
+    """A Markdown table of what each kernel read: its conventions and, per numerics trait, the
+    hypotheses consistent with the output ("none": no hypothesis; UNAVAILABLE with the reason)."""
+    head = ["kernel", "conventions", *(c for c, _ in _COLUMNS), "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for fp in fps:
+        if fp.unavailable:
+            cells = [f"UNAVAILABLE: {fp.unavailable.split('. ')[0]}"] + ["-"] * (len(head) - 2)
+        else:
+            conv = ", ".join(f"`{m}`" for m in fp.matched) or "none" if any(not c.trait for c in fp.cases) else "-"
+            cells = [conv, *(_column(fp.readings, c, p) for c, p in _COLUMNS), "agrees" if fp.ok else "DISAGREES"]
+        lines.append("| " + " | ".join([fp.kernel, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main_all(kernels: list[str] | None = None) -> int:
+    """Fingerprint every kernel with a probe set (or the named ones) and print the Markdown table;
+    0 when each available one agrees with its adapter, else 1."""
+    from kernels.fingerprints import probe_sets
+
+    env = knobs_for("native")
+    with Worker(env) as w, Worker(env) as tw:
+        fps = [fingerprint(k, w, triton_worker=tw) for k in (kernels or probe_sets())]
+    print(markdown(fps), end="")
+    return 0 if all(fp.ok or fp.unavailable for fp in fps) else 1
 
 
 def main(kernel: str, mutant: str | None = None) -> int:
