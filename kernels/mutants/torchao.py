@@ -4,20 +4,21 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from kernels.layouts import as_numpy
 from kernels.mutants import mutant, real
 
 T = "kernels.torchao.ao"
 F = np.float32
 
 
-@mutant("torchao.u8_compensation_missing", T, "int_matmul", "torchao.int_matmul",
+@mutant("torchao.u8_compensation_missing", T, "int_matmul_view", "torchao.int_matmul",
         mirrors="s8 activations shifted to u8 (+128) for a u8 x s8 instruction (VNNI vpdpbusd) without "
                 "subtracting 128 * column sums of B: the compensation term oneDNN and fbgemm precompute",
-        caught_by="conformance/test_torchao_cpu.py::test_int_matmul_crafted*")
-def u8_compensation_missing(a, b_kn):
+        caught_by="conformance/test_specs.py::test_spec_*[torchao.int_matmul-*")
+def u8_compensation_missing(a, b_kn, *, threads=None):
     """int32 results that keep the + 128 * sum_k b[k, n] of the u8 shift."""
-    c = real(T, "int_matmul")(a, b_kn).astype(np.int64)
-    c = c + 128 * np.asarray(b_kn, np.int64).sum(axis=0)[None, :]
+    c = real(T, "int_matmul_view")(a, b_kn, threads=threads).astype(np.int64)
+    c = c + 128 * as_numpy(b_kn).astype(np.int64).sum(axis=0)[None, :]
     return c.astype(np.uint32).view(np.int32)
 
 

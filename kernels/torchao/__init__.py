@@ -14,6 +14,7 @@ Worker-side functions are in kernels/torchao/ao.py.
   shifts A to u8 and subtracts 128 * colsum(B) instead, the same exact int32 when nothing wraps.
 """
 from kernels.registry import KernelInfo, register
+from kernels.spec import ACTIVATION_LAYOUTS, WEIGHT_LAYOUTS, KernelSpec, register_spec
 
 _MOD = "kernels.torchao.ao"
 _ATEN = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
@@ -29,6 +30,11 @@ register(KernelInfo(
     name="torchao.int_matmul", package="torchao", op="torchao.kernel.intmm.int_matmul", module=_MOD,
     isa_knobs=_ATEN, dtypes=("int8",), notes="CPU: safe_int_mm -> int32 torch.matmul, exact int32",
 ))
+register_spec(KernelSpec(
+    kernel="torchao.int_matmul", call="int_matmul_view", semantics="w8a8.int32_wrap", args=("a", "b.T"),
+    layouts={"a": ACTIVATION_LAYOUTS, "b.T": WEIGHT_LAYOUTS}, threads=True,
+    source="torchao/kernel/intmm.py safe_int_mm: on CPU 'torch.matmul(input.cpu().to(torch.int32), "
+           "mat2.cpu().to(torch.int32))', strided tensors as they come"))
 register(KernelInfo(
     name="torchao.int_scaled_matmul", package="torchao", op="torchao.kernel.intmm.int_scaled_matmul", module=_MOD,
     isa_knobs=_ATEN, dtypes=("int8", "fp32"),

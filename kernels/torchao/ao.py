@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
 
 _DA8W4 = ("da8w4_linear_cpu", "da8w4_linear_prepack_cpu")
@@ -175,6 +176,17 @@ def int_matmul(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:
     from torchao.kernel.intmm import int_matmul as f
 
     return f(torch.from_numpy(np.ascontiguousarray(a, np.int8)), torch.from_numpy(np.ascontiguousarray(b_kn, np.int8))).numpy()
+
+
+def int_matmul_view(a: View, b_kn: View, *, threads: int | None = None) -> np.ndarray:
+    """int_matmul over the caller's views as they are (no copy): on CPU its int32 torch.matmul takes
+    any strides, so a layout the kernel mishandles shows here and not in a dense copy."""
+    from torchao.kernel.intmm import int_matmul as f
+
+    from kernels.pytorch._torch import num_threads
+
+    with num_threads(threads):
+        return f(as_torch(a), as_torch(b_kn)).numpy().copy()
 
 
 def int_scaled_matmul(a: np.ndarray, b_kn: np.ndarray, scales: np.ndarray) -> np.ndarray:
