@@ -152,8 +152,12 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _cmd_fingerprint(args: argparse.Namespace) -> int:
-    from reports.fingerprint import main as fingerprint
+    from reports.fingerprint import main as fingerprint, main_all
 
+    if args.all or not args.kernel:
+        if args.mutant:
+            raise ValueError("--mutant fingerprints one kernel: name it with --kernel")
+        return main_all()
     return fingerprint(args.kernel, args.mutant)
 
 
@@ -230,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--all-failures", action="store_true", help="run every test (no -x) for each mutant")
     st.set_defaults(func=_cmd_selftest)
     fp = sub.add_parser("fingerprint", help="which named conventions a kernel matches, from probes that separate them")
-    fp.add_argument("--kernel", required=True, help="a registered kernel name with a probe set")
+    fp.add_argument("--kernel", default=None, help="a registered kernel name with a probe set (default: every one)")
+    fp.add_argument("--all", action="store_true", help="every kernel with a probe set, as one Markdown table")
     fp.add_argument("--mutant", default=None, help="fingerprint a deliberately wrong kernel (kernels/mutants) instead")
     fp.set_defaults(func=_cmd_fingerprint)
     z = sub.add_parser("zoo", help="the suite against real upstream defects: affected and fixed releases, each in its own venv")
