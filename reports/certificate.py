@@ -130,6 +130,21 @@ def read_benchmarks(path: str | None) -> list[dict] | None:
 PASSING = ("PASSED", "KNOWN_DEFECTS")
 
 
+def modes(per_kernel: dict[str, dict[str, object]]) -> dict[str, dict[str, dict[str, str]]]:
+    """How each kernel ran at each level: native, capped by its knob, emulated or unavailable, and why
+    (kernels.isa.mode; a level the host lacks is not listed)."""
+    from kernels.isa import LEVELS, mode
+    from kernels.registry import find
+
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for kernel, levels in per_kernel.items():
+        info = find(kernel)
+        if info is not None:
+            out[kernel] = {lv: {"how": (m := mode(info, lv, probe=False)).how, "why": m.why}
+                           for lv in levels if lv in LEVELS}  # offline verification runs at no level
+    return out
+
+
 def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: list[dict] | None = None) -> dict:
     counts: Counter[str] = Counter()
     per_kernel: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
@@ -162,6 +177,7 @@ def build(runs: list[dict], *, kernels: list[str], profile: str, benchmarks: lis
         "packages": {p: (oracle_version() if p == "qoracle" else _version(p)) for p in PACKAGES},
         "kernels": {k: kernel_identity(k) for k in sorted(per_kernel)},
         "isa": isa,
+        "modes": modes(per_kernel),
         "runs": runs,
         "vectors": [r["vectors"] for r in runs if r.get("vectors")],
         "benchmarks": benchmarks,
@@ -182,12 +198,12 @@ SHOW_NEW_MD, SHOW_KNOWN_MD = 25, 10  # failure groups summary.md shows in full; 
 
 
 def _md_counts(cert: dict) -> list[str]:
-    lines = ["| kernel | level | " + " | ".join(digest.CATEGORIES) + " | cases |",
-             "|---|---|" + "---:|" * (len(digest.CATEGORIES) + 1)]
+    lines = ["| kernel | level | ran | " + " | ".join(digest.CATEGORIES) + " | cases |",
+             "|---|---|---|" + "---:|" * (len(digest.CATEGORIES) + 1)]
     for kernel, per_level in digest.category_counts(cert).items():
         for level, c in per_level.items():
-            lines.append(f"| {kernel} | {level} | " + " | ".join(str(c.get(x, 0) or "") for x in digest.CATEGORIES)
-                         + f" | {sum(c.values())} |")
+            lines.append(f"| {kernel} | {level} | {digest.ran(cert, kernel, level)} | "
+                         + " | ".join(str(c.get(x, 0) or "") for x in digest.CATEGORIES) + f" | {sum(c.values())} |")
     return lines
 
 

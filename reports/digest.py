@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from oracle.status import FAILING, NOT_JUDGED, Status
 
-__all__ = ["CATEGORIES", "Group", "Row", "aligned", "category", "category_counts", "diagnostics", "failure_groups",
+__all__ = ["CATEGORIES", "Group", "Row", "aligned", "category", "category_counts", "diagnostics", "failure_groups", "ran",
            "failing_tests_without_case", "first_line", "is_new", "levels", "ratio", "ratio_stats", "RatioStats", "why"]
 
 _BAD = frozenset(s.value for s in FAILING)
@@ -47,6 +47,11 @@ def category_counts(cert: dict) -> dict[str, dict[str, Counter[str]]]:
         for c in run.get("cases", []):
             out[c["kernel"]].setdefault(run["isa_requested"], Counter())[category(c)] += 1
     return dict(sorted(out.items()))
+
+
+def ran(cert: dict, kernel: str, level: str) -> str:
+    """How a kernel ran at a level (native / capped / emulated / unavailable), '-' where not recorded."""
+    return cert.get("modes", {}).get(kernel, {}).get(level, {}).get("how", "-")
 
 
 def first_line(text: str | None) -> str:

@@ -70,13 +70,15 @@ def _counts(cert: dict) -> str:
         for i, (level, c) in enumerate(per_level.items()):
             cells = [f'<td rowspan="{len(per_level)}">{escape(kernel)}</td>'] if i == 0 else []
             cells.append(escape(level))
+            why = cert.get("modes", {}).get(kernel, {}).get(level, {}).get("why", "")
+            cells.append(f'<td title="{escape(why, quote=True)}">{escape(digest.ran(cert, kernel, level))}</td>')
             for cat in digest.CATEGORIES:
                 n = c.get(cat, 0)
                 bg = f' style="background:{_CATEGORY_COLORS[cat]}"' if n and cat in _CATEGORY_COLORS else ""
                 cells.append(f'<td class="n{"" if n else " zero"}"{bg}>{n}</td>')
             cells.append(f'<td class="n">{sum(c.values())}</td>')
             rows.append(cells)
-    return _table(["kernel", "level", *digest.CATEGORIES, "cases"], rows)
+    return _table(["kernel", "level", "ran", *digest.CATEGORIES, "cases"], rows)
 
 
 def _group(g: digest.Group) -> str:

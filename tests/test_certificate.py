@@ -54,3 +54,15 @@ def test_known_defects_alone_do_not_fail_the_certificate():
     assert "known defect: heap corruption" in markdown(cert)
     unknown = build([_run(_case("BIT_EXACT"), known, _case("FAIL"), rc=1)], kernels=[], profile="quick")
     assert unknown["summary"]["verdict"] == "FAILED"
+
+
+def test_the_certificate_says_how_each_kernel_ran_at_each_level():
+    """A capped level is capped by the kernel's knob; a library without one is native at the host's top
+    level (or unavailable / emulated below it): each with its reason, in summary.md's table too."""
+    cert = build([_run(_case("BIT_EXACT", "torch.int_mm", "scalar"), _case("BIT_EXACT", "onnxruntime.matmulinteger",
+                                                                          "scalar"), isa="scalar")],
+                 kernels=[], profile="quick")
+    torch_mode, ort_mode = cert["modes"]["torch.int_mm"]["scalar"], cert["modes"]["onnxruntime.matmulinteger"]["scalar"]
+    assert torch_mode["how"] == "capped" and "ATEN_CPU_CAPABILITY=default" in torch_mode["why"]
+    assert ort_mode["how"] in ("native", "unavailable", "emulated") and ort_mode["why"]
+    assert "| torch.int_mm | scalar | capped |" in markdown(cert)
