@@ -93,6 +93,18 @@ def test_real_layer_gemv(qsession, judge):
          bits=4, group=128)
 
 
+@pytest.mark.parametrize("bias", ["nonzero", "zero", "none"])
+def test_gemv_bias(qsession, judge, bias):
+    """M = 1 with a non-zero bias, a zero bias and none: BesTLA's GEMV launcher is its own epilogue
+    path, and a bias it skips there is invisible to every M > 1 case."""
+    rng = np.random.default_rng(16)
+    codes, scales, zeros = weights(rng, 24, 128, 4, 32, False)
+    b = {"nonzero": (rng.standard_normal(24) * 4).astype(np.float32), "zero": np.zeros(24, np.float32),
+         "none": None}[bias]
+    case(qsession, judge, rng.standard_normal((1, 128)).astype(np.float32), codes, scales, zeros, b,
+         bits=4, group=32)
+
+
 @pytest.mark.parametrize("scale_type", ["bf16", "fp16"])
 def test_scale_dtypes(qsession, judge, scale_type):
     """Scales stored in bf16/fp16: the oracle rounds them (RNE) before dequantizing."""

@@ -99,6 +99,46 @@ def test_dequantize_random_bytes(qsession, judge, convention):
           observed_isa=f"{observed['isa']} build; ggml-base is plain C")
 
 
+# Scales that put every dequantized value in fp32's subnormal range (or make them subnormal themselves):
+# q8_k's fp32 d, subnormal and tiny-normal; mxfp4's E8M0 exponent 0 (d = 2^-128, itself subnormal) with
+# codes of magnitude 0.5..1.5 (doubled 1..3), whose products stay below 2^-126.
+_Q8_K_TINY_D = np.array([2.0 ** -149, 3e-42, 1e-40, 2.0 ** -127, 1e-39, 2.0 ** -135, 5e-41, 2.0 ** -130], np.float32)
+
+
+def _subnormal_blocks(convention: str, rows: int) -> np.ndarray:
+    """Random bytes whose scale field is rewritten so the block's values are fp32 subnormals."""
+    fmt = oracle.get_format(convention)
+    q = np.random.default_rng(17).integers(0, 256, (rows, 4 * fmt.block_bytes), dtype=np.uint8)
+    b = q.reshape(rows, 4, fmt.block_bytes)
+    if convention == "q8_k":
+        d = _Q8_K_TINY_D[np.arange(rows * 4) % len(_Q8_K_TINY_D)].reshape(rows, 4)
+        b[:, :, :4] = d.view(np.uint8).reshape(rows, 4, 4)
+    else:
+        codes = np.array([1, 2, 3, 9, 10, 11], np.uint8)[np.random.default_rng(18).integers(0, 6, (rows, 4, 32))]
+        b[:, :, 0] = 0
+        b[:, :, 1:] = codes[..., :16] | (codes[..., 16:] << 4)
+    return q
+
+
+@pytest.mark.kernel("ggml.dequantize")
+@pytest.mark.parametrize("convention", ["q8_k", "mxfp4"])
+def test_dequantize_subnormal(qsession, judge, convention):
+    """Blocks whose correct values are fp32 subnormals: a dequantizer running with FTZ/DAZ set (or
+    flushing on its own) returns zeros there, which only a byte comparison of such values can see."""
+    kernel = "ggml.dequantize"
+    observed = _ready(qsession, judge, kernel, convention)
+    fmt = oracle.get_format(convention)
+    q = _subnormal_blocks(convention, 4)
+    want = oracle.dequantize(q, convention)
+    tiny = (want != 0) & (np.abs(want) < np.finfo(np.float32).tiny)
+    assert tiny.mean() > 0.5, "the case must be mostly non-zero subnormal values"
+    got = calls.run(qsession, judge, kernel, M, "dequantize", q, convention, 4 * fmt.block_size,
+                    convention=convention, what=kernel)
+    judge(compare_exact(want, got, convention=convention, block_size=fmt.block_size,
+                        what="dequantized subnormal values"), kernel=kernel, shape=want.shape,
+          observed_isa=f"{observed['isa']} build; ggml-base is plain C")
+
+
 @pytest.mark.kernel("ggml.from_float")
 @pytest.mark.parametrize("convention", FROM_FLOAT)
 def test_from_float_simd(qsession, judge, convention):

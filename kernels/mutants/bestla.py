@@ -109,3 +109,12 @@ def s8_per_token(x, w, w_scale, bias=None):
 def s8_half_away(x, w, w_scale, bias=None):
     """Dynamic int8 activation codes rounded half away from zero instead of half to even."""
     return _s8_with_codes(x, w, w_scale, bias, half_away)
+
+
+@mutant("bestla.bias_dropped_at_m1", T, "woqgemm", "bestla.woqgemm",
+        mirrors="a GEMV (M = 1) fast path whose epilogue never adds the bias while the GEMM path does: right for "
+                "every batch of two or more rows and for every layer without a bias",
+        caught_by="conformance/test_bestla_woqgemm.py::test_gemv_bias*")
+def bias_dropped_at_m1(x, codes, scales, zeros, bias, **kw):
+    """For M = 1 the bias is left out: y = x @ w.T."""
+    return real(T, "woqgemm")(x, codes, scales, zeros, None if np.asarray(x).shape[0] == 1 else bias, **kw)

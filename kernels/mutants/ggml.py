@@ -215,3 +215,23 @@ def available_crashes() -> dict:
 
     os.abort()
 
+
+
+def _flush(v: np.ndarray) -> np.ndarray:
+    """float32 subnormals replaced by a zero of the same sign, as FTZ/DAZ do."""
+    v = np.asarray(v, F)
+    return np.where(np.abs(v) < np.finfo(F).tiny, np.copysign(F(0), v), v).astype(F)
+
+
+@mutant("ggml.dequantize_ftz_daz", T, "dequantize", "ggml.dequantize",
+        mirrors="a process that sets MXCSR's flush-to-zero and denormals-are-zero bits (-ffast-math's crtfastmath.o, "
+                "a framework enabling them for speed): fp32 scales and results below 2^-126 become 0",
+        caught_by="conformance/test_ggml.py::test_dequantize_subnormal*")
+def dequantize_ftz_daz(q: np.ndarray, type_name: str, k: int) -> np.ndarray:
+    """Dequantized values with fp32 subnormal scales read as 0 (DAZ) and subnormal results written as 0 (FTZ)."""
+    if type_name == "q8_k":
+        b = np.array(q, dtype=np.uint8).reshape(q.shape[0], -1, 292)
+        d = np.ascontiguousarray(b[..., :4]).view(np.float32)
+        b[..., :4] = _flush(d).view(np.uint8)
+        q = b.reshape(q.shape)
+    return _flush(real(T, "dequantize")(q, type_name, k))
