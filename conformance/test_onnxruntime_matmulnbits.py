@@ -119,6 +119,39 @@ def test_matmulnbits_crafted(qsession, judge, bits: int, sym: bool, level: int) 
         _judge(qsession, judge, a, w, bits, sym, 32, level)
 
 
+_TINY = np.finfo(F).tiny
+
+
+def _subnormal_case(rng: np.random.Generator, which: str, m: int, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, w) whose correct products are fp32 subnormals: weights around 1e-40 (so the block scales
+    are subnormal themselves), or activations around 1e-40 with ordinary weights."""
+    a = rng.standard_normal((m, k)).astype(F)
+    w = rng.standard_normal((n, k)).astype(F)
+    if which == "scales":
+        return a, (w * F(1e-40)).astype(F)
+    return (a * F(1e-40)).astype(F), w
+
+
+@pytest.mark.parametrize("which", ["scales", "activations"])
+@pytest.mark.parametrize("sym", [True, False], ids=["sym", "zp"])
+def test_matmulnbits_subnormal(qsession, judge, which: str, sym: bool) -> None:
+    """Subnormal block scales or activations with subnormal correct outputs, accuracy_level 0: MLAS under
+    FTZ/DAZ (a host process built with -ffast-math, or a kernel that sets MXCSR) returns zeros, outside
+    the bound. (Level 4 is left out: its int8 path multiplies the block sum by a_scale * b_scale, whose
+    underflow error the sum amplifies beyond level4_model's per-product underflow term.)"""
+    rng = np.random.default_rng(31 + 2 * sym)
+    m, n, k = 2, 16, 64
+    a, w = _subnormal_case(rng, which, m, n, k)
+    conv = dataclasses.replace(conventions.get(f"ort.matmulnbits.int4.{'sym' if sym else 'asym'}"), group_size=32)
+    qw = conv.quantize(w)
+    exact, bound = level0_expected(a, qw, conv)
+    tiny = (exact != 0) & (np.abs(exact) < _TINY) & (bound < np.abs(exact) / 2)
+    assert tiny.mean() > 0.75, "the case's correct outputs must be subnormal and resolved by the bound"
+    if which == "scales":
+        assert np.all(np.abs(qw.scales) < _TINY), "the block scales must be subnormal"
+    _judge(qsession, judge, a, w, 4, sym, 32, 0)
+
+
 @pytest.mark.parametrize("level", [0, 4])
 @pytest.mark.parametrize("bits", [2, 4, 8])
 def test_matmulnbits_hypothesis(qsession, judge, bits: int, level: int) -> None:

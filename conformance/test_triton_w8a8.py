@@ -8,6 +8,8 @@ slow); the full profile adds LLM-sized ones for a GPU.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,15 +35,31 @@ def _shapes(qsession) -> list[tuple[int, int, int]]:
 
 
 def _act_rows(rng: np.random.Generator, m: int, k: int) -> np.ndarray:
-    """Gaussian rows plus crafted ones: zeros, one spike, half-steps of 127/absmax, tiny values."""
+    """Gaussian rows plus crafted ones: zeros, one spike, exact half-steps, tiny values."""
     x = rng.standard_normal((max(m, 6), k)).astype(np.float32)
     x[0] = 0
     x[1] = 0
     x[1, k // 2] = -3.0
-    x[2] = (np.arange(k) % 255 - 127 + 0.5).astype(np.float32)  # x*127/absmax lands on .5 steps
+    x[2] = _tie_row(k, 1.0)
     x[3] = 1e-12 * np.sign(x[3])  # below the 1e-10 clamp of the sglang rule
     x[4] = 6e4 * np.sign(x[4])
     return x
+
+
+def _tie_row(k: int, unit: float) -> np.ndarray:
+    """absmax 127 * unit (a power of two) makes 127/absmax = 1/unit exact, so every other element,
+    (j + 0.5) * unit for j in -127..126, scales to an exact half: both rounding rules disagree on them."""
+    row = ((np.arange(k) % 254 - 127 + 0.5) * unit).astype(np.float32)
+    row[0] = 127 * unit
+    return row
+
+
+def _ties(convention: str, x: np.ndarray) -> int:
+    """How many codes the oracle's rule decides on an exact tie: the elements whose code changes when
+    only the rounding of ties changes (half away and half to even agree everywhere else)."""
+    conv = get(convention)
+    other = dataclasses.replace(conv, rounding="rne" if conv.rounding == "half_away" else "half_away")
+    return int(np.count_nonzero(conv.quantize(x).codes != other.quantize(x).codes))
 
 
 @pytest.mark.parametrize("convention", ACTS)
@@ -56,6 +74,7 @@ def test_per_token_quant(qsession, judge, convention, dtype):
         codes, scales = harness.call(qsession, judge, MOD, "quantize_act", x, convention, kernel=KERNEL,
                                      judged_as=convention, shape=shape)
         qw = get(convention).quantize(x.astype(np.float32))
+        assert _ties(convention, x[2:3].astype(np.float32)) >= k // 4, "the half-step row must hold exact ties"
         judge(compare_exact(qw.codes.astype(np.int8), codes, convention=convention, what="int8 codes"),
               kernel=KERNEL, shape=shape, observed_isa=isa)
         judge(compare_exact(qw.scales[:, 0].astype(np.float32), scales, convention=convention, what="fp32 scales"),
@@ -112,6 +131,40 @@ def test_gemm_epilogue(qsession, judge, out, order, bias_stage):
         sb = (rng.random(n) * 0.002 + 1e-5).astype(np.float32)
         bias = None if bias_stage is None else rng.standard_normal(n).astype(np.float32)
         _gemm_case(qsession, judge, a, w, sa, sb, bias, order, bias_stage or "before_cast", out)
+
+
+@pytest.mark.parametrize("convention", ACTS)
+@pytest.mark.parametrize("unit", [2.0 ** -3, 2.0 ** 4], ids=["unit_1_8", "unit_16"])
+def test_per_token_quant_ties(qsession, judge, convention, unit):
+    """Rows whose every non-max element scales to an exact .5 after the kernel's own fp32 multiplier:
+    the convention's rounding rule alone decides half of each row's codes."""
+    k = 64
+    x = np.stack([_tie_row(k, unit), -_tie_row(k, unit)])
+    assert _ties(convention, x) >= k // 2, "the case must hold exact ties"
+    isa = harness.ready(qsession, judge, MOD, KERNEL, convention, x.shape)
+    codes, scales = harness.call(qsession, judge, MOD, "quantize_act", x, convention, kernel=KERNEL,
+                                 judged_as=convention, shape=x.shape)
+    qw = get(convention).quantize(x)
+    judge(compare_exact(qw.codes.astype(np.int8), codes, convention=convention, what="int8 codes of exact ties"),
+          kernel=KERNEL, shape=x.shape, observed_isa=isa)
+    judge(compare_exact(qw.scales[:, 0].astype(np.float32), scales, convention=convention, what="fp32 scales"),
+          kernel=KERNEL, shape=x.shape, observed_isa=isa)
+
+
+@pytest.mark.parametrize("bias", ["nonzero", "zero", "none"])
+@pytest.mark.parametrize("out", ["fp32", "bf16"])
+def test_gemm_gemv_bias(qsession, judge, bias, out):
+    """M = 1 (the GEMV a decode step runs) with a non-zero bias, a zero bias and none: a kernel whose
+    M = 1 path skips the epilogue's bias add fails the first."""
+    rng = np.random.default_rng(21)
+    m, k, n = 1, 32, 16
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    w = rng.integers(-128, 128, (n, k), dtype=np.int8)
+    sa = np.array([0.01], np.float32)
+    sb = (rng.random(n) * 0.002 + 1e-4).astype(np.float32)
+    b = {"nonzero": (rng.standard_normal(n) * 4).astype(np.float32), "zero": np.zeros(n, np.float32),
+         "none": None}[bias]
+    _gemm_case(qsession, judge, a, w, sa, sb, b, ORDERS[0], "before_cast", out)
 
 
 @pytest.mark.parametrize("convention", ACTS)

@@ -97,3 +97,21 @@ def qlinear_half_away(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scal
     info = np.iinfo(out["y"].dtype)
     y = np.clip(away.astype(np.int64) + int(y_zero_point), info.min, info.max).astype(out["y"].dtype)
     return {**out, "y": y}
+
+
+def _flush(v: np.ndarray) -> np.ndarray:
+    """float32 subnormals replaced by a zero of the same sign, as MXCSR's FTZ and DAZ do."""
+    v = np.asarray(v, np.float32)
+    return np.where(np.abs(v) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), v), v).astype(np.float32)
+
+
+@mutant("ort.matmulnbits_ftz_daz", T, "matmulnbits", "onnxruntime.matmulnbits",
+        mirrors="MatMulNBits run in a process with MXCSR's flush-to-zero and denormals-are-zero set (-ffast-math's "
+                "crtfastmath.o in a host application, or a kernel that sets them for speed)",
+        caught_by="conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_subnormal*")
+def matmulnbits_ftz_daz(a, weight, scales, zeros, **kw):
+    """fp32 subnormal activations and scales read as 0 (DAZ) and subnormal outputs written as 0 (FTZ)."""
+    if np.asarray(a).dtype == np.float32:
+        a, scales = _flush(a), _flush(scales)
+    y = np.asarray(real(T, "matmulnbits")(a, weight, scales, zeros, **kw))
+    return _flush(y) if y.dtype == np.float32 else y

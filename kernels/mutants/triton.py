@@ -48,3 +48,22 @@ def gemlite_zero_point_off_by_one(x, codes, scales, *, group_size):
     """gemlite A16W4 weights read as (q - 7) * s: each code one higher, 15 wrapping to 0."""
     q = (np.asarray(codes, np.uint8) + 1) & 15
     return real("kernels.triton.gemlite", "a16w4")(x, q.astype(np.uint8), scales, group_size=group_size)
+
+
+W8 = "kernels.triton.w8a8"
+
+
+@mutant("triton.w8a8_sglang_ties_to_even", W8, "quantize_act", "triton.w8a8",
+        mirrors="a per-token int8 quantizer ported from the CUDA path (cvt.rni, half to even) into the sglang "
+                "Triton rule, whose libdevice round goes half away from zero: codes differ only on exact halves",
+        caught_by="conformance/test_triton_w8a8.py::test_per_token_quant*")
+def w8a8_sglang_ties_to_even(x, convention):
+    """sglang-rule activation codes rounded half to even on exact ties instead of half away from zero."""
+    codes, scales = real(W8, "quantize_act")(x, convention)
+    if convention != "act.sglang.per_token_int8.triton":
+        return codes, scales
+    xf = np.asarray(x, np.float32)
+    amax = np.maximum(np.max(np.abs(xf), axis=1, keepdims=True), np.float32(1e-10)).astype(np.float32)
+    v = (xf * (np.float32(127) / amax).astype(np.float32)).astype(np.float32)
+    tie = (v - np.floor(v)) == np.float32(0.5)
+    return np.where(tie, np.rint(v), codes).astype(np.int8), scales
