@@ -14,6 +14,7 @@ ONEDNN_MAX_CPU_ISA. `igemm_s8s8s32` goes through the native `matmul` entry and p
 oneDNN primitive; no knob is known for it.
 """
 from kernels.registry import KernelInfo, register
+from kernels.spec import ACTIVATION_LAYOUTS, WEIGHT_LAYOUTS, KernelSpec, register_spec
 
 _PKG = "auto-round-lib"
 _MOD = "kernels.bestla.ark"
@@ -39,3 +40,8 @@ register(KernelInfo(
     dtypes=("int8",),
     notes="int8 (M,K) x int8 (N,K) -> exact int32 (M,N) is what it promises; no ISA knob known.",
 ))
+register_spec(KernelSpec(
+    kernel="bestla.igemm_s8s8s32", call="igemm_s8s8s32_view", semantics="w8a8.int32_wrap", args=("a", "b"),
+    layouts={"a": ACTIVATION_LAYOUTS, "b": WEIGHT_LAYOUTS},
+    source="auto_round_kernel/__init__.py igemm_s8s8s32: 'A: mxk, B: nxk', each passed as "
+           "'A.contiguous().data_ptr()' (any strides taken; no thread count or out= in the API)"))

@@ -6,6 +6,7 @@ the test process). Layout conversions: the package's `repack_quantized_weight` w
 """
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import subprocess
@@ -15,6 +16,7 @@ import ml_dtypes
 import numpy as np
 
 from kernels.isa import host_flags
+from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
 
 _TORCH_DT = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -44,12 +46,23 @@ def observe() -> dict:
     BesTLA (woqgemm) has no query: the package's `check_isa_supported` always returns False, so
     the ISA it dispatches to is inferred from the same cpuid bits its CpuDevice reads. The
     oneDNN inside the package (woqgemm_s8) is asked in a child process with ONEDNN_VERBOSE=1,
-    under this worker's environment (so an ONEDNN_MAX_CPU_ISA cap shows in its ISA line).
+    under this worker's environment (so an ONEDNN_MAX_CPU_ISA cap shows in its ISA line), only
+    once woqgemm_s8 has run here: no other entry point runs oneDNN.
     """
     flags = host_flags()
     inferred = next((name for name, flag in _BESTLA_ISAS if flag in flags), "SSE/no AVX2")
-    out = {"bestla_isa": inferred, "bestla_isa_how": "inferred from cpuid flags; the package exposes no ISA query",
-           "onednn_isa": "", "onednn_impl": ""}
+    return {"bestla_isa": inferred, "bestla_isa_how": "inferred from cpuid flags; the package exposes no ISA query",
+            **(_onednn_probe() if _ONEDNN_RAN else {"onednn_isa": "", "onednn_impl": ""})}
+
+
+_ONEDNN_RAN: set[str] = set()  # {"woqgemm_s8"} once woqgemm_s8 (the one oneDNN entry point) ran in this process
+
+
+@functools.cache
+def _onednn_probe() -> dict:
+    """oneDNN's ISA line and matmul implementation, once per worker: its environment (the ISA cap) is
+    fixed for the process's life, and the child process costs seconds, which every observed call paid."""
+    out = {"onednn_isa": "", "onednn_impl": ""}
     probe = ("import torch, auto_round_kernel as a; x = torch.ones(2, 64); w = torch.ones(8, 64, dtype=torch.int8); "
              "a.woqgemm_s8(x, w, torch.ones(8))")
     try:
@@ -128,6 +141,7 @@ def woqgemm_s8(x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarr
     b = torch.from_numpy(np.ascontiguousarray(w, dtype=np.int8))
     s = torch.from_numpy(np.ascontiguousarray(w_scale, dtype=np.float32))
     bb = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
+    _ONEDNN_RAN.add("woqgemm_s8")
     return ark.woqgemm_s8(a, b, s, bb).numpy()
 
 
@@ -139,3 +153,11 @@ def igemm_s8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.int8))
     tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.int8))
     return ark.igemm_s8s8s32(ta, tb).numpy()
+
+
+def igemm_s8s8s32_view(a: View, b: View) -> np.ndarray:
+    """igemm_s8s8s32 over the caller's views as they are: the package makes each one contiguous itself
+    (`A.contiguous().data_ptr()`), so no layout is refused and each must give the same product."""
+    import auto_round_kernel as ark
+
+    return ark.igemm_s8s8s32(as_torch(a), as_torch(b)).numpy().copy()
