@@ -31,7 +31,9 @@ import tempfile
 
 import numpy as np
 
+from kernels.layouts import View, as_numpy
 from kernels.registry import KernelInfo, register
+from kernels.spec import KernelSpec, register_spec
 
 _NOTE = "MLAS picks its kernels from cpuid; no knob caps it"
 _OPS = {
@@ -52,6 +54,15 @@ INFOS = {key: register(KernelInfo(
     isa_knobs=(), dtypes=("int8", "uint8") + (("float32", "float16") if key == "quantizelinear" else ()),
     notes=notes, extra={"isa_note": _NOTE}))
     for key, (op, notes) in _OPS.items()}
+
+# s8 x s8 without zero points: MLAS's portable path, exact on every host (u8 operands and zero points stay in
+# conformance/test_onnxruntime_int8.py, which models MLAS's int16 pairs)
+SPEC = register_spec(KernelSpec(
+    kernel="onnxruntime.matmulinteger", call="matmulinteger_view", semantics="w8a8.int32_wrap", args=("a", "b.T"),
+    threads=True,
+    source="ONNX tensors have no strides (an OrtValue 'only represents a contiguous array'): a strided feed is "
+           "copied by the Python binding and an initializer serialized by onnx.numpy_helper.from_array, so no "
+           "caller's view reaches MLAS"))
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -174,6 +185,12 @@ def matmulinteger(a: np.ndarray, b: np.ndarray, a_zero_point=None, b_zero_point=
            None if b_zero_point is None else ("b_zero_point", _zero_point(b_zero_point, b.dtype), b_const)]
     (y,), w = _run("MatMulInteger", "", ins, [6], threads=threads, precision=precision, opset=opset)
     return {"y": y, "weight_dtype": w}
+
+
+def matmulinteger_view(a: View, b_kn: View, *, threads: int | None = None) -> np.ndarray:
+    """MatMulInteger s8 x s8 without zero points, B an initializer (as in a model): int32 (M, N).
+    threads None: ORT's default pool (intra_op_num_threads 0), what a caller gets."""
+    return matmulinteger(as_numpy(a), as_numpy(b_kn), threads=threads or 0)["y"]
 
 
 def qlinearmatmul(a: np.ndarray, a_scale, a_zero_point, b: np.ndarray, b_scale, b_zero_point, y_scale,
