@@ -27,7 +27,8 @@ MOD = "kernels.torchao.ao"
 DA8W4 = "torchao.da8w4_linear_cpu"
 # (activations, M, K, N, group_size, out, bias, weight zero points). M picks the kernel's path on
 # an AVX512 build where cpublas::could_pack (AMX): M <= 4 the small-M VNNI path, else brgemm;
-# M = 66 is one 64-row block (brgemm) and a 2-row tail (small-M). Without AMX (or on the
+# M = 66 is one 64-row block (brgemm) and a 2-row tail (small-M); M = 80 a 16-row tail whose zero
+# points all differ from rows 0..15 (a tile-local row index reads theirs). Without AMX (or on the
 # portable build) every M runs the scalar path. group 256 has two K blocks per group.
 DA8W4_CASES = [
     ("asym", 1, 256, 64, 32, "bf16", True, "asym"),
@@ -38,6 +39,7 @@ DA8W4_CASES = [
     ("asym", 8, 256, 32, 64, "fp32", True, "sym"),
     ("sym", 2, 256, 32, 32, "fp32", True, "asym"),
     ("sym", 20, 512, 64, 128, "bf16", False, "asym"),
+    ("asym", 80, 256, 32, 64, "bf16", True, "asym"),
 ]
 
 

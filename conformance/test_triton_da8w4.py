@@ -99,6 +99,23 @@ def test_da8w4_random_codes(qsession, judge, group, act, out):
     _gemm(qsession, judge, a_q, sa, za, wq, sw, zw, bias, group, out, f"{act} act, group {group}")
 
 
+@pytest.mark.parametrize("out", ["fp32", "bf16"])
+def test_da8w4_rows_past_one_tile(qsession, judge, out):
+    """M = 40 spans three 16-row tiles (the interpreter's BLOCK_M; 64 on a GPU from M = 33 would need
+    M > 64) with a distinct zero point on every row and every weight group: a kernel that indexes the
+    activation zero point (or its zp * sum(w - zw) compensation) by the tile-local row reads row r % 16's."""
+    m, k, n, group = 40, 128, 16, 32
+    rng = np.random.default_rng(40)
+    wq, sw, zw = _weights(rng, n, k, group, "random")
+    zw = (np.arange(n * (k // group)).reshape(n, -1) * 7) % 16  # distinct along each row's groups
+    a_q = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    za = rng.permutation(256)[:m]  # distinct per row
+    assert len(set(za.tolist())) == m and np.any(za != za[np.arange(m) % 16])
+    sa = (rng.random(m) * 0.05 + 1e-3).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    _gemm(qsession, judge, a_q, sa, za, wq, sw, zw, bias, group, out, f"asym act, M {m} over 16-row tiles")
+
+
 @pytest.mark.parametrize("convention", ACTS)
 @pytest.mark.parametrize("weights", ["torchao.da8w4.opaque", "torchao.da8w4.pr2128"])
 def test_da8w4_end_to_end(qsession, judge, convention, weights):

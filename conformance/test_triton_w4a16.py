@@ -28,32 +28,37 @@ def _shapes(qsession):
     return quick if qsession.profile == "quick" else quick + [(1, 4096, 4096), (1, 11008, 512), (16, 4096, 1024)]
 
 
-def _weights(layout: str, n: int, k: int, rng, kind: str):
-    """(weight bytes, scales or None, dequantized fp32 weight) for the layout."""
+def _quantized(layout: str, w: np.ndarray):
+    """(weight bytes, scales or None, dequantized fp32 weight) of fp32 weights w in the layout's convention."""
     if layout == "q4_0":
-        if kind == "random_bytes":
-            q = rng.integers(0, 256, (n, k // 32 * 18), dtype=np.uint8)
-            d = (rng.standard_normal((n, k // 32)) * 0.05).astype(np.float16)
-            q.reshape(n, k // 32, 18)[:, :, :2] = d.view(np.uint8).reshape(n, k // 32, 2)
-        else:
-            q = oracle.quantize(rng.standard_normal((n, k)).astype(np.float32), "q4_0")
+        q = oracle.quantize(w, "q4_0")
         return q, None, oracle.dequantize(q, "q4_0")
     conv = get("esimd.int4_gemv")
-    if kind == "random_bytes":
-        w = rng.integers(0, 256, (n, k // 2), dtype=np.uint8)
-        s = (rng.standard_normal((n, -(-k // 128))) * 0.05).astype(np.float16)
-        qw = conv.unpack({"weight": w, "scales": s}, k)
-        return w, s, conv.dequantize(qw)
-    qw = conv.quantize(rng.standard_normal((n, k)).astype(np.float32))
+    qw = conv.quantize(w)
     p = conv.pack(qw)
     return p["weight"], p["scales"], conv.dequantize(qw)
 
 
-def _case(qsession, judge, layout, x, n, k, kind, out, config=None):
+def _weights(layout: str, n: int, k: int, rng, kind: str):
+    """(weight bytes, scales or None, dequantized fp32 weight) for the layout."""
+    if kind == "quantized":
+        return _quantized(layout, rng.standard_normal((n, k)).astype(np.float32))
+    if layout == "q4_0":
+        q = rng.integers(0, 256, (n, k // 32 * 18), dtype=np.uint8)
+        d = (rng.standard_normal((n, k // 32)) * 0.05).astype(np.float16)
+        q.reshape(n, k // 32, 18)[:, :, :2] = d.view(np.uint8).reshape(n, k // 32, 2)
+        return q, None, oracle.dequantize(q, "q4_0")
+    conv = get("esimd.int4_gemv")
+    w = rng.integers(0, 256, (n, k // 2), dtype=np.uint8)
+    s = (rng.standard_normal((n, -(-k // 128))) * 0.05).astype(np.float16)
+    return w, s, conv.dequantize(conv.unpack({"weight": w, "scales": s}, k))
+
+
+def _case(qsession, judge, layout, x, n, k, kind, out, config=None, weights=None):
     kernel, conv = f"triton.w4a16.{layout}", ("q4_0" if layout == "q4_0" else "esimd.int4_gemv")
     shape = (x.shape[0], k, n)
     rng = np.random.default_rng(n * 7 + k)
-    w, s, wd = _weights(layout, n, k, rng, kind)
+    w, s, wd = weights or _weights(layout, n, k, rng, kind)
     isa = harness.ready(qsession, judge, MOD, kernel, conv, shape)
     y = harness.call(qsession, judge, MOD, "gemv", x, w, s, layout=layout, k=k, out=out, config=config,
                      kernel=kernel, judged_as=conv, shape=shape)
@@ -97,6 +102,37 @@ def test_esimd_partial_group(qsession, judge):
     """K = 200: the last 128-group is partial (the convention allows it; the kernel reads its scale)."""
     x = np.random.default_rng(9).standard_normal((1, 200)).astype(np.float16)
     _case(qsession, judge, "esimd", x, 24, 200, "quantized", "fp16")
+
+
+def _absorption(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, w): x = 4096 at k = 0, 0.25 at k = 1..23, -4096 at k = 24, 0.25 after; w columns 0 and 24 equal
+    (1.0, the same code and scale) and the rest positive. The two large products cancel exactly, so the
+    output is the sum of the small positive ones, which an fp16 or bf16 partial sum holding 4096 * w
+    absorbs (k = 1..23 sequentially, k = 8, 16 in lane 0 of 8 lanes, all of them in a 32-block partial)."""
+    rng = np.random.default_rng(k)
+    w = (rng.random((n, k)) * 0.5 + 0.5).astype(np.float32)
+    w[:, 0] = w[:, 24] = 1.0
+    x = np.full((1, k), 0.25, np.float32)
+    x[0, 0], x[0, 24] = 4096.0, -4096.0
+    return x, w
+
+
+def _last_block_signal(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, w): x is zero except in its last 32 elements, so the whole output comes from the last K block."""
+    rng = np.random.default_rng(k + 1)
+    x = np.zeros((1, k), np.float32)
+    x[0, -32:] = rng.standard_normal(32).astype(np.float32) + 2.0
+    return x, (rng.random((n, k)) + 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("build", [_absorption, _last_block_signal], ids=["absorption", "last_block"])
+def test_w4a16_accumulation_probes(qsession, judge, layout, build):
+    """GEMV inputs that a half-precision partial sum or a dropped last K block must fail on every output:
+    the correct outputs are O(1) with a bound near 1e-3 while the wrong ones are off by more than 1."""
+    n, k = 16, 512
+    x, w = build(n, k)
+    _case(qsession, judge, layout, x.astype(np.float16), n, k, "crafted", "fp32", weights=_quantized(layout, w))
 
 
 @pytest.mark.kernel("triton.w4a16.q4_0")

@@ -67,3 +67,49 @@ def w8a8_sglang_ties_to_even(x, convention):
     v = (xf * (np.float32(127) / amax).astype(np.float32)).astype(np.float32)
     tie = (v - np.floor(v)) == np.float32(0.5)
     return np.where(tie, np.rint(v), codes).astype(np.int8), scales
+
+
+DA = "kernels.triton.da8w4"
+
+
+@mutant("triton.da8w4_zero_point_tile_row", DA, "linear", "triton.da8w4",
+        mirrors="a DA8W4 tile that loads the per-token zero point at its tile-local row (offs_m instead of "
+                "pid_m * BLOCK_M + offs_m): right whenever M fits in one tile, which every small test does",
+        caught_by="conformance/test_triton_da8w4.py::test_da8w4_rows_past_one_tile*")
+def da8w4_zero_point_tile_row(a_q, a_scale, a_zp, w_packed, w_scale, w_zp, bias=None, **kw):
+    """Row r's activation zero point read from row r % BLOCK_M (16 in the interpreter)."""
+    if a_zp is not None:
+        block_m = (kw.get("config") or {}).get("BLOCK_M", 16)
+        a_zp = np.asarray(a_zp)[np.arange(len(a_zp)) % block_m]
+    return real(DA, "linear")(a_q, a_scale, a_zp, w_packed, w_scale, w_zp, bias, **kw)
+
+
+@mutant("triton.w4a16_fp16_accumulator", T, "gemv", "triton.w4a16.q4_0",
+        mirrors="a GEMV that accumulates its fp16 products in an fp16 register (the half2 accumulators of "
+                "hand-written CUDA/ESIMD GEMVs): each add rounds to 11 bits, so a large partial absorbs small terms",
+        caught_by="conformance/test_triton_w4a16.py::test_w4a16_accumulation_probes*")
+def w4a16_fp16_accumulator(x, weight, scales, *, layout, k, out=None, config=None):
+    """q4_0 GEMV products rounded to fp16 and summed sequentially in fp16 (k = 0..K-1), then cast to the output."""
+    import oracle
+    from oracle.gemm._common import cast_out
+
+    y = real(T, "gemv")(x, weight, scales, layout=layout, k=k, out=out, config=config)
+    if layout != "q4_0":
+        return y
+    w = oracle.dequantize(np.asarray(weight, np.uint8), "q4_0")[:, :k].astype(np.float16)
+    xs = np.asarray(x, np.float32).astype(np.float16)
+    acc = np.zeros((xs.shape[0], w.shape[0]), np.float16)
+    for i in range(k):
+        acc = (acc + (xs[:, i:i + 1] * w[None, :, i]).astype(np.float16)).astype(np.float16)
+    return cast_out(acc.astype(np.float32), out or "fp16").astype(y.dtype)
+
+
+@mutant("triton.w4a16_last_k_block_dropped", T, "gemv", ("triton.w4a16.q4_0", "triton.w4a16.esimd"),
+        mirrors="a GEMV whose k loop runs one step short (for k0 in range(0, K - BLOCK_K, BLOCK_K)): the last "
+                "block of K never contributes, a few percent of a long dot product on Gaussian data",
+        caught_by="conformance/test_triton_w4a16.py::test_w4a16_accumulation_probes*")
+def w4a16_last_k_block_dropped(x, weight, scales, *, layout, k, out=None, config=None):
+    """The last 32 elements of K contribute nothing."""
+    x = np.array(x, copy=True)
+    x[:, max(0, k - 32):] = 0
+    return real(T, "gemv")(x, weight, scales, layout=layout, k=k, out=out, config=config)
