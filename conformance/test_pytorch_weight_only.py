@@ -85,6 +85,34 @@ def test_int4pack_crafted(qsession, judge, dtype: str, group: int) -> None:
         _judge_int4(qsession, judge, "tinygemm.torchao", dtype, x, w, group)
 
 
+def _int4_probe(kind: str, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, w) for a GEMV that a half-precision partial sum or a dropped last K block fails on every output.
+
+    absorption: x = 4096 at k = 0 and -4096 at k = 24 against equal weight columns (the same code and
+    group scale), 0.25 elsewhere against positive weights: the large products cancel, leaving the small
+    ones, which an fp16/bf16 partial sum holding 4096 * w absorbs. last_block: x non-zero only in its
+    last 32 elements."""
+    rng = np.random.default_rng(k)
+    w = (rng.random((n, k)) * 0.5 + 0.5).astype(np.float32)
+    x = np.full((1, k), 0.25, np.float32)
+    if kind == "absorption":
+        w[:, 0] = w[:, 24] = 1.0
+        x[0, 0], x[0, 24] = 4096.0, -4096.0
+    else:
+        x[:] = 0
+        x[0, -32:] = rng.standard_normal(32).astype(np.float32) + 2.0
+    return x, w
+
+
+@pytest.mark.kernel(K4)
+@pytest.mark.parametrize("kind", ["absorption", "last_block"])
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_int4pack_accumulation_probes(qsession, judge, kind: str, dtype: str) -> None:
+    """M = 1, K = 512, group 32: the GEMV path must sum in fp32 and read every K block."""
+    x, w = _int4_probe(kind, 32, 512)
+    _judge_int4(qsession, judge, "tinygemm.torchao", dtype, x.astype(NP_DTYPES[dtype]), w, 32)
+
+
 @pytest.mark.kernel(K4)
 @pytest.mark.parametrize("convention", ["tinygemm.torchao", "tinygemm.torch_test"])
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
