@@ -20,9 +20,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import oracle.activations  # noqa: F401  (registers the activation conventions)
 from conformance import calls
 from kernels.isa import host_flags, levels_on_host
 from oracle.gemm.aten_qlinear_dynamic import ENGINES, activation_convention, linear_dynamic_model, onednn_epilogue
+from oracle.conventions import get
+from oracle.rounding import fmaf
 from oracle.verdict import Result, compare_bounded, compare_exact
 
 MODULE = "kernels.pytorch.linear_dynamic"
@@ -104,3 +107,35 @@ def test_linear_dynamic_int16_pairs_without_reduce_range(qsession, judge, engine
     """reduce_range=False with full-range weights: int16 pair saturation where no VNNI ran, exact elsewhere."""
     x, w, w_scale, bias = _inputs(8, 256, 24, True, 127)
     _judge(qsession, judge, engine, x, w, w_scale, bias, False, pairs_allowed=engine != "qnnpack")
+
+
+def _tie_activations(conv_name: str, m: int, k: int) -> np.ndarray:
+    """x spanning [-(span + 1) // 2, span // 2] * 2^-4 exactly, so the fbgemm scale is 2^-4 and 1/scale
+    exact; the other elements are (j + 0.5) * 2^-4, whose fmaf(x, 1/scale, zp) is an exact half."""
+    span = get(conv_name).qparam_range[1] - get(conv_name).qparam_range[0]
+    j = np.arange(m * k).reshape(m, k) % span - (span + 1) // 2
+    x = ((j + 0.5) / 16).astype(np.float32)
+    x[0, 0], x[0, 1] = -((span + 1) // 2) / 16, (span // 2) / 16
+    return x
+
+
+def _ties(conv_name: str, x: np.ndarray) -> int:
+    """Elements whose pre-rounding value fmaf(x, 1/scale, zp) is an exact half, computed with the oracle's qparams."""
+    qw = get(conv_name).quantize(x)
+    t = fmaf(x, np.full_like(x, np.float32(1) / qw.scales[0, 0]), np.full_like(x, np.float32(qw.zeros[0, 0])))
+    return int(np.count_nonzero(t - np.floor(t) == 0.5))
+
+
+@pytest.mark.parametrize("engine", [_engine_param(e) for e in ENGINES])
+@pytest.mark.parametrize("reduce_range", [True, False], ids=["reduce_range", "full_range"])
+def test_linear_dynamic_activation_ties(qsession, judge, engine: str, reduce_range: bool) -> None:
+    """Activations whose quantized values are exact halves for all but two elements: the declared
+    round-half-to-even decides every code, so a quantizer rounding ties the other way fails."""
+    m, k, n = 3, 64, 16
+    x = _tie_activations(activation_convention(engine, reduce_range), m, k)
+    assert _ties(activation_convention(engine, reduce_range), x) >= m * k - 2, "the case must be exact ties"
+    rng = np.random.default_rng(5)
+    w = rng.integers(-64, 64, (n, k)).astype(np.int8)
+    w_scale = (rng.random(n) * 0.01 + 1e-3).astype(np.float32)
+    _judge(qsession, judge, engine, x, w, w_scale, rng.standard_normal(n).astype(np.float32), reduce_range,
+           pairs_allowed=False)
