@@ -255,6 +255,7 @@ class Worker:
         self.cpu_seen: dict[str, Any] = {}  # emulated: what the process's probe reported
         self._refused = ""  # emulated: why the process does not stand for the level
         self._routes: dict[str, bool] = {}  # module -> whether its calls go to the emulated worker
+        self._unloadable: dict[str, Outcome] = {}  # emulated: module -> its SIGILL-while-loading answer
         self._emulator: Worker | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir = ""
@@ -288,18 +289,23 @@ class Worker:
 
     def call(self, module: str, func: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Outcome:
         """Call `module.func(*args, **kwargs)` in the worker and wait at most `timeout` seconds
-        (default: `timeout`, or the shorter `load_timeout` for an availability check)."""
+        (default: `timeout`, or the shorter `load_timeout` for an availability check). The calls of
+        a kernel that runs emulated at this worker's level go to its emulated worker (`emulates`)."""
         if self.emulates(module):
             from kernels.emulation import SLOWDOWN
 
             return self._emulator_worker().call(module, func, *args, timeout=timeout and timeout * SLOWDOWN, **kwargs)
         if not self.emulated:
             return self._call(module, func, args, kwargs, timeout)
+        if is_load_check(func) and module in self._unloadable:
+            return self._unloadable[module]
         starting = self._proc is None or self._proc.poll() is not None
         if starting and (module, func) != (_PROBE, "probe") and (why := self._refused or self._check_cpu()):
             return self._refusal(module, func, why)
         out = self._call(module, func, args, kwargs, timeout)
-        return _built_for_newer_cpu(out, self.level) if is_load_check(func) else out
+        if is_load_check(func) and (unloadable := _built_for_newer_cpu(out, self.level)) is not out:
+            self._unloadable[module] = out = unloadable  # the same build fails the same way: answered from here on
+        return out
 
     def _call(self, module: str, func: str, args: tuple, kwargs: dict, timeout: float | None) -> Outcome:
         if timeout is None:
