@@ -27,11 +27,18 @@ highest level as `isa`). There is no runtime ISA knob for it: the x86 code path 
 the library is built. To get another path, rebuild llama-cpp-python with CMAKE_ARGS, e.g.
 `-DGGML_NATIVE=OFF -DGGML_AVX512=ON` (one library) or
 `-DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON` (one `libggml-cpu-<variant>.so` per ISA:
-x64, sse42, sandybridge, haswell, skylakex, icelake, alderlake, sapphirerapids; ggml's own
-loader picks the supported one with the highest `ggml_backend_score()`). With variant
-libraries present, `load(cpu_variant=...)` or the environment variable
-QORACLE_GGML_CPU_VARIANT selects one by name; without either, the highest-scoring one is used
-as ggml would. `LLAMA_CPP_LIB_PATH` (llama-cpp-python's own knob) overrides the lib folder.
+x64, sse42, sandybridge, ivybridge, piledriver, haswell, skylakex, cannonlake, cascadelake,
+icelake, cooperlake, zen4, alderlake, sapphirerapids in ggml 0.25; ggml's own loader picks the
+supported one with the highest `ggml_backend_score()`); benchmarks/build_llama_cpp_variants.py
+installs such a build. With variant libraries present, `load(cpu_variant=...)` or the
+environment variable QORACLE_GGML_CPU_VARIANT selects one by name (kernels/isa.py names x64,
+haswell, skylakex, icelake, sapphirerapids); a variant whose ISA this CPU lacks (score 0) is
+refused with the reason rather than loaded to die of SIGILL; without either, the
+highest-scoring one is used as ggml would. A one-ISA build has nothing to choose: a requested
+variant is recorded (`LibGGML.requested`) and `cap_refusal()` says it cannot be imposed.
+The lib folder is QORACLE_GGML_LIB_DIR (qoracle's own: it moves only this adapter), else
+`LLAMA_CPP_LIB_PATH` (llama-cpp-python's, which also moves libllama), else the installed
+package's lib/.
 """
 from __future__ import annotations
 
@@ -45,9 +52,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LibGGML", "LibGGMLUnavailable", "LibGGMLUnsupported", "load", "find_lib_dir"]
+__all__ = ["LibGGML", "LibGGMLUnavailable", "LibGGMLUnsupported", "cpu_variants", "find_lib_dir", "load"]
 
 VARIANT_ENV = "QORACLE_GGML_CPU_VARIANT"
+LIB_DIR_ENV = "QORACLE_GGML_LIB_DIR"
 
 _TO_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
 _FROM_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
@@ -97,8 +105,9 @@ _CHUNK_EXTRA = ("f32", "f16", "bf16")  # handled inline by ggml_quantize_chunk (
 
 
 def find_lib_dir() -> Path:
-    """The folder with libggml-base.so: $LLAMA_CPP_LIB_PATH, else the llama_cpp package's lib/."""
-    env = os.environ.get("LLAMA_CPP_LIB_PATH")
+    """The folder with libggml-base.so: $QORACLE_GGML_LIB_DIR, $LLAMA_CPP_LIB_PATH, else the
+    llama_cpp package's lib/ (found without importing llama_cpp, which would load libllama)."""
+    env = os.environ.get(LIB_DIR_ENV) or os.environ.get("LLAMA_CPP_LIB_PATH")
     if env:
         return Path(env)
     spec = importlib.util.find_spec("llama_cpp")
@@ -125,13 +134,22 @@ class LibGGML:
     cpu: ctypes.CDLL
     cpu_lib: Path
     version: str
+    requested: str | None = None  # the variant asked for (argument or QORACLE_GGML_CPU_VARIANT)
+    _types: dict[str, _Type] = field(default_factory=dict)
 
     @property
     def variant(self) -> str | None:
-        """The CPU variant library in use ('haswell', 'sapphirerapids' ...), None for a one-ISA build."""
-        stem = self.cpu_lib.stem
-        return stem.removeprefix("libggml-cpu-") if stem.startswith("libggml-cpu-") else None
-    _types: dict[str, _Type] = field(default_factory=dict)
+        """The CPU variant library in use ('x64', 'haswell' ...), None for a one-ISA build."""
+        return _variant_name(self.cpu_lib)
+
+    def cap_refusal(self) -> str | None:
+        """Why the requested variant is not what runs (a one-ISA build cannot be capped), or None."""
+        if self.requested is None or self.variant == self.requested:
+            return None
+        isa = ", ".join(f for f, on in self.cpu_features().items() if on) or "baseline x86-64"
+        return (f"cannot cap: {self.cpu_lib.name} is a one-ISA build (compiled for {isa}) with no CPU variant "
+                f"libraries, so {VARIANT_ENV}={self.requested} cannot be imposed; rebuild with "
+                f"benchmarks/build_llama_cpp_variants.py")
 
     # ---- types ---------------------------------------------------------------------------
     def type_names(self) -> list[str]:
@@ -285,24 +303,41 @@ def _u8_rows(q: np.ndarray, row_bytes: int) -> np.ndarray:
     return np.ascontiguousarray(q).reshape(-1, row_bytes)
 
 
+def _variant_name(path: Path) -> str | None:
+    """'haswell' for libggml-cpu-haswell.so; None for the one-ISA libggml-cpu.so."""
+    name = path.name.split(".so")[0]
+    return name.removeprefix("libggml-cpu-") if name.startswith("libggml-cpu-") else None
+
+
+def cpu_variants(lib_dir: Path | None = None) -> dict[str, Path]:
+    """The per-ISA CPU libraries of a GGML_CPU_ALL_VARIANTS build by variant name ({} for a one-ISA
+    build). Only file names are read: nothing is loaded."""
+    lib_dir = find_lib_dir() if lib_dir is None else lib_dir
+    return {_variant_name(p): p for p in sorted(lib_dir.glob("libggml-cpu-*.so"))}
+
+
+def _score(path: Path) -> int:
+    """ggml_backend_score() of a variant: 0 where this CPU lacks its ISA. The function is compiled
+    without the variant's ISA flags (ggml-cpu's cpu-feats), so asking is safe on any x86 CPU, as
+    ggml's own loader does; libggml-base must already be loaded (variants carry no RPATH to it)."""
+    fn = getattr(ctypes.CDLL(str(path)), "ggml_backend_score", None)
+    return int(fn()) if fn else 0
+
+
 def _pick_cpu_lib(lib_dir: Path, variant: str | None) -> Path:
-    variants = sorted(lib_dir.glob("libggml-cpu-*.so"))
-    if variant and not variants and (lib_dir / "libggml-cpu.so").exists():
-        return lib_dir / "libggml-cpu.so"  # a one-ISA build: nothing to choose, `variant` reports it
+    variants = cpu_variants(lib_dir)
+    one_isa = lib_dir / "libggml-cpu.so"
+    if not variants and one_isa.exists():
+        return one_isa  # a one-ISA build: nothing to choose; LibGGML.cap_refusal() says so
     if variant:
-        p = lib_dir / f"libggml-cpu-{variant}.so"
-        if not p.exists():
-            have = ", ".join(v.stem.removeprefix("libggml-cpu-") for v in variants) or "none"
-            raise LibGGMLUnavailable(f"no CPU variant {variant!r} in {lib_dir} (variants: {have})")
-        return p
-    if (lib_dir / "libggml-cpu.so").exists():
-        return lib_dir / "libggml-cpu.so"
+        if variant not in variants:
+            raise LibGGMLUnavailable(f"no CPU variant {variant!r} in {lib_dir} (variants: {', '.join(variants) or 'none'})")
+        return variants[variant]
     best, best_score = None, 0
-    for v in variants:  # as ggml's loader does: the supported variant with the highest score
-        score_fn = getattr(ctypes.CDLL(str(v)), "ggml_backend_score", None)
-        score = score_fn() if score_fn else 0
+    for path in variants.values():  # as ggml's loader does: the supported variant with the highest score
+        score = _score(path)
         if score > best_score:
-            best, best_score = v, score
+            best, best_score = path, score
     if best is None:
         raise LibGGMLUnavailable(f"no usable libggml-cpu*.so in {lib_dir}")
     return best
@@ -316,6 +351,19 @@ def _type_count(lib_dir: Path) -> int:
         if m:
             return int(m.group(1))
     return _TYPE_COUNT_0_3_36
+
+
+def _version(lib_dir: Path) -> str:
+    """llama-cpp-python's version from the dist-info beside lib_dir's package (QORACLE_GGML_LIB_DIR
+    may name another install than the one importable here), else the importable one's."""
+    for meta in sorted(lib_dir.parent.parent.glob("llama_cpp_python-*.dist-info/METADATA")):
+        m = re.search(r"^Version:\s*(\S+)", meta.read_text(errors="replace"), re.MULTILINE)
+        if m:
+            return m.group(1)
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _symbol(lib: ctypes.CDLL, name: str, restype: object, argtypes: list) -> None:
@@ -333,9 +381,13 @@ def load(cpu_variant: str | None = None) -> LibGGML:
     base_path = lib_dir / "libggml-base.so"
     if not base_path.exists():
         raise LibGGMLUnavailable(f"libggml-base.so not found in {lib_dir}")
-    cpu_path = _pick_cpu_lib(lib_dir, cpu_variant or os.environ.get(VARIANT_ENV) or None)
-    try:
+    requested = cpu_variant or os.environ.get(VARIANT_ENV) or None
+    try:  # base first: a variant module finds libggml-base by soname only (no RPATH)
         base = ctypes.CDLL(str(base_path), mode=ctypes.RTLD_GLOBAL)
+        cpu_path = _pick_cpu_lib(lib_dir, requested)
+        if requested and _variant_name(cpu_path) == requested and _score(cpu_path) <= 0:
+            raise LibGGMLUnavailable(f"CPU variant {requested!r} needs ISA extensions this CPU lacks (its "
+                                     f"ggml_backend_score() is 0): its kernels would die of SIGILL here")
         cpu = ctypes.CDLL(str(cpu_path), mode=ctypes.RTLD_GLOBAL)
     except OSError as e:
         raise LibGGMLUnavailable(f"cannot load libggml: {e}") from None
@@ -348,11 +400,7 @@ def load(cpu_variant: str | None = None) -> LibGGML:
     _symbol(cpu, "ggml_get_type_traits_cpu", ctypes.POINTER(_TypeTraitsCpu), [ctypes.c_int])
     _symbol(cpu, "ggml_cpu_init", None, [])
     cpu.ggml_cpu_init()  # fills the CPU backend's fp16 tables used by from_float / vec_dot
-    try:
-        version = importlib.metadata.version("llama_cpp_python")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
-    lib = LibGGML(base=base, cpu=cpu, cpu_lib=cpu_path, version=version)
+    lib = LibGGML(base=base, cpu=cpu, cpu_lib=cpu_path, version=_version(lib_dir), requested=requested)
     for i in range(_type_count(lib_dir)):  # ggml_type_name does not bounds-check its argument
         raw = base.ggml_type_name(i)
         name = raw.decode("ascii", "replace") if raw else ""
