@@ -20,9 +20,10 @@ import os
 import numpy as np
 import pytest
 
-from conformance import calls, families
+from conformance import calls, families, triton_harness
 from kernels.isa import mode
 from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
+from kernels.pytorch import evidence
 from kernels.registry import find
 from kernels.spec import KernelSpec, layouts_for, specs
 from oracle.gemm import semantics
@@ -88,12 +89,22 @@ def _require_level(qsession, judge, spec: KernelSpec, case: families.Case) -> No
         judge(Result("UNAVAILABLE", spec.semantics, spec.kernel, detail=m.why), kernel=spec.kernel, shape=case.shape)
 
 
+def _worker(qsession, spec: KernelSpec):
+    """The worker the spec names: Triton kernels run in the harness's, whose environment picks the interpreter."""
+    return triton_harness.worker(qsession) if spec.worker == "triton" else qsession.worker
+
+
 def _call(qsession, judge, spec: KernelSpec, case: families.Case, args: list, what: str, **kwargs):
     """Call the adapter; the value (judged CRASHED / FAIL / UNSUPPORTED on a non-answer) and what ran."""
     _require_level(qsession, judge, spec, case)
-    calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, shape=case.shape)
-    run = calls.run_observed(qsession, judge, spec.kernel, spec.module, spec.call, *args, convention=spec.semantics,
-                             what=what, shape=case.shape, **kwargs)
+    w = _worker(qsession, spec)
+    calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, shape=case.shape, worker=w)
+    run = evidence.run(w, spec.module, spec.call, *args, **kwargs)
+    if not run.outcome.ok:
+        judge(calls.failure(run.outcome, spec.semantics, what, spec.kernel, case.shape, qsession.isa),
+              kernel=spec.kernel, shape=case.shape)
+    calls.invariants(qsession, judge, spec.kernel, spec.module, spec.call, run.outcome, args, kwargs, spec.semantics,
+                     what, case.shape, worker=w)
     return run.outcome.value, run
 
 

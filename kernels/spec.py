@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from kernels.layouts import LAYOUTS
 from kernels.registry import find, kernels
 
-__all__ = ["KernelSpec", "register_spec", "specs", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "layouts_for"]
+__all__ = ["KernelSpec", "register_spec", "specs", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "WORKERS", "layouts_for"]
 
 # what a caller can hand each kind of argument: a broadcast or a row of a batch is an activation's lot
 ACTIVATION_LAYOUTS = tuple(LAYOUTS)
 WEIGHT_LAYOUTS = ("dense", "transposed", "row_pitch", "offset")
+
+# worker purposes a spec may name (conformance/test_specs.py maps each to the worker that serves it)
+WORKERS = ("", "triton")
 
 _SPECS: dict[str, "KernelSpec"] = {}
 
@@ -43,7 +46,9 @@ class KernelSpec:
     out_buffer: the call takes out= (a View) and must write nothing outside it; dtypes: activation
     dtypes of a float signature; modelled: the semantics' prediction is this kernel's arithmetic,
     so a float output must equal it bit for bit (a miss is a FAIL, not a fall-back to the bound);
-    source: where upstream states the API's contract."""
+    source: where upstream states the API's contract; worker: the worker that must run the call, by
+    purpose ("" the session's; "triton": conformance/triton_harness's, whose environment chooses the
+    Triton interpreter or the GPU before triton is first imported)."""
 
     kernel: str
     call: str
@@ -55,6 +60,7 @@ class KernelSpec:
     dtypes: tuple[str, ...] = ()
     modelled: bool = False
     source: str = ""
+    worker: str = ""
 
     @property
     def module(self) -> str:
@@ -80,6 +86,8 @@ def _validate(s: KernelSpec) -> None:
     bad = [a for a in s.args if s.operand(a)[0] not in roles]
     if bad:
         raise ValueError(f"{s.kernel}: arguments {bad} are not operands of {sem.signature} ({', '.join(roles)})")
+    if s.worker not in WORKERS:
+        raise ValueError(f"{s.kernel}: worker {s.worker!r}; known: {', '.join(map(repr, WORKERS))}")
     for arg, lays in s.layouts.items():
         unknown = [lay for lay in lays if lay not in LAYOUTS]
         if arg not in s.args or unknown or "dense" not in lays:

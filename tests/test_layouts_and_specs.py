@@ -50,6 +50,7 @@ def test_every_registered_spec_names_registered_semantics() -> None:
     (dict(layouts={"a": ("dense", "diagonal")}), "layouts"),
     (dict(layouts={"a": ("transposed",)}), "'dense' required"),
     (dict(kernel="no.such.kernel"), "unregistered kernel"),
+    (dict(worker="gpu"), "worker"),
 ])
 def test_a_spec_that_names_nothing_real_is_refused(change: dict, message: str) -> None:
     base = dict(kernel="torch.int_mm", call="int_mm_view", semantics="w8a8.int32_wrap", args=("a", "b.T"))

@@ -1,13 +1,15 @@
-"""Wrong torchao int8 matmuls (target kernels.torchao.ao): int_matmul and int_scaled_matmul."""
+"""Wrong torchao int8 matmuls: int_matmul and int_scaled_matmul on CPU (target kernels.torchao.ao) and the
+Triton int_matmul_kernel (target kernels.triton.torchao_intmm)."""
 from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
 
-from kernels.layouts import as_numpy
+from kernels.layouts import as_numpy, dense
 from kernels.mutants import mutant, real
 
 T = "kernels.torchao.ao"
+TT = "kernels.triton.torchao_intmm"
 F = np.float32
 
 
@@ -40,3 +42,14 @@ def scale_bf16_first(a, b_kn, scales):
     """Row scales rounded to bf16 before they multiply the int32 sums."""
     s = np.asarray(scales, F).astype(ml_dtypes.bfloat16).astype(F)
     return real(T, "int_scaled_matmul")(a, b_kn, s)
+
+
+@mutant("torchao.triton_intmm_drops_k_tail", TT, "int_matmul_view", "triton.torchao.int_matmul",
+        mirrors="a K loop of whole BLOCK_K steps with no masked remainder (range(K // BLOCK_K)): right whenever K "
+                "is a multiple of the block, as the shapes of most upstream tests are",
+        caught_by="conformance/test_specs.py::test_spec_case[triton.torchao.int_matmul-*")
+def triton_intmm_drops_k_tail(a, b_kn, *, out=None, block=None):
+    """The last K % 32 products (the interpreter's BLOCK_K) left out of every sum."""
+    av = as_numpy(a).copy()
+    av[:, av.shape[1] - av.shape[1] % 32:] = 0
+    return real(TT, "int_matmul_view")(dense(av), b_kn, out=out, block=block)

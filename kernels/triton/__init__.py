@@ -5,6 +5,7 @@ kernels/triton/runtime.py first, which picks native CUDA or the CPU interpreter)
 side is conformance/triton_harness.py. Nothing here imports triton or torch: registering is free.
 """
 from kernels.registry import KernelInfo, register
+from kernels.spec import ACTIVATION_LAYOUTS, WEIGHT_LAYOUTS, KernelSpec, register_spec
 
 _PKG = "triton"
 
@@ -43,6 +44,11 @@ register(KernelInfo(
     dtypes=("int8",),
     notes="matmul_kernel_with_block_pointers driven with fixed configs (the op's autotuner times ~960 configs)",
 ))
+register_spec(KernelSpec(
+    kernel="triton.torchao.int_matmul", call="int_matmul_view", semantics="w8a8.int32_wrap", args=("a", "b.T"),
+    layouts={"a": ACTIVATION_LAYOUTS, "b.T": WEIGHT_LAYOUTS}, out_buffer=True, worker="triton",
+    source="torchao/kernel/intmm_triton.py int_matmul_kernel(a, b, c, config): a.stride(0), a.stride(1), "
+           "b.stride(0), b.stride(1), c.stride(0), c.stride(1) handed to block pointers with boundary checks"))
 register(KernelInfo(
     name="triton.torchao.int_scaled_matmul", package="torchao",
     op="torchao.kernel.intmm_triton.int_scaled_matmul_kernel", module="kernels.triton.torchao_intmm",

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.layouts import View
 from kernels.loading import import_failure
 from kernels.triton import runtime  # first: it sets TRITON_INTERPRET before triton is imported
 
-__all__ = ["available", "observe", "int_matmul", "int_scaled_matmul", "config"]
+__all__ = ["available", "observe", "int_matmul", "int_matmul_view", "int_scaled_matmul", "config"]
 
 
 def available() -> dict:
@@ -62,6 +63,29 @@ def int_matmul(a: np.ndarray, w: np.ndarray, block=None) -> np.ndarray:
     c = torch.empty((a.shape[0], w.shape[0]), dtype=torch.int32, device=at.device)
     intmm_triton.int_matmul_kernel(at, b, c, config(a.shape[0], w.shape[0], a.shape[1], block))
     return runtime.to_numpy(c)
+
+
+def _on_device(v: View):
+    """(the caller's view, its whole storage) as tensors on the kernel device: the same memory in the
+    interpreter, a copy of the whole storage (guard bytes included) on a GPU."""
+    import torch
+
+    base = torch.from_numpy(v.storage).to(runtime.device())
+    return torch.as_strided(base, v.shape, v.strides, v.offset), base
+
+
+def int_matmul_view(a: View, b_kn: View, *, out: View | None = None, block=None) -> np.ndarray:
+    """int_matmul_kernel over the caller's views as they are: it hands each operand's strides to its block
+    pointers, and with `out` stores into that view of a buffer (returning the buffer's whole storage)."""
+    import torch
+    from torchao.kernel import intmm_triton
+
+    (at, _), (bt, _) = _on_device(a), _on_device(b_kn)
+    m, k, n = a.shape[0], a.shape[1], b_kn.shape[1]
+    c, c_storage = _on_device(out) if out is not None else (torch.empty((m, n), dtype=torch.int32, device=at.device),
+                                                             None)
+    intmm_triton.int_matmul_kernel(at, bt, c, config(m, n, k, block))
+    return runtime.to_numpy(c if c_storage is None else c_storage)
 
 
 def int_scaled_matmul(a: np.ndarray, w: np.ndarray, scales1: np.ndarray, block=None) -> np.ndarray:
