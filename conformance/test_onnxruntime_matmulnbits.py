@@ -132,13 +132,14 @@ def _subnormal_case(rng: np.random.Generator, which: str, m: int, n: int, k: int
     return (a * F(1e-40)).astype(F), w
 
 
+@pytest.mark.parametrize("level", [0, 4])
 @pytest.mark.parametrize("which", ["scales", "activations"])
 @pytest.mark.parametrize("sym", [True, False], ids=["sym", "zp"])
-def test_matmulnbits_subnormal(qsession, judge, which: str, sym: bool) -> None:
-    """Subnormal block scales or activations with subnormal correct outputs, accuracy_level 0: MLAS under
-    FTZ/DAZ (a host process built with -ffast-math, or a kernel that sets MXCSR) returns zeros, outside
-    the bound. (Level 4 is left out: its int8 path multiplies the block sum by a_scale * b_scale, whose
-    underflow error the sum amplifies beyond level4_model's per-product underflow term.)"""
+def test_matmulnbits_subnormal(qsession, judge, which: str, sym: bool, level: int) -> None:
+    """Subnormal block scales or activations with subnormal correct outputs, at accuracy levels 0 and 4:
+    MLAS under FTZ/DAZ (a host process built with -ffast-math, or a kernel that sets MXCSR) returns
+    zeros, outside the bound. (Level 4 multiplies each integer block sum by fp32(a_scale * b_scale),
+    whose underflow error the sum amplifies: level4_model's bound carries that absolute term.)"""
     rng = np.random.default_rng(31 + 2 * sym)
     m, n, k = 2, 16, 64
     a, w = _subnormal_case(rng, which, m, n, k)
@@ -149,7 +150,7 @@ def test_matmulnbits_subnormal(qsession, judge, which: str, sym: bool) -> None:
     assert tiny.mean() > 0.75, "the case's correct outputs must be subnormal and resolved by the bound"
     if which == "scales":
         assert np.all(np.abs(qw.scales) < _TINY), "the block scales must be subnormal"
-    _judge(qsession, judge, a, w, 4, sym, 32, 0)
+    _judge(qsession, judge, a, w, 4, sym, 32, level)
 
 
 @pytest.mark.parametrize("level", [0, 4])

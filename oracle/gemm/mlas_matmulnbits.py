@@ -92,4 +92,9 @@ def level4_model(a, qw, conv, out: str = "fp32"):
     # int32 -> fp32 conversion of a partial, and its product
     h = k + nb + 2
     bound = gamma_bound(h, "fp32", n_terms=k + nb) * np.maximum(terms_zp, terms_blksum) * (1 + 2.0 ** -40)
+    # below fp32's normal range a rounding errs by up to half the smallest subnormal (2^-150) in
+    # absolute terms, not relatively: fp32(a_s * b_s)'s such error is multiplied by the block's integer
+    # sum, and each of the term's other roundings and the block additions adds at most one more
+    ints = np.maximum(np.einsum("mbk,nbk->bmn", np.abs(ac), np.abs(wc)), raw + corr)
+    bound = bound + 2.0 ** -150 * (ints.sum(axis=0) + 4 * nb) * (1 + 2.0 ** -20)
     return acc.astype(float_spec(out).dtype), exact, _rounded_to(out, exact, bound)
