@@ -211,7 +211,7 @@ def _example(m) -> tuple[tuple, dict, object]:
         return ("q4_0", 256, oracle.quantize(w[:4], "q4_0"), oracle.quantize(x, "q8_0.x86")), {}, ident
     if fn == "int_mm" or fn == "int_matmul":
         return (i8(4, 256), i8(256, 32)), {}, ident
-    if fn in ("int_mm_view", "int_matmul_view"):  # the spec's call: the same operands as dense views
+    if fn in ("int_mm_view", "int_matmul_view", "matmulinteger_view"):  # the spec's call: dense views
         return (dense(i8(4, 256)), dense(i8(256, 32))), {}, ident
     if fn == "int8pack_mm_view":
         return (dense(x[:1].astype(ml_dtypes.bfloat16)), dense(i8(32, 256)),

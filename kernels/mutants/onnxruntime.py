@@ -1,9 +1,10 @@
-"""Wrong ONNX Runtime MatMulNBits kernels (target kernels.onnxruntime.matmulnbits).
+"""Wrong ONNX Runtime kernels: MatMulNBits (target kernels.onnxruntime.matmulnbits) and the int8 GEMMs
+(target kernels.onnxruntime.int8_gemm).
 
-B is uint8 [N][blocks][block * bits / 8] with adjacent elements in the low then high bits of a
+MatMulNBits' B is uint8 [N][blocks][block * bits / 8] with adjacent elements in the low then high bits of a
 byte; zero points are uint8 [N][ceil(blocks * bits / 8)] packed the same way along the blocks
-(contrib_ops/cpu/quantization/matmul_nbits.cc). Each mutant feeds the real kernel the inputs the
-buggy kernel would effectively read.
+(contrib_ops/cpu/quantization/matmul_nbits.cc). Each MatMulNBits mutant feeds the real kernel the inputs
+the buggy kernel would effectively read; the int8 ones correct or recompute its output.
 """
 from __future__ import annotations
 
@@ -115,3 +116,16 @@ def matmulnbits_ftz_daz(a, weight, scales, zeros, **kw):
         a, scales = _flush(a), _flush(scales)
     y = np.asarray(real(T, "matmulnbits")(a, weight, scales, zeros, **kw))
     return _flush(y) if y.dtype == np.float32 else y
+
+
+@mutant("ort.matmulinteger_s8s8_through_u8s8_pairs", Q, "matmulinteger_view", "onnxruntime.matmulinteger",
+        mirrors="s8 x s8 routed through MLAS's AVX2 u8 x s8 kernel as u8(a + 128) with zero point 128 (how oneDNN "
+                "runs s8 x s8 without VNNI): vpmaddubsw's int16 pair sums saturate on full-range codes",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.matmulinteger-extremes-*")
+def matmulinteger_s8s8_pairs(a, b_kn, *, threads=None):
+    """The u8 x s8 int16-pair model on u8(a + 128) and b, less the zero point's 128 * colsum(b)."""
+    from kernels.layouts import as_numpy
+    from oracle.gemm.mlas_int8 import accumulator
+
+    au = (as_numpy(a).astype(np.int16) + 128).astype(np.uint8)
+    return accumulator(au, 128, as_numpy(b_kn), 0, "u8s8_int16_pairs")
