@@ -9,6 +9,8 @@ UNSUPPORTED with the spec's source), and the invariants of every call, each its 
 - guard bytes: nothing written outside the output view, for a kernel that takes an output buffer;
 - dtype and shape: the oracle's comparison fails any other (oracle/verdict.py).
 A spec that declares its order modelled must match the oracle's prediction bit for bit.
+A kernel with no ISA knob is UNAVAILABLE at a level its library cannot be held to (kernels.isa.mode),
+and a spec that names a worker (Triton's) is called, observed and checked in that worker.
 
 The oracle's expectation for a case is computed once per process and reused by every level of
 the run (the session keeps a test's levels in one process, conformance/conftest.py).
