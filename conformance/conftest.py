@@ -351,8 +351,12 @@ class Judge:
             return
         if not result.ok:
             # a kernel that lied may also have corrupted its process's heap: the next case starts
-            # in a fresh worker, so the damage is charged to this case and not the next one
-            self.session.retire(self.level)
+            # in a fresh worker, so the damage is charged to this case and not the next one. A
+            # registered defect that answers wrongly (FAIL) keeps the worker: its every case would
+            # otherwise pay a library load, and any damage it does shows as a CRASHED, which is a
+            # FAIL unless its own entry registers crashes too
+            if not (known and result.status == "FAIL"):
+                self.session.retire(self.level)
             if known:
                 raise KnownDefectFailure(f"{message}\n  known defect: {known.why} ({known.reference})")
             pytest.fail(message, pytrace=False)
