@@ -131,12 +131,23 @@ class Mode:
 _NOT_CPU = ("triton", "esimd")
 
 
+def _beside_knobless(info) -> bool:
+    """Whether `info`'s adapter module also drives a CPU kernel without a knob: the worker routes a
+    whole module, so such a kernel runs wherever its knob-less neighbours do."""
+    from kernels.registry import kernels
+
+    return any(not k.isa_knobs and k.family not in _NOT_CPU for k in kernels()
+               if k.module == info.module and k.name != info.name)
+
+
 def mode(info, level: str, *, flags: frozenset[str] | None = None, emulate: str | None = None,
          probe: bool = True) -> Mode:
     """How the kernel `info` (a KernelInfo) runs under `--isa level` on this host.
 
     `emulate`: off | on | all (default: QORACLE_EMULATE); `probe`: start the emulated CPU once
-    (cached) and judge the level only where its cpuid lacks every feature above the level.
+    (cached) and judge the level only where its cpuid lacks every feature above the level. A
+    kernel with a knob runs emulated under `all`, or under `on` where its adapter module also
+    drives a kernel without one (it then keeps its knobs set); where that cannot be, it is capped.
     """
     if level not in LEVELS:
         raise ValueError(f"unknown ISA level {level!r}; known: {', '.join(LEVELS)}")
@@ -151,20 +162,26 @@ def mode(info, level: str, *, flags: frozenset[str] | None = None, emulate: str 
     setting = emulation.setting() if emulate is None else emulate
     top = (levels_on_host(have) or ["scalar"])[-1]
     knobs = {k: v for k, v in knobs_for(level).items() if k in info.isa_knobs}
+    capped = " ".join(f"{k}={v}" for k, v in knobs.items())
     above = sorted(have & emulation.MODELS[level].lacks) if level in emulation.MODELS else []
-    second = setting == "all" and (level != top or above)
-    if knobs and not second:
-        return Mode("capped", " ".join(f"{k}={v}" for k, v in knobs.items()), knobs)
-    if level == top and (not above or setting == "off"):
+    below = level != top or bool(above)  # the host has more than the level: only a cap or an emulator hides it
+    wanted = setting == "all" or (setting == "on" and (not knobs or _beside_knobless(info)))
+    cannot = ""
+    if below and wanted:
+        cannot = emulation.why_not(level)
+        if not cannot and probe and not (c := emulation.check(level)).ok:
+            cannot = f"the emulated CPU failed its check: {c.why}"
+        if not cannot:
+            cpu = emulation.MODELS[level]
+            role = ("no ISA knob" if not knobs else f"a second opinion, {capped} still set" if setting == "all"
+                    else f"its adapter module also drives kernels without a knob, {capped} still set")
+            return Mode("emulated", f"{role}: {emulation.QEMU} -cpu {cpu.model} ({cpu.why})", knobs, cpu.model)
+    if knobs:
+        return Mode("capped", capped + (f" (not emulated: {cannot})" if cannot else ""), knobs)
+    if level == top:
         extra = f" (the host also has {', '.join(above)}, which its library may use)" if above else ""
         return Mode("native", f"no ISA knob: its library dispatches on cpuid to {top}, this host's top level{extra}")
     if setting == "off":
         return Mode("unavailable", f"no ISA knob: its library dispatches on cpuid to {top} here, not {level}; "
                                    f"{emulation.ENV}=on runs it on an emulated {level} CPU")
-    if why := emulation.why_not(level):
-        return Mode("unavailable", f"no ISA knob, and {level} cannot be emulated: {why}")
-    cpu = emulation.MODELS[level]
-    if probe and not (c := emulation.check(level)).ok:
-        return Mode("unavailable", f"no ISA knob, and the emulated CPU failed its check: {c.why}")
-    role = "a second opinion beside its knobs" if knobs else "no ISA knob"
-    return Mode("emulated", f"{role}: {emulation.QEMU} -cpu {cpu.model} ({cpu.why})", cpu=cpu.model)
+    return Mode("unavailable", f"no ISA knob, and {level} cannot be emulated: {cannot}")

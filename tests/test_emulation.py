@@ -96,7 +96,21 @@ def test_without_qemu_a_knobless_level_below_the_host_is_unavailable_and_says_wh
     m = mode(MLAS, "scalar", flags=ZEN3, emulate="on")
     assert m.how == "unavailable" and "qemu-x86_64 is not on PATH" in m.why and "apt-get install qemu-user" in m.why
     assert "QORACLE_EMULATE=on" in mode(MLAS, "scalar", flags=ZEN3, emulate="off").why
-    assert mode(ATEN, "scalar", flags=ZEN3, emulate="all").how == "unavailable"
+    second = mode(ATEN, "scalar", flags=ZEN3, emulate="all")  # a knob still caps it
+    assert second.how == "capped" and "not emulated: qemu-x86_64 is not on PATH" in second.why
+
+
+def test_a_kernel_with_a_knob_beside_knobless_ones_in_its_module_runs_where_they_run(fake_qemu):
+    """The worker routes by adapter module: linear_dynamic's onednn engine (a knob) shares its module
+    with fbgemm, qnnpack and x86 (none), so under `on` it runs on the emulated CPU, its knob still set."""
+    from kernels.registry import get
+
+    onednn, fbgemm = get("torch.quantized.linear_dynamic.onednn"), get("torch.quantized.linear_dynamic.fbgemm")
+    m = mode(onednn, "scalar", flags=ZEN3, emulate="on")
+    assert m.how == "emulated" and m.knobs == {"ONEDNN_MAX_CPU_ISA": "SSE41"} and "still set" in m.why
+    assert mode(fbgemm, "scalar", flags=ZEN3, emulate="on").how == "emulated"
+    assert mode(onednn, "scalar", flags=ZEN3, emulate="off").how == "capped"
+    assert mode(get("torch.int_mm"), "scalar", flags=ZEN3, emulate="on").how == "capped"
 
 
 def test_an_old_qemu_serves_scalar_but_not_avx2(fake_qemu, monkeypatch):
