@@ -13,8 +13,9 @@ judged only when that cpuid has the level's features and lacks every feature abo
 QEMU's TCG implements no AVX512 (7.2 and 8.x), so only avx2 and scalar can be emulated.
 `QORACLE_EMULATE` turns emulation on: `off` (the default: python, numpy and the library all run
 emulated, several times slower), `on` (kernels without an ISA knob, below the host's top
-level), `all` (also kernels with a knob, as a second opinion: the knob stays set, and whatever
-it does not reach, code that reads cpuid itself, now sees the level too).
+level, and the kernels that share an adapter module with them), `all` (also kernels with a knob,
+as a second opinion: the knob stays set, and whatever it does not reach, code that reads cpuid
+itself, now sees the level too). kernels.isa.mode says which applies to each kernel.
 """
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def _cmd_isa(args: argparse.Namespace) -> int:
         c = emulation.check(level) if level in emulation.MODELS else None
         model = emulation.MODELS[level].model.split(",")[0] if c else ""
         print(f"  {level:12s} {model + ': ' if c and c.seen else ''}{c.summary if c else emulation.why_not(level)}")
-    print(f"how each kernel runs at each level (native | capped | emulated | unavailable):")
+    print("how each kernel runs at each level (native | capped | emulated | unavailable):")
     print(f"  {'kernel':40s} " + " ".join(f"{lv:15s}" for lv in levels))
     reasons: list[str] = []
     for k in kernels():
