@@ -23,6 +23,7 @@ import tempfile
 import numpy as np
 
 from conformance.known_defects import features_seen
+from kernels.isa import LEVELS, mode
 from kernels.pytorch import evidence
 from kernels.registry import find as kernel_info
 from kernels.worker import Outcome
@@ -66,7 +67,14 @@ def _outside_space(kernel: str, shape: tuple[int, ...], isa: str) -> str:
 def require_available(qsession, judge, kernel: str, module: str, convention: str, *args,
                       check: str = "available", shape: tuple[int, ...] = (), worker=None) -> None:
     """Judge the case UNAVAILABLE (a recorded skip) or LOAD_FAILED unless `module.check(*args)` says
-    the kernel runs here (in `worker`, by default the session's)."""
+    the kernel runs here (in `worker`, by default the session's), and UNAVAILABLE where
+    kernels.isa.mode says the kernel cannot run at the test's level."""
+    info = kernel_info(kernel)
+    level = getattr(qsession, "isa", "native")
+    if info is not None and level in LEVELS and (m := mode(info, level)).how == "unavailable":
+        # a library without a knob cannot be held to a level below the host's (unless emulated)
+        judge(Result("UNAVAILABLE", convention, module, detail=scrub(f"--isa {level}: {m.why}")),
+              kernel=kernel, shape=shape)
     out = (worker or qsession.worker).call(module, check, *args)
     status = "UNAVAILABLE"
     if not out.ok:

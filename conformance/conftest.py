@@ -212,12 +212,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("qoracle_level", s.levels, ids=[f"isa-{lv}" for lv in s.levels])
 
 
-def item_level(item: pytest.Item) -> str:
+def item_level(item: pytest.Item, levels: list[str]) -> str:
     """The ISA level an item runs at: its level parameter, or the session's one level."""
     params = getattr(item, "callspec", None)
     if params is not None and "qoracle_level" in params.params:
         return params.params["qoracle_level"]
-    return item.config._qoracle.levels[0]  # type: ignore[attr-defined]
+    return levels[0]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -232,7 +232,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             drop.append(item)
             continue
         keep.append(item)
-        level = item_level(item)
+        level = item_level(item, s.levels)
         item.add_marker(getattr(pytest.mark, f"isa_{level}"))
         if len(s.levels) > 1:  # under `--dist loadgroup` a test's levels run in one process, one after another
             item.add_marker(pytest.mark.xdist_group(base_nodeid(item.nodeid)))
@@ -332,7 +332,7 @@ class Judge:
         self.session = session
         self.item = item
         self.nodeid = item.nodeid
-        self.level = item_level(item)
+        self.level = item_level(item, session.levels)
 
     def __call__(self, result, *, kernel: str, shape: tuple[int, ...] = (), observed_isa: str = "",
                  **extra: object) -> None:
@@ -353,9 +353,9 @@ class Judge:
             # a kernel that lied may also have corrupted its process's heap: the next case starts
             # in a fresh worker, so the damage is charged to this case and not the next one. A
             # registered defect that answers wrongly (FAIL) keeps the worker: its every case would
-            # otherwise pay a library load, and any damage it does shows as a CRASHED, which is a
-            # FAIL unless its own entry registers crashes too
-            if not (known and result.status == "FAIL"):
+            # otherwise pay a library load; one whose entry also registers crashes may be corrupting
+            # memory, and is retired like any other
+            if not (known and result.status == "FAIL" and "CRASHED" not in known.signature):
                 self.session.retire(self.level)
             if known:
                 raise KnownDefectFailure(f"{message}\n  known defect: {known.why} ({known.reference})")

@@ -165,6 +165,48 @@ DEFECTS: list[KnownDefect] = [
                          "outside the bound"),),
         packages={"onnxruntime": "1.3"}, signature=r"^FAIL\b"),
     KnownDefect(
+        kernel="torch.int_mm", nodeid_glob="conformance/test_specs.py::test_spec_layout[[]torch.int_mm-a-broadcast[]]",
+        convention="w8a8.int32_wrap",
+        reference="found by this suite (no upstream report found); torch 2.11 aten _int_mm -> oneDNN matmul "
+                  "(ONEDNN_VERBOSE) with a stride-0 A",
+        why="an activation expanded along M (stride 0, x.expand(M, K)) gives an all-zero int32 result on the "
+            "oneDNN VNNI/AMX path; the same values passed contiguous are right",
+        evidence=((AMX_XEON, "torch 2.11.0 at --isa avx512_vnni and amx: 45 of 45 elements 0"),),
+        has_all=("avx512_vnni",), packages={"torch": "2.11"}, signature=r"^FAIL\b"),
+    *(KnownDefect(
+        kernel="torch.weight_int8pack_mm", nodeid_glob=_glob, convention="aten.int8pack",
+        reference="pytorch aten/src/ATen/native/cpu/int8mm_kernel.cpp: the AVX512 BFloat16 tinygemm_kernel "
+                  "(_mm256_load_si256 of A, k loop in steps of 16 with no tail)",
+        why="bf16 activations with K % 16 != 0 on the AVX512 capability: rows after the first start off the "
+            "32-byte boundary its aligned loads need (SIGSEGV), and the loop reads past the row instead of "
+            "handling the tail (results that differ from call to call)",
+        evidence=((AMX_XEON, "torch 2.11.0 at --isa avx512, avx512_vnni and amx: SIGSEGV or 'invariant repeatable'"),),
+        has_all=("avx512f",), signature=r"^(FAIL|CRASHED)\b")
+      for _glob in ("conformance/test_specs.py::test_spec_case[[]torch.weight_int8pack_mm-random-bf16_m3k40n7[]]",
+                    "conformance/test_specs.py::test_spec_case[[]torch.weight_int8pack_mm-tail_*-bf16_*")),
+    KnownDefect(
+        kernel="bestla.woqgemm_s8", nodeid_glob="conformance/test_bestla_int8.py::test_woqgemm_s8_hypothesis",
+        convention="act.onednn.s8.per_tensor",
+        reference="auto-round-lib 0.16.0 woqgemm_s8 (DnnlWrapper::woq_s8, its bundled oneDNN 3.10 brgemm "
+                  "matmul on AMX); benchmarks/probe_woqgemm_s8.py",
+        why="on the AMX path it raises 'RuntimeError: not supported' for exactly the shapes with M * N > 256 "
+            "(48 of 240 probed: (8, K, 33) and (17, K, 16..33) for every K), which its API does not exclude; "
+            "capped at AVX512_CORE_VNNI every shape runs",
+        evidence=((AMX_XEON, "auto-round-lib 0.16.0, ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX: the probe's 48 refusals "
+                             "are M * N > 256, K 32..512"),),
+        has_all=("amx_int8",), signature=r"^FAIL\b[\s\S]*not supported"),
+    *(KnownDefect(
+        kernel="onnxruntime.matmulnbits",
+        nodeid_glob=f"conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_every_block_size[[]*-{_block}[]]",
+        convention="ort.matmulnbits.*", reference="onnxruntime issue 28551 (fixed in 1.32)",
+        why="MatMulNBits with block_size 512 or more: all zeros (1.26), wrong sums (1.27..1.31 on an AVX2 host), "
+            "or a refusal at initialization ('Only block sizes 16, 32, 64, 128, and 256 are supported', 1.30 on "
+            "an AMX host), though the operator's documentation admits any power of two from 16",
+        evidence=((ZEN3, "1.26.0: zeros; 1.27.0, 1.29.0, 1.30.0, 1.31.0: wrong sums (docs/zoo.md)"),
+                  (AMX_XEON, "1.30.0: refused at initialization")),
+        packages={"onnxruntime": _version}, signature=r"^FAIL\b")
+      for _version in ("1.26.", "1.27.", "1.28.", "1.29.", "1.30.", "1.31.") for _block in (512, 1024, 2048)),
+    KnownDefect(
         kernel="triton.torchao.int_scaled_matmul",
         nodeid_glob="conformance/test_triton_torchao.py::test_int_scaled_matmul_even_k_tail*",
         convention="w8a8 (acc*sa)*sb", reference="torchao 0.18.0 torchao/kernel/intmm_triton.py: int_scaled_matmul_kernel (EVEN_K)",

@@ -44,6 +44,12 @@ class View(NamedTuple):
     strides: tuple[int, ...]
     layout: str
 
+    def __reduce__(self):
+        """Pickle so the storage arrives 64-byte aligned again (an unpickled numpy array is aligned to
+        16 bytes at most, and where a view starts relative to that decides what some kernels do)."""
+        return (_rebuild, (self.storage.tobytes(), self.storage.dtype, self.offset, self.shape, self.strides,
+                           self.layout))
+
     @property
     def logical(self) -> np.ndarray:
         """The values the view shows (a copy), which the oracle judges."""
@@ -55,6 +61,13 @@ def _aligned(n: int, dtype: np.dtype) -> np.ndarray:
     raw = np.full(n * dtype.itemsize + _ALIGN, GUARD_BYTE, np.uint8)
     start = -raw.ctypes.data % _ALIGN
     return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
+def _rebuild(raw: bytes, dtype: np.dtype, offset: int, shape: tuple[int, ...], strides: tuple[int, ...],
+             layout: str) -> View:
+    s = _aligned(len(raw) // dtype.itemsize, dtype)
+    s.view(np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    return View(s, offset, shape, strides, layout)
 
 
 def dense(a: np.ndarray) -> View:

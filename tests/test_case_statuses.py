@@ -77,7 +77,8 @@ def test_details_are_scrubbed_of_machine_paths() -> None:
 
 
 def _judge(monkeypatch, defect: KnownDefect | None):
-    session = SimpleNamespace(isa="native", reproduce=lambda nodeid: f"pytest {nodeid}", close=lambda: None)
+    session = SimpleNamespace(isa="native", levels=["native"], reproduce=lambda nodeid, level: f"pytest {nodeid}",
+                              retire=lambda level: None)
     item = SimpleNamespace(nodeid="conformance/test_x.py::t", user_properties=[])
     monkeypatch.setattr(cc, "lookup", lambda kernel, isa, nodeid: defect)
     return cc.Judge(session, item), item

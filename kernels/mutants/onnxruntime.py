@@ -19,7 +19,7 @@ T = "kernels.onnxruntime.matmulnbits"
         mirrors="GGUF's j / j + 16 nibble pairing applied to MatMulNBits' adjacent packing (byte i = elements "
                 "2i and 2i + 1): a GGUF-to-ONNX weight converter's classic slip",
         caught_by="conformance/test_onnxruntime_matmulnbits.py::*[4-*")
-def j16_pairing(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+def j16_pairing(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level, **kw):
     """4-bit blocks unpacked with byte i holding elements i and i + block/2."""
     w = np.asarray(weight, np.uint8)
     if bits == 4:
@@ -27,14 +27,14 @@ def j16_pairing(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
         v = np.concatenate([w & 0x0F, w >> 4], axis=-1)  # what the buggy kernel reads, in k order
         w = (v[..., 0::2] | (v[..., 1::2] << 4)).astype(np.uint8)[..., :half]
     return real(T, "matmulnbits")(a, w, scales, zeros, k=k, n=n, bits=bits, block=block,
-                                  accuracy_level=accuracy_level)
+                                  accuracy_level=accuracy_level, **kw)
 
 
 @mutant("ort.zero_point_off_by_one", T, "matmulnbits", "onnxruntime.matmulnbits",
         mirrors="the GPTQ v1 zero-point offset: checkpoints stored zp - 1 and loaders that forget the + 1 "
                 "(or add it twice) dequantize with a zero point off by one (wrapping at 0)",
         caught_by="conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_crafted[*-zp-*]")
-def zp_off_by_one(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+def zp_off_by_one(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level, **kw):
     """Every zero point read as zp - 1 (mod 2^bits)."""
     if zeros is not None:
         z = np.asarray(zeros, np.uint8)
@@ -45,19 +45,19 @@ def zp_off_by_one(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level
             z |= (((f.astype(np.int16) - 1) % (1 << bits)).astype(np.uint8) << (bits * i)).astype(np.uint8)
         zeros = z
     return real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
-                                  accuracy_level=accuracy_level)
+                                  accuracy_level=accuracy_level, **kw)
 
 
 @mutant("ort.last_partial_block_dropped", T, "matmulnbits", "onnxruntime.matmulnbits",
         mirrors="a blocked k loop that runs K / block whole blocks and forgets the tail: right whenever K is a "
                 "multiple of the block size, which is all most upstream tests use",
         caught_by="conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_crafted*")
-def tail_dropped(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+def tail_dropped(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level, **kw):
     """The last K % block columns of A contribute nothing."""
-    a = np.array(a, np.float32)
+    a = np.array(a)  # a copy in the caller's dtype (fp32 or fp16)
     a[:, (k // block) * block:] = 0
     return real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
-                                  accuracy_level=accuracy_level)
+                                  accuracy_level=accuracy_level, **kw)
 
 
 _CALLS = [0]
@@ -67,13 +67,13 @@ _CALLS = [0]
         mirrors="a reduction whose order follows thread scheduling (work stealing, atomics): every answer lies "
                 "within the error bound, but the same call gives different bytes from one call to the next",
         caught_by="conformance/test_onnxruntime_matmulnbits.py::*")
-def varies(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level):
+def varies(a, weight, scales, zeros, *, k, n, bits, block, accuracy_level, **kw):
     """The real output, with its first element one float32 ulp higher on every other call."""
     y = np.array(real(T, "matmulnbits")(a, weight, scales, zeros, k=k, n=n, bits=bits, block=block,
-                                        accuracy_level=accuracy_level), dtype=np.float32)
+                                        accuracy_level=accuracy_level, **kw))
     _CALLS[0] += 1
     if _CALLS[0] % 2 == 0:
-        y.reshape(-1)[0] = np.nextafter(y.reshape(-1)[0], np.float32(np.inf))
+        y.reshape(-1)[0] = np.nextafter(y.reshape(-1)[0], y.dtype.type(np.inf))
     return y
 
 
