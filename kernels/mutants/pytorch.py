@@ -50,6 +50,16 @@ def int_mm_int16(a, b_kn, *, out=None, threads=None):
     return _mm(None, None, out, threads, acc.astype(np.int64).astype(np.uint32).view(np.int32))  # int32 wraps
 
 
+@mutant("torch.int_mm_saturates_int32", MM, "int_mm_view", "torch.int_mm",
+        mirrors="an int32 accumulator built with saturating adds (vpaddsd-style, or a clamp before the store) "
+                "instead of the wrapping int32 arithmetic the op's int32 result type means",
+        caught_by=_SPECS + "test_spec_case[torch.int_mm-extremes-a-128_b-128_m1k131200n2]")
+def int_mm_saturates(a, b_kn, *, out=None, threads=None):
+    """The exact sum clamped to the int32 range instead of wrapped."""
+    exact = as_numpy(a).astype(np.int64) @ as_numpy(b_kn).astype(np.int64)
+    return _mm(None, None, out, threads, np.clip(exact, -2 ** 31, 2 ** 31 - 1).astype(np.int32))
+
+
 @mutant("torch.int_mm_refuses_odd_k", MM, "int_mm_view", "torch.int_mm",
         mirrors="a kernel whose fast path takes only K % 4 == 0 (int8 dot products in groups of four) and "
                 "throws 'not supported' for the rest instead of falling back, though its API promises any K",
