@@ -29,15 +29,16 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import re
 import shlex
 import warnings
 
 import pytest
 
+from conformance import levels
 from conformance.known_defects import KnownDefectFailure, lookup, matches_signature
+from conformance.levels import base_nodeid
 import kernels.mutants as mutants
-from kernels.isa import LEVELS, ORDER, host_has, knobs_for, levels_on_host
+from kernels.isa import LEVELS, ORDER, host_has, knobs_for
 from kernels.registry import kernels as all_kernels
 from kernels.worker import Worker
 
@@ -64,24 +65,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def parse_levels(spec: str) -> list[str]:
-    """'native' | 'all' (every level this host has) | 'a,b,...'; a UsageError names an unknown level."""
-    if spec == "all":
-        return levels_on_host()
-    levels = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
-    unknown = [lv for lv in levels if lv not in LEVELS]
-    if unknown or not levels:
-        raise pytest.UsageError(f"--isa {spec!r}: unknown level(s) {', '.join(unknown) or '(none)'}; "
-                                f"known: all, {', '.join(LEVELS)}")
-    return levels
-
-
-_LEVEL_ID = re.compile(r"(\[|-)isa-(?:%s)(?=\]|-)" % "|".join(sorted(LEVELS, key=len, reverse=True)))
-
-
-def base_nodeid(nodeid: str) -> str:
-    """`nodeid` without the level parameter a multi-level session adds (what a one-level run calls it)."""
-    out = _LEVEL_ID.sub(lambda m: "[" if m.group(1) == "[" else "", nodeid, count=1)
-    return out.replace("[-", "[").replace("[]", "")
+    """conformance.levels.parse, with an unknown level a usage error."""
+    try:
+        return levels.parse(spec)
+    except ValueError as e:
+        raise pytest.UsageError(f"--isa {spec!r}: {e}") from None
 
 
 def _matches(name: str, patterns: list[str]) -> bool:
@@ -209,7 +197,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """With several levels, run each conformance test once per level, the level as its last parameter."""
     s: Session = metafunc.config._qoracle  # type: ignore[attr-defined]
     if len(s.levels) > 1 and "qoracle_level" in metafunc.fixturenames:
-        metafunc.parametrize("qoracle_level", s.levels, ids=[f"isa-{lv}" for lv in s.levels])
+        metafunc.parametrize("qoracle_level", s.levels, ids=[levels.param_id(lv) for lv in s.levels])
 
 
 def item_level(item: pytest.Item, levels: list[str]) -> str:

@@ -31,22 +31,15 @@ from hypothesis import strategies as st
 
 import oracle.conventions as conventions
 from conformance import calls
-from kernels.isa import mode
-from kernels.registry import get
 from oracle.gemm.mlas_matmulnbits import level0_expected, level4_model
 from oracle.strategies import float_arrays, sums_fit_fp32
-from oracle.verdict import Result, compare_bounded
+from oracle.verdict import compare_bounded
 
 KERNEL = "onnxruntime.matmulnbits"
 MODULE = "kernels.onnxruntime.matmulnbits"
 F = np.float32
 KINDS = ("normal", "zero_group", "constant_group", "half_steps", "max_ties", "mixed")
 pytestmark = pytest.mark.kernel(KERNEL)
-
-
-def _mlas_cannot_cap(isa: str) -> str:
-    m = mode(get(KERNEL), isa)  # MLAS has no knob: native at the host's top level, emulated below it, or not at all
-    return f"MLAS: {m.why}" if m.how == "unavailable" else ""
 
 
 def _fill_zero_point_padding(zeros: np.ndarray, bits: int, n_blocks: int, value: int) -> np.ndarray:
@@ -65,9 +58,7 @@ def _fill_zero_point_padding(zeros: np.ndarray, bits: int, n_blocks: int, value:
 def _judge(qsession, judge, a, w, bits: int, sym: bool, block: int, level: int, *, feed: str = "constant",
            threads: int = 1, dtype: str = "fp32", pad_fill: int | None = None) -> None:
     name = f"ort.matmulnbits.int{bits}.{'sym' if sym else 'asym'}"
-    calls.require_available(qsession, judge, KERNEL, MODULE, name)
-    if why := _mlas_cannot_cap(qsession.isa):
-        judge(Result("UNAVAILABLE", name, "MatMulNBits", detail=why), kernel=KERNEL)
+    calls.require_available(qsession, judge, KERNEL, MODULE, name)  # MLAS has no knob: native or emulated
     conv = dataclasses.replace(conventions.get(name), group_size=block)
     qw = conv.quantize(w)
     if dtype == "fp16":  # the model stores the scales in A's dtype: judge what it holds

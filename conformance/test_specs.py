@@ -23,10 +23,8 @@ import numpy as np
 import pytest
 
 from conformance import calls, families, triton_harness
-from kernels.isa import mode
 from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
 from kernels.pytorch import evidence
-from kernels.registry import find
 from kernels.spec import KernelSpec, layouts_for, specs
 from oracle.gemm import semantics
 from oracle.verdict import Result, compare_bounded, compare_exact
@@ -83,14 +81,6 @@ def _verdict(spec: KernelSpec, exp: semantics.Expected, actual, what: str) -> Re
                            require_prediction=spec.modelled and exp.predicted is not None)
 
 
-def _require_level(qsession, judge, spec: KernelSpec, case: families.Case) -> None:
-    """UNAVAILABLE where the session's ISA level cannot be reached for this kernel: a library that dispatches
-    on cpuid with no knob runs natively or emulated, never silently at the host's level in the level's name."""
-    m = mode(find(spec.kernel), qsession.isa)
-    if m.how == "unavailable":
-        judge(Result("UNAVAILABLE", spec.semantics, spec.kernel, detail=m.why), kernel=spec.kernel, shape=case.shape)
-
-
 def _worker(qsession, spec: KernelSpec):
     """The worker the spec names: Triton kernels run in the harness's, whose environment picks the interpreter."""
     return triton_harness.worker(qsession) if spec.worker == "triton" else qsession.worker
@@ -98,7 +88,6 @@ def _worker(qsession, spec: KernelSpec):
 
 def _call(qsession, judge, spec: KernelSpec, case: families.Case, args: list, what: str, **kwargs):
     """Call the adapter; the value (judged CRASHED / FAIL / UNSUPPORTED on a non-answer) and what ran."""
-    _require_level(qsession, judge, spec, case)
     w = _worker(qsession, spec)
     calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, shape=case.shape, worker=w)
     run = evidence.run(w, spec.module, spec.call, *args, **kwargs)

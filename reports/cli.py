@@ -56,11 +56,12 @@ def _check_kernels(patterns: list[str]) -> None:
 
 def _run_job(args: argparse.Namespace, kernels: list[str], extra: list[str], only_selected: bool) -> int:
     from reports.certificate import read_benchmarks
-    from reports.run import main_job, resolve_levels
+    from conformance.levels import parse as parse_levels
+    from reports.run import main_job
 
     _check_kernels(kernels)
     read_benchmarks(args.benchmarks)  # a bad file is refused now, not after the whole suite ran
-    resolve_levels(args.isa)
+    parse_levels(args.isa)
     return main_job(os.path.abspath(args.out), args.isa, kernels, args.profile, extra, args.benchmarks,
                     only_selected=only_selected, explore=args.explore, jobs=args.jobs)
 

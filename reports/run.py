@@ -16,30 +16,16 @@ import glob
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
 
-from kernels.isa import host_has, levels_on_host
+from conformance.levels import level_of, parse as parse_levels
+from kernels.isa import host_has
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TICK = 20.0  # seconds between progress lines
-_LEVEL_PARAM = re.compile(r"(?:\[|-)isa-([a-z0-9_]+)(?=\]|-)")
-
-
-def resolve_levels(spec: str) -> list[str]:
-    """'native' | 'all' (every level the host has) | a comma-separated list (a ValueError for an unknown name)."""
-    from kernels.isa import LEVELS
-
-    if spec == "all":
-        return levels_on_host()
-    levels = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [lv for lv in levels if lv not in LEVELS]
-    if unknown or not levels:
-        raise ValueError(f"unknown ISA level(s) {', '.join(unknown) or repr(spec)}; known: all, {', '.join(LEVELS)}")
-    return levels
 
 
 def _command(levels: list[str], out_dir: str, kernels: list[str], profile: str, extra: list[str],
@@ -52,12 +38,6 @@ def _command(levels: list[str], out_dir: str, kernels: list[str], profile: str, 
     for k in kernels:
         cmd += ["--kernel", k]
     return cmd + extra
-
-
-def level_of(nodeid: str, levels: list[str]) -> str:
-    """The level a test id ran at (its level parameter; the one level of a one-level run)."""
-    m = _LEVEL_PARAM.search(nodeid)
-    return m.group(1) if m and m.group(1) in levels else levels[0]
 
 
 def split_levels(data: dict, levels: list[str], rc: int, seconds: float) -> dict[str, dict]:
@@ -179,7 +159,7 @@ def main_job(out_dir: str, isa: str, kernels: list[str], profile: str, extra: li
 
         # one seed for every level, so each level draws the same cases and the run can be repeated
         extra = [*extra, "--explore", f"--hypothesis-seed={random.SystemRandom().randrange(2**32)}"]
-    levels = resolve_levels(isa)
+    levels = parse_levels(isa)
     t0 = time.monotonic()
     runs: dict[str, dict] = {}
     for level in levels:

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from reports.run import level_of, progress, split_levels
+from conformance.levels import level_of
+from reports.run import progress, split_levels
 from tests.kernel_calls import needs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
