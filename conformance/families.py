@@ -14,7 +14,10 @@ go wrong and is built so the oracle's verdict separates right from wrong determi
 - subnormal: products and sums below the smallest normal, so flushing (FTZ/DAZ) turns them to 0;
 - nonfinite: NaN and Inf in one activation row each, which must reach every output of that row;
 - random: full-range draws over GEMV to batch shapes with K tails.
-Every family is a pure function of its name and the profile (seeded by name), so each level of
+Grouped 4-bit weights add: zero_points (codes and zero points at 0 and 15), scales (fp16
+subnormal and large group scales), k_boundary (K one off a whole number of groups, where the
+kernel claims partial groups), and tails whose K tail is the last group.
+Every family is a pure function of its name, the space point and the profile (seeded by name), so each level of
 a run and each machine judges the same bytes.
 """
 from __future__ import annotations
@@ -27,10 +30,20 @@ from typing import Callable, Iterator
 import ml_dtypes
 import numpy as np
 
-__all__ = ["Case", "FAMILIES", "cases"]
+__all__ = ["Case", "Space", "FAMILIES", "cases", "spaces", "layout_case"]
 
 _FLOAT = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
 _MANTISSA = {"fp16": 10, "bf16": 7}  # explicit significand bits of the output dtype (the tie position)
+
+
+@dataclass(frozen=True)
+class Space:
+    """One point of a spec's claimed parameter space that cases are drawn for: the activation dtype
+    (float signatures), the group size and whether K may end inside a group (grouped weights)."""
+
+    dtype: str = ""
+    group: int = 0
+    k_tail: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +64,9 @@ class Case:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        act = self.operands.get("a", self.operands.get("x"))
-        wt = self.operands.get("b", self.operands.get("w"))
+        ops = self.operands
+        act = ops["a"] if "a" in ops else ops["x"]
+        wt = next(ops[r] for r in ("b", "w", "codes") if r in ops)
         return (act.shape[0], act.shape[1], wt.shape[0])
 
 
@@ -205,30 +219,194 @@ def _f_layout_case(dtype: str, m: int, equal_rows: bool) -> Case:
                                                        "w": _w8((n, k), r), "scales": _scales(n, dt, r)})
 
 
-# signature -> family -> generator(dtype, profile); int8_gemm ignores dtype
-FAMILIES: dict[str, dict[str, Callable[[str, str], Iterator[Case]]]] = {
-    "int8_gemm": {"extremes": lambda d, p: _i8_extremes(p), "tails": lambda d, p: _i8_tails(p),
-                  "random": lambda d, p: _i8_random(p)},
-    "w8_float": {"random": _f_random, "absorption": _f_absorption, "ties": _f_ties, "subnormal": _f_subnormal,
-                 "nonfinite": _f_nonfinite, "tails": _f_tails},
+# ---- float activations x 4-bit group-wise weights -> float ---------------------------------------
+
+def _w4_case(cid: str, family: str, sp: Space, x: np.ndarray, codes: np.ndarray, scales: np.ndarray,
+             zp: np.ndarray, sym: bool) -> Case:
+    """A w4_grouped case (or w4_sym's, whose zero points are all 8)."""
+    ops = {"x": x.astype(_FLOAT[sp.dtype]), "codes": codes.astype(np.uint8), "scales": scales.astype(np.float32),
+           "group": np.array(sp.group, np.int64)}
+    if not sym:
+        ops["zp"] = zp.astype(np.uint8)
+    return Case(f"{sp.dtype}_g{sp.group}_{cid}", family, ops)
+
+
+def _w4_draw(sp: Space, m: int, k: int, n: int, r: np.random.Generator, sym: bool):
+    """Normal activations, codes 0..15, zero points 0..15 (8 for sym) and scales m * 2^e (m 1..15,
+    e -9..-4): every scale and every tinygemm float zero (8 - zp) * s is exact in fp16 and bf16."""
+    groups = -(-k // sp.group)
+    zp = np.full((n, groups), 8) if sym else r.integers(0, 16, (n, groups))
+    scales = r.integers(1, 16, (n, groups)) * 2.0 ** r.integers(-9, -3, (n, groups))
+    return r.standard_normal((m, k)), r.integers(0, 16, (n, k)), scales, zp
+
+
+def _w4_unit(sp: Space, m: int, k: int, n: int, sym: bool):
+    """Unit weights (codes = zp + 1, scale 1) and zero activations, for the crafted families."""
+    groups = -(-k // sp.group)
+    zp = np.full((n, groups), 8) if sym else np.tile(np.arange(groups) % 15, (n, 1))
+    codes = np.repeat(zp, sp.group, axis=1)[:, :k] + 1
+    return np.zeros((m, k)), codes, np.ones((n, groups)), zp
+
+
+def _w4_shapes(sp: Space, profile: str) -> list[tuple[int, int, int]]:
+    g = sp.group
+    return [(1, 2 * g, 16), (5, 3 * g, 32)] + ([(33, 8 * g, 48)] if profile == "full" else [])
+
+
+def _w4_random(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    r = _rng(f"w4 random {sp} {sym}")
+    for m, k, n in _w4_shapes(sp, profile):
+        yield _w4_case(_mkn(m, k, n), "random", sp, *_w4_draw(sp, m, k, n, r, sym), sym)
+
+
+def _w4_k_boundary(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """K one short of and one past a whole number of groups (for kernels that take a partial last
+    group): the weights carry signal only in the last groups, so a kernel that drops, pads wrongly
+    or misindexes the partial group is off by whole products, far outside the bound."""
+    if not sp.k_tail:
+        return
+    r = _rng(f"w4 k boundary {sp} {sym}")
+    for k in (2 * sp.group - 1, 2 * sp.group + 1):
+        m, n = 3, 16
+        x, codes, scales, zp = _w4_draw(sp, m, k, n, r, sym)
+        codes[:, :max(0, k - sp.group - 1)] = np.repeat(zp, sp.group, axis=1)[:, :max(0, k - sp.group - 1)]
+        yield _w4_case(_mkn(m, k, n), "k_boundary", sp, x, codes, scales, zp, sym)
+
+
+def _w4_zero_points(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """Codes and zero points at the ends of 0..15 (w = +-15 s, or -8 s and 7 s symmetric): a kernel
+    that stores the zero point off by the +8 shift, sign-extends a nibble or clamps the difference
+    is off by whole multiples of the scale."""
+    r = _rng(f"w4 zero points {sp} {sym}")
+    m, k, n = 3, 2 * sp.group, 16
+    x, _, scales, _ = _w4_draw(sp, m, k, n, r, sym)
+    codes = 15 * r.integers(0, 2, (n, k))
+    zp = np.full(scales.shape, 8) if sym else 15 * (np.indices(scales.shape).sum(axis=0) % 2)
+    yield _w4_case(_mkn(m, k, n), "zero_points", sp, x, codes, scales, zp, sym)
+
+
+def _w4_scales(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """Group scales at the small and large ends: fp16 subnormals (m * 2^-24, which a kernel that
+    converts scales with flush-to-zero turns to 0) and m * 2^8 with activations scaled by 2^-8 so
+    that outputs stay inside fp16's range."""
+    r = _rng(f"w4 scales {sp} {sym}")
+    m, k, n = 3, 2 * sp.group, 16
+    for name, exp, xs in (("tiny", -24, 1.0), ("huge", 8, 2.0 ** -8)):
+        x, codes, scales, zp = _w4_draw(sp, m, k, n, r, sym)
+        scales = r.integers(1, 16, scales.shape) * 2.0 ** exp
+        yield _w4_case(f"{name}_{_mkn(m, k, n)}", "scales", sp, x * xs, codes, scales, zp, sym)
+
+
+def _w4_tails(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """All the weights' signal in the last group of K, the last output column, and all the
+    activations' in the last row: a kernel that drops the tail returns zeros there."""
+    r = _rng(f"w4 tails {sp} {sym}")
+    m, k, n = 9, 3 * sp.group, 32
+    x, codes, scales, zp = _w4_draw(sp, m, k, n, r, sym)
+    neutral = np.repeat(zp, sp.group, axis=1)[:, :k]  # codes equal to their zero point: w = 0
+    ck = neutral.copy()
+    ck[:, -sp.group:] = codes[:, -sp.group:]
+    yield _w4_case(f"tail_k_{_mkn(m, k, n)}", "tail_k", sp, x, ck, scales, zp, sym)
+    cn = neutral.copy()
+    cn[-1] = codes[-1]
+    yield _w4_case(f"tail_n_{_mkn(m, k, n)}", "tail_n", sp, x, cn, scales, zp, sym)
+    xm = np.zeros_like(x)
+    xm[-1] = x[-1]
+    yield _w4_case(f"tail_m_{_mkn(m, k, n)}", "tail_m", sp, xm, codes, scales, zp, sym)
+
+
+def _w4_absorption(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """2048 then ones against unit weights: fp32 keeps every one, an fp16 or bf16 partial sum (or
+    one per block) absorbs them, so the output is 2048 + K - 1 or far from it."""
+    m, k, n = 2, max(512, 2 * sp.group), 16
+    x, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
+    x[:] = 1
+    x[:, 0] = 2048
+    yield _w4_case(_mkn(m, k, n), "absorption", sp, x, codes, scales, zp, sym)
+
+
+def _w4_ties(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """x = [1, t, 0, ...] against unit weights: 1 + t halfway between two outputs (see _f_ties)."""
+    if sp.dtype not in _MANTISSA:
+        return
+    p = _MANTISSA[sp.dtype]
+    m, k, n = 2, sp.group, 16
+    x, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
+    x[:, 0] = 1.0
+    x[0, 1], x[1, 1] = 2.0 ** -(p + 1), 3 * 2.0 ** -(p + 1)
+    yield _w4_case(_mkn(m, k, n), "ties", sp, x, codes, scales, zp, sym)
+
+
+def _w4_subnormal(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """Subnormal activations (see _f_subnormal) against unit weights: a flush gives 0."""
+    r = _rng(f"w4 subnormal {sp} {sym}")
+    unit = {"fp32": 2.0 ** -140, "bf16": 2.0 ** -133, "fp16": 2.0 ** -22}[sp.dtype]
+    m, k, n = 3, 2 * sp.group, 16
+    x, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
+    for row in x:
+        row[r.choice(k, 4, replace=False)] = r.integers(1, 4, 4) * unit
+    yield _w4_case(_mkn(m, k, n), "subnormal", sp, x, codes, scales, zp, sym)
+
+
+def _w4_nonfinite(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
+    """NaN in row 0 and +Inf in row 1 against unit weights: those rows are NaN and +Inf."""
+    r = _rng(f"w4 nonfinite {sp} {sym}")
+    m, k, n = 3, 2 * sp.group, 16
+    _, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
+    x = r.standard_normal((m, k))
+    x[0, 5], x[1, 9] = np.nan, np.inf
+    yield _w4_case(_mkn(m, k, n), "nonfinite", sp, x, codes, scales, zp, sym)
+
+
+def _w4_layout_case(sp: Space, m: int, equal_rows: bool, sym: bool) -> Case:
+    r = _rng(f"w4 layout {sp} {m} {equal_rows} {sym}")
+    k, n = 2 * sp.group, 16
+    x, codes, scales, zp = _w4_draw(sp, 1 if equal_rows else m, k, n, r, sym)
+    return _w4_case(_mkn(m, k, n) + ("_equal_rows" if equal_rows else ""), "layout", sp,
+                    np.repeat(x, m, 0) if equal_rows else x, codes, scales, zp, sym)
+
+
+_W4 = {"random": _w4_random, "k_boundary": _w4_k_boundary, "zero_points": _w4_zero_points, "scales": _w4_scales,
+       "tails": _w4_tails, "absorption": _w4_absorption, "ties": _w4_ties, "subnormal": _w4_subnormal,
+       "nonfinite": _w4_nonfinite}
+
+
+def _w4(sym: bool) -> dict[str, Callable[[Space, str], Iterator[Case]]]:
+    return {name: (lambda g: lambda sp, p: g(sp, p, sym))(gen) for name, gen in _W4.items()}
+
+
+# signature -> family -> generator(space, profile)
+FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
+    "int8_gemm": {"extremes": lambda sp, p: _i8_extremes(p), "tails": lambda sp, p: _i8_tails(p),
+                  "random": lambda sp, p: _i8_random(p)},
+    "w8_float": {name: (lambda g: lambda sp, p: g(sp.dtype, p))(gen) for name, gen in (
+        ("random", _f_random), ("absorption", _f_absorption), ("ties", _f_ties), ("subnormal", _f_subnormal),
+        ("nonfinite", _f_nonfinite), ("tails", _f_tails))},
+    "w4_grouped": _w4(sym=False),
+    "w4_sym": _w4(sym=True),
 }
 
-LAYOUT_CASES: dict[str, Callable[[str, int, bool], Case]] = {
-    "int8_gemm": lambda d, m, eq: _i8_layout_case(m, eq),
-    "w8_float": _f_layout_case,
+LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
+    "int8_gemm": lambda sp, m, eq: _i8_layout_case(m, eq),
+    "w8_float": lambda sp, m, eq: _f_layout_case(sp.dtype, m, eq),
+    "w4_grouped": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=False),
+    "w4_sym": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=True),
 }
 
 
-def cases(signature: str, dtypes: tuple[str, ...], profile: str) -> list[Case]:
-    """Every family's cases for a signature, for each activation dtype (one pass for integer ones)."""
-    out = []
-    for family, gen in FAMILIES[signature].items():
-        for d in dtypes or ("",):
-            out += list(gen(d, profile))
-    return out
+def spaces(dtypes: tuple[str, ...], groups: tuple[int, ...], k_tail: bool, profile: str) -> list[Space]:
+    """The points of a claimed space that cases are drawn for: every dtype; every group in the full
+    profile, the smallest and the largest in the quick one."""
+    gs = tuple(groups) if profile == "full" else tuple(dict.fromkeys(groups[:1] + groups[-1:]))
+    return [Space(d, g, k_tail) for d in dtypes or ("",) for g in gs or (0,)]
 
 
-def layout_case(signature: str, dtype: str, layout: str) -> Case:
+def cases(signature: str, points: list[Space], profile: str) -> list[Case]:
+    """Every family's cases for a signature, at each point of the claimed space."""
+    return [c for family, gen in FAMILIES[signature].items() for sp in points for c in gen(sp, profile)]
+
+
+def layout_case(signature: str, sp: Space, layout: str) -> Case:
     """The case a layout is judged on: M = 1 for a batch row, equal rows for a broadcast."""
     m = 1 if layout == "batch_row" else 5
-    return LAYOUT_CASES[signature](dtype, m, layout == "broadcast")
+    return LAYOUT_CASES[signature](sp, m, layout == "broadcast")

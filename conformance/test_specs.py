@@ -25,7 +25,7 @@ import pytest
 from conformance import calls, families, triton_harness
 from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
 from kernels.pytorch import evidence
-from kernels.spec import KernelSpec, layouts_for, specs
+from kernels.spec import VIEW_ROLES, KernelSpec, layouts_for, specs
 from oracle.gemm import semantics
 from oracle.verdict import Result, compare_bounded, compare_exact
 
@@ -36,40 +36,48 @@ def _signature(spec: KernelSpec) -> str:
     return semantics.get(spec.semantics).signature
 
 
+def _spaces(spec: KernelSpec, profile: str) -> list[families.Space]:
+    return families.spaces(spec.dtypes, spec.groups, spec.k_tail, profile)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = metafunc.config.getoption("profile")
     if "case" in metafunc.fixturenames:
         params = [pytest.param(s, c, id=f"{s.kernel}-{c.family}-{c.id}", marks=pytest.mark.kernel(s.kernel))
-                  for s in specs() for c in families.cases(_signature(s), s.dtypes, profile)]
+                  for s in specs() for c in families.cases(_signature(s), _spaces(s, profile), profile)]
         metafunc.parametrize("spec, case", params)
     if "layout" in metafunc.fixturenames:
-        params = [pytest.param(s, d, i, lay, id=f"{s.kernel}-{d + '-' if d else ''}{s.args[i]}-{lay}",
+        params = [pytest.param(s, sp, i, lay, id=f"{s.kernel}-{sp.dtype + '-' if sp.dtype else ''}{s.args[i]}-{lay}",
                                marks=pytest.mark.kernel(s.kernel))
-                  for s in specs() for d in (s.dtypes[:1] or ("",)) for i in range(len(s.args))
-                  if s.operand(s.args[i])[0] in ("a", "b", "x", "w") for lay in layouts_for(i) if lay != "dense"]
-        metafunc.parametrize("spec, dtype, position, layout", params)
+                  for s in specs() for sp in _spaces(s, "quick")[:1] for i in range(len(s.args))
+                  if s.operand(s.args[i])[0] in VIEW_ROLES for lay in layouts_for(i) if lay != "dense"]
+        metafunc.parametrize("spec, space, position, layout", params)
     if "threads_spec" in metafunc.fixturenames:
         metafunc.parametrize("threads_spec", [pytest.param(s, id=s.kernel, marks=pytest.mark.kernel(s.kernel))
                                               for s in specs() if s.threads])
 
 
 def _arguments(spec: KernelSpec, case: families.Case, layouts: dict[int, str] | None = None) -> list:
-    """The API's arguments for a case: a View per 2-D argument (dense unless `layouts` says), arrays otherwise."""
+    """The API's arguments for a case: a View per activation or weight matrix (dense unless `layouts`
+    says), an int for a 0-d operand (a group size), arrays otherwise."""
     out = []
     for i, arg in enumerate(spec.args):
         name, transposed = spec.operand(arg)
         v = case.operands[name]
-        if v.ndim == 2:
+        if name in VIEW_ROLES:
             v = make(v.T if transposed else v, (layouts or {}).get(i, "dense"))
+        elif v.ndim == 0:
+            v = int(v)
         out.append(v)
     return out
 
 
 def _expected(spec: KernelSpec, case: families.Case, observed: dict) -> semantics.Expected:
     """The oracle's expectation, once per case (the model may depend on the ISA path observed)."""
-    key = (spec.semantics, case.digest, observed.get("aten_capability"))
+    sem = semantics.get(spec.semantics)
+    key = (spec.semantics, case.digest, sem.key(observed))
     if key not in _EXPECTED:
-        _EXPECTED[key] = semantics.get(spec.semantics).expected(case.operands, capability=observed.get("aten_capability"))
+        _EXPECTED[key] = sem.expected(case.operands, observed)
     return _EXPECTED[key]
 
 
@@ -121,9 +129,9 @@ def test_spec_case(qsession, judge, spec: KernelSpec, case: families.Case) -> No
     _judge_case(qsession, judge, spec, case, _arguments(spec, case), f"{spec.kernel} {case.family} {case.id}")
 
 
-def test_spec_layout(qsession, judge, spec: KernelSpec, dtype: str, position: int, layout: str) -> None:
+def test_spec_layout(qsession, judge, spec: KernelSpec, space: families.Space, position: int, layout: str) -> None:
     """One argument in one caller layout, the others dense: the kernel must take the view as it is."""
-    case = families.layout_case(_signature(spec), dtype, layout)
+    case = families.layout_case(_signature(spec), space, layout)
     arg = spec.args[position]
     what = f"{spec.kernel} {arg} as {layout} ({LAYOUTS[layout]})"
     if not spec.accepts(arg, layout):
@@ -137,7 +145,7 @@ def test_spec_threads(qsession, judge, threads_spec: KernelSpec) -> None:
     """The same bytes with 1 thread and with every core: a thread split must not change the arithmetic
     (a kernel that splits K across threads sums in another order)."""
     spec = threads_spec
-    drawn = [c for c in families.cases(_signature(spec), spec.dtypes[:1], "quick") if c.family == "random"]
+    drawn = [c for c in families.cases(_signature(spec), _spaces(spec, "quick")[:1], "quick") if c.family == "random"]
     case = max(drawn, key=lambda c: np.prod(c.shape))  # the largest full-range case: every element a long sum
     n = max(2, os.cpu_count() or 2)
     what = f"{spec.kernel} {case.id} with 1 and {n} threads"

@@ -11,8 +11,9 @@ registered, so a misspelt semantics or layout is an error, not a silently skippe
         kernel="torch.int_mm", call="int_mm_view", semantics="w8a8.int32_wrap",
         args=("a", "b.T"), layouts={"a": ACTIVATION_LAYOUTS, "b.T": WEIGHT_LAYOUTS}, threads=True, out_buffer=True))
 
-The adapter function receives one `View` per 2-D argument (".T": the logical operand's
-transpose, as the API orients it) and plain arrays for the rest, plus `threads=` and `out=`
+The adapter function receives one `View` per activation or weight matrix (".T": the logical
+operand's transpose, as the API orients it), plain arrays for the rest (codes, scales, zero
+points) and an int for a group size, plus `threads=` and `out=`
 where claimed, and returns the result array (the output buffer's whole storage when `out` was
 given, so the suite can check its guard bytes).
 """
@@ -23,11 +24,15 @@ from dataclasses import dataclass, field
 from kernels.layouts import LAYOUTS
 from kernels.registry import find, kernels
 
-__all__ = ["KernelSpec", "register_spec", "specs", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "WORKERS", "layouts_for"]
+__all__ = ["KernelSpec", "register_spec", "specs", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "WORKERS", "VIEW_ROLES",
+           "layouts_for"]
 
 # what a caller can hand each kind of argument: a broadcast or a row of a batch is an activation's lot
 ACTIVATION_LAYOUTS = tuple(LAYOUTS)
 WEIGHT_LAYOUTS = ("dense", "transposed", "row_pitch", "offset")
+
+# the operands that travel as caller views (the others are a kernel's own storage: codes, scales)
+VIEW_ROLES = ("a", "b", "x", "w")
 
 # worker purposes a spec may name (conformance/test_specs.py maps each to the worker that serves it)
 WORKERS = ("", "triton")
@@ -44,7 +49,8 @@ class KernelSpec:
     UNSUPPORTED, never silently skipped; an argument not named takes "dense" only);
     threads: the call takes threads= and must give the same bytes with 1 and N threads;
     out_buffer: the call takes out= (a View) and must write nothing outside it; dtypes: activation
-    dtypes of a float signature; modelled: the semantics' prediction is this kernel's arithmetic,
+    dtypes of a float signature; groups: the group sizes a grouped-weight signature is drawn at;
+    k_tail: K need not be a whole number of groups (the last group is partial); modelled: the semantics' prediction is this kernel's arithmetic,
     so a float output must equal it bit for bit (a miss is a FAIL, not a fall-back to the bound);
     source: where upstream states the API's contract; worker: the worker that must run the call, by
     purpose ("" the session's; "triton": conformance/triton_harness's, whose environment chooses the
@@ -58,6 +64,8 @@ class KernelSpec:
     threads: bool = False
     out_buffer: bool = False
     dtypes: tuple[str, ...] = ()
+    groups: tuple[int, ...] = ()
+    k_tail: bool = False
     modelled: bool = False
     source: str = ""
     worker: str = ""
@@ -86,6 +94,8 @@ def _validate(s: KernelSpec) -> None:
     bad = [a for a in s.args if s.operand(a)[0] not in roles]
     if bad:
         raise ValueError(f"{s.kernel}: arguments {bad} are not operands of {sem.signature} ({', '.join(roles)})")
+    if ("group" in roles) != bool(s.groups):
+        raise ValueError(f"{s.kernel}: groups {s.groups} for signature {sem.signature} (grouped signatures need them)")
     if s.worker not in WORKERS:
         raise ValueError(f"{s.kernel}: worker {s.worker!r}; known: {', '.join(map(repr, WORKERS))}")
     for arg, lays in s.layouts.items():

@@ -12,7 +12,7 @@ import numpy as np
 from oracle.bounds import float_spec, gamma, output_rounding
 from oracle.gemm.wxa16 import wxa16_exact
 
-__all__ = ["int4_expected"]
+__all__ = ["int4_expected", "tinygemm_stored"]
 
 _U32 = float_spec("fp32").u
 
@@ -30,3 +30,11 @@ def int4_expected(x, codes, scales, zeros, group: int, out: str):
     if out != "fp32":
         bound = bound + output_rounding(np.abs(exact) + bound, out)
     return exact, bound
+
+
+def tinygemm_stored(scales, zp, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Scales and tinygemm float zeros in the activation dtype for integer zero points: the same
+    weights (q - zp) * s written as (q - 8) * s + z with z = (8 - zp) * s (torchao's
+    `_convert_to_tinygemm` form), each rounded once to `dtype` (exact where z fits it)."""
+    s = np.asarray(scales, np.float64)
+    return s.astype(dtype), ((8 - np.asarray(zp, np.float64)) * s).astype(dtype)

@@ -18,12 +18,16 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Expected", "Semantics", "SEMANTICS", "SIGNATURES", "register", "get"]
+__all__ = ["Expected", "Semantics", "SEMANTICS", "SIGNATURES", "register", "get", "out_dtype", "w4_parts"]
 
 # signature -> the operand roles it reads (what a case family must draw)
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "int8_gemm": ("a", "b"),  # a int8 (M, K), b int8 (N, K) -> int32 (M, N)
     "w8_float": ("x", "w", "scales"),  # x float (M, K), w int8 (N, K), per-channel scales (N,) -> float (M, N)
+    # x float (M, K); codes uint8 (N, K) in 0..15; scales float32 (N, G) and integer zero points zp uint8
+    # (N, G), G = ceil(K / group); group a 0-d int: w[n, k] = (codes - zp[n, k // group]) * scales[n, k // group]
+    "w4_grouped": ("x", "codes", "scales", "zp", "group"),
+    "w4_sym": ("x", "codes", "scales", "group"),  # the same with every zero point 8: w = (codes - 8) * scales
 }
 
 
@@ -37,14 +41,19 @@ class Expected:
 
 @dataclass(frozen=True)
 class Semantics:
-    """What a kernel must compute: `expected(operands, **observed)`; `observed` is what the worker saw
-    of the implementation that ran (some models depend on the ISA path, e.g. ATen's capability)."""
+    """What a kernel must compute: `expected(operands, observed)`; `observed` is what the worker saw
+    of the implementation that ran, for models that depend on the path taken (`depends` names the
+    keys read, so an expectation is reused only where they agree)."""
 
     name: str
     signature: str
-    expected: Callable[..., Expected]
+    expected: Callable[[dict[str, np.ndarray], dict], Expected]
     doc: str
     source: str
+    depends: tuple[str, ...] = ()
+
+    def key(self, observed: dict) -> tuple:
+        return tuple(str(observed.get(k)) for k in self.depends)
 
 
 SEMANTICS: dict[str, Semantics] = {}
@@ -65,20 +74,34 @@ def get(name: str) -> Semantics:
     return SEMANTICS[name]
 
 
-def _int32_wrap(ops: dict[str, np.ndarray], **_: object) -> Expected:
+def out_dtype(x: np.ndarray) -> str:
+    """The name (fp32 / fp16 / bf16) of a float activation's dtype, which float results come back in."""
+    from oracle.gemm._common import OUT_DTYPES
+
+    return next(k for k, v in OUT_DTYPES.items() if v == x.dtype)
+
+
+def w4_parts(ops: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """x, codes, scales, zero points (8 for w4_sym) and the group size of a grouped 4-bit case."""
+    zp = ops.get("zp")
+    if zp is None:
+        zp = np.full(ops["scales"].shape, 8, np.uint8)
+    return ops["x"], ops["codes"], ops["scales"], zp, int(ops["group"])
+
+
+def _int32_wrap(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     from oracle.gemm.w8a8 import int8_matmul, wrap_int32
 
     return Expected(wrap_int32(int8_matmul(ops["a"], ops["b"])))
 
 
-def _int8pack(ops: dict[str, np.ndarray], *, capability: str | None = None, **_: object) -> Expected:
+def _int8pack(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     from oracle.gemm.aten_int8pack import int8_expected, int8_predict
-    from oracle.gemm._common import OUT_DTYPES
 
     x = ops["x"]
-    out = next(k for k, v in OUT_DTYPES.items() if v == x.dtype)
+    out = out_dtype(x)
     exact, bound = int8_expected(x, ops["w"], ops["scales"], out)
-    return Expected(exact, bound, int8_predict(x, ops["w"], ops["scales"], out, capability), out)
+    return Expected(exact, bound, int8_predict(x, ops["w"], ops["scales"], out, observed.get("aten_capability")), out)
 
 
 register(Semantics(
@@ -88,4 +111,20 @@ register(Semantics(
 register(Semantics(
     "aten.int8pack", "w8_float", _int8pack,
     "w = fp32(q) * scale[n] rounded, fp32 dot products, cast to x's dtype; bit-exact per ATen capability",
-    "oracle/gemm/aten_int8pack.py (pytorch aten/src/ATen/native/cpu/int8mm_kernel.cpp int8pack_mm_kernel_)"))
+    "oracle/gemm/aten_int8pack.py (pytorch aten/src/ATen/native/cpu/int8mm_kernel.cpp int8pack_mm_kernel_)",
+    depends=("aten_capability",)))
+
+
+def _int4pack(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.aten_int4pack import int4_expected, tinygemm_stored
+
+    x, codes, scales, zp, group = w4_parts(ops)
+    s, z = tinygemm_stored(scales, zp, x.dtype)
+    exact, bound = int4_expected(x, codes, s.astype(np.float32), z.astype(np.float32), group, out_dtype(x))
+    return Expected(exact, bound, None, out_dtype(x))
+
+
+register(Semantics(
+    "aten.int4pack", "w4_grouped", _int4pack,
+    "tinygemm: w = (q - 8) * s + z with s and z = (8 - zp) * s in x's dtype, fp32 accumulation, cast to x's dtype",
+    "oracle/gemm/aten_int4pack.py (pytorch aten/src/ATen/native/cpu/int4mm_kernel.cpp int4pack_mm_kernel_)"))
