@@ -42,6 +42,10 @@ def _spaces(spec: KernelSpec, profile: str) -> list[families.Space]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = metafunc.config.getoption("profile")
+    for s in specs():
+        unknown = set(s.outside) - set(families.FAMILIES[_signature(s)])
+        if unknown:
+            raise ValueError(f"{s.kernel}: 'outside' names {sorted(unknown)}, not families of {_signature(s)}")
     if "case" in metafunc.fixturenames:
         params = [pytest.param(s, c, id=f"{s.kernel}-{c.family}-{c.id}", marks=pytest.mark.kernel(s.kernel))
                   for s in specs() for c in families.cases(_signature(s), _spaces(s, profile), profile)]
@@ -126,6 +130,10 @@ def _judge_case(qsession, judge, spec: KernelSpec, case: families.Case, args: li
 
 def test_spec_case(qsession, judge, spec: KernelSpec, case: families.Case) -> None:
     """One case of one family, every argument dense (and into a guarded output buffer where the API takes one)."""
+    if case.family in spec.outside:
+        judge(Result("UNSUPPORTED", spec.semantics, f"{spec.kernel} {case.family} {case.id}",
+                     detail=f"the {case.family} family is outside the API's contract: {spec.outside[case.family]}"),
+              kernel=spec.kernel, shape=case.shape)
     _judge_case(qsession, judge, spec, case, _arguments(spec, case), f"{spec.kernel} {case.family} {case.id}")
 
 

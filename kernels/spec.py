@@ -50,7 +50,9 @@ class KernelSpec:
     threads: the call takes threads= and must give the same bytes with 1 and N threads;
     out_buffer: the call takes out= (a View) and must write nothing outside it; dtypes: activation
     dtypes of a float signature; groups: the group sizes a grouped-weight signature is drawn at;
-    k_tail: K need not be a whole number of groups (the last group is partial); modelled: the semantics' prediction is this kernel's arithmetic,
+    k_tail: K need not be a whole number of groups (the last group is partial); outside: case
+    families outside the API's contract, each with the upstream statement that puts it there
+    (judged UNSUPPORTED with that reason, never dropped); modelled: the semantics' prediction is this kernel's arithmetic,
     so a float output must equal it bit for bit (a miss is a FAIL, not a fall-back to the bound);
     source: where upstream states the API's contract; worker: the worker that must run the call, by
     purpose ("" the session's; "triton": conformance/triton_harness's, whose environment chooses the
@@ -66,6 +68,7 @@ class KernelSpec:
     dtypes: tuple[str, ...] = ()
     groups: tuple[int, ...] = ()
     k_tail: bool = False
+    outside: dict[str, str] = field(default_factory=dict)
     modelled: bool = False
     source: str = ""
     worker: str = ""
