@@ -316,11 +316,12 @@ def _w4_tails(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
 
 
 def _w4_absorption(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
-    """2048 then ones against unit weights: fp32 keeps every one, an fp16 or bf16 partial sum (or
-    one per block) absorbs them, so the output is 2048 + K - 1 or far from it."""
+    """2048 at k = 0 and a 1 at every k = 32 j against unit weights: fp32 holds 2048 + K / 32 - 1
+    exactly, while a running total kept in fp16 or bf16 (per element, per lane or per 32-block)
+    rounds each 2048 + 1 back to 2048 and ends more than half an output ulp away."""
     m, k, n = 2, max(512, 2 * sp.group), 16
     x, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
-    x[:] = 1
+    x[:, ::32] = 1
     x[:, 0] = 2048
     yield _w4_case(_mkn(m, k, n), "absorption", sp, x, codes, scales, zp, sym)
 

@@ -243,6 +243,63 @@ def int4pack_off_by_one(x, codes, scales_and_zeros, group_size, inner_k_tiles=2)
     return out
 
 
+_F4 = "test_spec_case[torch.weight_int4pack_mm-"
+
+
+def _i4(x, codes, scales, zp, group, threads):
+    return real(I4, "int4pack_mm_view")(x, codes, scales, zp, group, threads=threads)
+
+
+def _tinygemm_weights(x, codes, scales, zp, group) -> np.ndarray:
+    """fp32 tinygemm weights (q - 8) * s + z from the values the adapter stores (one rounding)."""
+    from oracle.gemm.aten_int4pack import tinygemm_stored
+
+    s, z = (np.repeat(v.astype(F), group, axis=1) for v in tinygemm_stored(scales, zp, x.storage.dtype))
+    return ((codes.astype(F) - F(8)) * s + z).astype(F)
+
+
+@mutant("torch.int4pack_blocks_summed_in_half", I4, "int4pack_mm_view", "torch.weight_int4pack_mm",
+        mirrors="a w4a16 kernel that sums each 32-element block in fp32 but carries the running total across "
+                "blocks in the activation's half type: inside the fp32 bound on Gaussian data at LLM K",
+        caught_by=_SPECS + _F4 + "absorption-*")
+def int4pack_blocks_half(x, codes, scales, zp, group, *, threads=None):
+    """fp16/bf16 activations: 32-block fp32 partial sums added into an accumulator of x's dtype."""
+    xv = as_numpy(x)
+    if xv.dtype == np.float32:
+        return _i4(x, codes, scales, zp, group, threads)
+    w = _tinygemm_weights(x, codes, scales, zp, group).astype(np.float64)
+    total = np.zeros((xv.shape[0], w.shape[0]), xv.dtype)
+    for k0 in range(0, xv.shape[1], 32):
+        part = (xv[:, k0:k0 + 32].astype(np.float64) @ w[:, k0:k0 + 32].T).astype(F)
+        total = (total.astype(F) + part).astype(xv.dtype)
+    return total
+
+
+@mutant("torch.int4pack_drops_last_group", I4, "int4pack_mm_view", "torch.weight_int4pack_mm",
+        mirrors="a GEMV whose group loop stops one group early when K spans more than two groups (an "
+                "off-by-one in the K-block count): with signal spread over K it misses a fraction of the sum",
+        caught_by=_SPECS + _F4 + "tail_k-*")
+def int4pack_drops_last_group(x, codes, scales, zp, group, *, threads=None):
+    """With three or more groups, the last group's weights read as zero (codes at the zero point)."""
+    if codes.shape[1] <= 2 * group:
+        return _i4(x, codes, scales, zp, group, threads)
+    c = codes.copy()
+    c[:, -group:] = np.repeat(zp[:, -1:], group, axis=1)
+    return _i4(x, c, scales, zp, group, threads)
+
+
+@mutant("torch.int4pack_flushes_half_scales", I4, "int4pack_mm_view", "torch.weight_int4pack_mm",
+        mirrors="scales converted from fp16 with flush-to-zero (a vcvtph2ps emulation or DAZ set while "
+                "unpacking): groups whose scale is an fp16 subnormal dequantize to zero",
+        caught_by=_SPECS + _F4 + "scales-*")
+def int4pack_flushes_half_scales(x, codes, scales, zp, group, *, threads=None):
+    """fp16 activations: scales below fp16's smallest normal read as 0."""
+    if x.storage.dtype != np.float16:
+        return _i4(x, codes, scales, zp, group, threads)
+    flushed = np.where(np.abs(scales) < 2.0 ** -14, 0, scales).astype(scales.dtype)
+    return _i4(x, codes, flushed, zp, group, threads)
+
+
 @mutant("torch.int8pack_gemv_half_accumulator", I8, "int8pack_mm", "torch.weight_int8pack_mm",
         mirrors="a GEMV (M = 1) fast path that accumulates in the activation dtype (fp16/bf16) while the "
                 "GEMM path uses fp32: right everywhere except M = 1",
