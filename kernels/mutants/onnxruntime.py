@@ -118,6 +118,20 @@ def matmulnbits_ftz_daz(a, weight, scales, zeros, **kw):
     return _flush(y) if y.dtype == np.float32 else y
 
 
+@mutant("ort.matmulnbits_fp16_subnormal_scales_flushed", T, "matmulnbits_view", "onnxruntime.matmulnbits",
+        mirrors="a fp16-to-fp32 conversion of the block scales without its subnormal branch (the shift-and-rebias "
+                "bit trick that maps a zero exponent to 0): right for every scale a quantizer of ordinary weights "
+                "writes, 0 for a block of small weights",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.matmulnbits-scales-fp16_*_tiny_*")
+def matmulnbits_fp16_scales_flushed(x, codes, scales, zp, group, *, threads=None):
+    """In a fp16 model, block scales below fp16's smallest normal (2^-14) read as 0."""
+    from kernels.layouts import as_numpy
+
+    if as_numpy(x).dtype == np.float16:
+        scales = np.where(np.abs(scales) < 2.0 ** -14, 0, scales).astype(np.float32)
+    return real(T, "matmulnbits_view")(x, codes, scales, zp, group, threads=threads)
+
+
 @mutant("ort.matmulinteger_s8s8_through_u8s8_pairs", Q, "matmulinteger_view", "onnxruntime.matmulinteger",
         mirrors="s8 x s8 routed through MLAS's AVX2 u8 x s8 kernel as u8(a + 128) with zero point 128 (how oneDNN "
                 "runs s8 x s8 without VNNI): vpmaddubsw's int16 pair sums saturate on full-range codes",

@@ -18,13 +18,19 @@ points read in Compute); "runtime" feeds all three (nothing packed: `ComputeBUnp
 model (`dtype` "fp16": A, scales and Y in float16) runs `MatMulNBits<MLFloat16>`, which on x86
 converts A and the scales to float32 (`MlasConvertHalfToFloatBuffer`), computes as for float32 and
 rounds Y to float16 (`MlasConvertFloatToHalfBuffer`).
+
+On the spec engine (`matmulnbits_view`): 4-bit with zero points at accuracy_level 0, weights as
+initializers, K ending inside a block (the operator takes ceil(K / block_size) blocks).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from kernels.layouts import View, as_numpy
 from kernels.loading import import_failure
 from kernels.registry import KernelInfo, register
+from kernels.spec import KernelSpec, register_spec
+from oracle.gemm.mlas_matmulnbits import grouped_weight
 
 INFO = register(KernelInfo(
     name="onnxruntime.matmulnbits", package="onnxruntime", op="com.microsoft::MatMulNBits", module=__name__,
@@ -34,6 +40,14 @@ INFO = register(KernelInfo(
     notes="bits 2/4/8, zero points optional, accuracy_level 0 (fp32) and 4 (int8 activations), block 16..2048, "
           "fp32 or fp16 A, weights as initializers or fed at run time, 1 or more threads",
     extra={"isa_note": "MLAS picks its kernels from cpuid; no knob caps it"}))
+
+SPEC = register_spec(KernelSpec(
+    kernel=INFO.name, call="matmulnbits_view", semantics="mlas.matmulnbits.level0",
+    args=("x", "codes", "scales", "zp", "group"), threads=True, dtypes=("fp32", "fp16"),
+    groups=(16, 32, 64, 128, 256), k_tail=True,
+    source="ONNX tensors carry no strides (an OrtValue 'only represents a contiguous array'), so A reaches MLAS "
+           "dense; matmul_nbits_helper.h CheckInputs: 'block_size must be a power of 2, and >= 16', "
+           "k_blocks = (K + block_size - 1) / block_size"))
 
 def available() -> dict:
     try:
@@ -99,3 +113,17 @@ def matmulnbits(a: np.ndarray, weight: np.ndarray, scales: np.ndarray, zeros: np
                                 providers=["CPUExecutionProvider"])
     feeds = {name: v for name, v in named.items() if name in FEEDS[feed]}
     return sess.run(None, {"A": np.ascontiguousarray(a, dtype=_ONNX[dtype][1]), **feeds})[0]
+
+
+def matmulnbits_view(x: View, codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int, *,
+                     threads: int | None = None) -> np.ndarray:
+    """4-bit MatMulNBits with packed zero points at accuracy_level 0, B, scales and zero points as
+    initializers (a model's form) packed by ort.matmulnbits.int4.asym, A and Y in x's dtype.
+    threads None: ORT's default pool (intra_op_num_threads 0), what a caller gets."""
+    a = as_numpy(x)
+    dtype = next((name for name, (_, t) in _ONNX.items() if t == a.dtype), str(a.dtype))
+    qw, conv = grouped_weight(codes, scales, zp, group)
+    p = conv.pack(qw)
+    n, k = codes.shape
+    return matmulnbits(a, p["weight"], p["scales"], p["zeros"], k=k, n=n, bits=4, block=group, accuracy_level=0,
+                       threads=threads or 0, dtype=dtype)

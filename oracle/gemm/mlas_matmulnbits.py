@@ -21,6 +21,11 @@ A float16 model (`out` "fp16") is the float32 computation rounded once at the en
 `MatMulNBits<MLFloat16>::ComputeBPacked` and `ComputeBUnpacked` (matmul_nbits.cc) widen A and the
 scales exactly (`MlasConvertHalfToFloatBuffer`), run the float32 kernels above and round Y to
 nearest even (`MlasConvertFloatToHalfBuffer`); the caller passes the float16 values (as float32).
+
+`level0_grouped` is accuracy_level 0 from the spec engine's grouped 4-bit operands (w4_grouped:
+codes, scales, integer zero points, group size), as ort.matmulnbits.int4.asym holds them with the
+group as block size. K need not be a whole number of blocks: the operator takes
+k_blocks = ceil(K / block_size) (matmul_nbits_helper.h `CheckInputs`), the last one partial.
 """
 from __future__ import annotations
 
@@ -30,10 +35,11 @@ import numpy as np
 
 from oracle.bounds import float_spec, gamma, gamma_bound, output_rounding
 from oracle.conventions import get
+from oracle.conventions.convention import Convention, QuantizedWeight
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
 
-__all__ = ["zero_point_columns", "level0_expected", "level4_model"]
+__all__ = ["zero_point_columns", "level0_expected", "level4_model", "grouped_weight", "level0_grouped"]
 
 F = np.float32
 _U32 = float_spec("fp32").u
@@ -55,6 +61,25 @@ def level0_expected(a, qw, conv, out: str = "fp32"):
     exact, bound = wxa16_exact(a, w, acc="fp32", out="fp32")
     bound = bound + (np.abs(a.astype(np.float64)) @ w_err.T) * (1 + gamma(a.shape[1] + 3, "fp32"))
     return exact, _rounded_to(out, exact, bound)
+
+
+def grouped_weight(codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int
+                   ) -> tuple[QuantizedWeight, Convention]:
+    """Codes (N, K), float32 scales and integer zero points (N, ceil(K / group)) as the 4-bit asymmetric
+    MatMulNBits convention with block size `group` holds them (its `pack` gives the operator's inputs)."""
+    conv = dataclasses.replace(get("ort.matmulnbits.int4.asym"), group_size=group)
+    qw = QuantizedWeight(codes.astype(np.int32), np.asarray(scales, F), zp.astype(np.int32), conv.name)
+    return qw, conv
+
+
+def level0_grouped(x: np.ndarray, codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int,
+                   out: str) -> tuple[np.ndarray, np.ndarray]:
+    """(exact, bound) of accuracy_level 0 on grouped 4-bit operands, Y in `out` (x's dtype). A fp16 model
+    stores its scales in fp16, so they are judged as that model holds them."""
+    qw, conv = grouped_weight(codes, scales, zp, group)
+    if out == "fp16":
+        qw = dataclasses.replace(qw, scales=qw.scales.astype(np.float16).astype(F))
+    return level0_expected(x.astype(F), qw, conv, out=out)
 
 
 def _rounded_to(out: str, exact, bound):

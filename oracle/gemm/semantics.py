@@ -128,3 +128,19 @@ register(Semantics(
     "aten.int4pack", "w4_grouped", _int4pack,
     "tinygemm: w = (q - 8) * s + z with s and z = (8 - zp) * s in x's dtype, fp32 accumulation, cast to x's dtype",
     "oracle/gemm/aten_int4pack.py (pytorch aten/src/ATen/native/cpu/int4mm_kernel.cpp int4pack_mm_kernel_)"))
+
+
+def _matmulnbits_level0(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.mlas_matmulnbits import level0_grouped
+
+    x, codes, scales, zp, group = w4_parts(ops)
+    exact, bound = level0_grouped(x, codes, scales, zp, group, out_dtype(x))
+    return Expected(exact, bound, None, out_dtype(x))
+
+
+register(Semantics(
+    "mlas.matmulnbits.level0", "w4_grouped", _matmulnbits_level0,
+    "MatMulNBits accuracy_level 0: w = (q - zp) * s in fp32 (s as stored in x's dtype), fp32 accumulation in "
+    "any order, a partial last block, Y rounded once to x's dtype",
+    "oracle/gemm/mlas_matmulnbits.py (onnxruntime contrib_ops/cpu/quantization/matmul_nbits.cc, "
+    "MLAS sqnbitgemm / qnbitgemm SQNBIT_CompFp32)"))
