@@ -44,6 +44,11 @@ class Space:
     dtype: str = ""
     group: int = 0
     k_tail: bool = False
+    n_multiple: int = 1  # the kernel's declared N granularity (kernels.registry.Space)
+
+    def n(self, n: int) -> int:
+        """`n` rounded up to the kernel's N granularity: odd N where the kernel takes any."""
+        return -(-n // self.n_multiple) * self.n_multiple
 
 
 @dataclass(frozen=True)
@@ -250,7 +255,7 @@ def _w4_unit(sp: Space, m: int, k: int, n: int, sym: bool):
 
 def _w4_shapes(sp: Space, profile: str) -> list[tuple[int, int, int]]:
     g = sp.group
-    return [(1, 2 * g, 16), (5, 3 * g, 32)] + ([(33, 8 * g, 48)] if profile == "full" else [])
+    return [(1, 2 * g, sp.n(17)), (5, 3 * g, sp.n(33))] + ([(33, 8 * g, sp.n(48))] if profile == "full" else [])
 
 
 def _w4_random(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
@@ -260,13 +265,14 @@ def _w4_random(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
 
 
 def _w4_k_boundary(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
-    """K one short of and one past a whole number of groups (for kernels that take a partial last
-    group): the weights carry signal only in the last groups, so a kernel that drops, pads wrongly
-    or misindexes the partial group is off by whole products, far outside the bound."""
+    """K one short of and two past a whole number of groups (for kernels that take a partial last
+    group; the odd K also half-fills its last byte of nibbles): the weights carry signal only in
+    the last groups, so a kernel that drops, pads wrongly or misindexes the partial group is off
+    by whole products, far outside the bound."""
     if not sp.k_tail:
         return
     r = _rng(f"w4 k boundary {sp} {sym}")
-    for k in (2 * sp.group - 1, 2 * sp.group + 1):
+    for k in (2 * sp.group - 1, 2 * sp.group + 2):
         m, n = 3, 16
         x, codes, scales, zp = _w4_draw(sp, m, k, n, r, sym)
         codes[:, :max(0, k - sp.group - 1)] = np.repeat(zp, sp.group, axis=1)[:, :max(0, k - sp.group - 1)]
@@ -301,7 +307,7 @@ def _w4_tails(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
     """All the weights' signal in the last group of K, the last output column, and all the
     activations' in the last row: a kernel that drops the tail returns zeros there."""
     r = _rng(f"w4 tails {sp} {sym}")
-    m, k, n = 9, 3 * sp.group, 32
+    m, k, n = 9, 3 * sp.group, sp.n(33)
     x, codes, scales, zp = _w4_draw(sp, m, k, n, r, sym)
     neutral = np.repeat(zp, sp.group, axis=1)[:, :k]  # codes equal to their zero point: w = 0
     ck = neutral.copy()
@@ -395,11 +401,11 @@ LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
 }
 
 
-def spaces(dtypes: tuple[str, ...], groups: tuple[int, ...], k_tail: bool, profile: str) -> list[Space]:
+def spaces(dtypes: tuple[str, ...], groups: tuple[int, ...], k_tail: bool, n_multiple: int, profile: str) -> list[Space]:
     """The points of a claimed space that cases are drawn for: every dtype; every group in the full
     profile, the smallest and the largest in the quick one."""
     gs = tuple(groups) if profile == "full" else tuple(dict.fromkeys(groups[:1] + groups[-1:]))
-    return [Space(d, g, k_tail) for d in dtypes or ("",) for g in gs or (0,)]
+    return [Space(d, g, k_tail, n_multiple) for d in dtypes or ("",) for g in gs or (0,)]
 
 
 def cases(signature: str, points: list[Space], profile: str) -> list[Case]:

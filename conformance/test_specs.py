@@ -25,6 +25,7 @@ import pytest
 from conformance import calls, families, triton_harness
 from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
 from kernels.pytorch import evidence
+from kernels.registry import get as kernel_info
 from kernels.spec import VIEW_ROLES, KernelSpec, layouts_for, specs
 from oracle.gemm import semantics
 from oracle.verdict import Result, compare_bounded, compare_exact
@@ -37,7 +38,8 @@ def _signature(spec: KernelSpec) -> str:
 
 
 def _spaces(spec: KernelSpec, profile: str) -> list[families.Space]:
-    return families.spaces(spec.dtypes, spec.groups, spec.k_tail, profile)
+    declared = kernel_info(spec.kernel).space
+    return families.spaces(spec.dtypes, spec.groups, spec.k_tail, declared.n_multiple if declared else 1, profile)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from kernels.layouts import View, as_torch
 from kernels.pytorch._torch import TORCH_DTYPES, num_threads, observe_torch, op_available, to_numpy, to_torch
-from kernels.registry import KernelInfo, register
+from kernels.registry import KernelInfo, Space, register
 from kernels.spec import KernelSpec, register_spec
 from oracle.gemm.aten_int4pack import tinygemm_stored
 
@@ -20,6 +20,8 @@ INFO = register(KernelInfo(
     name="torch.weight_int4pack_mm", package="torch", op="torch._weight_int4pack_mm_for_cpu", module=__name__,
     conventions=("tinygemm.torchao", "tinygemm.torch_test"), isa_knobs=("ATEN_CPU_CAPABILITY",), dtypes=TORCH_DTYPES,
     notes="N a multiple of 16, K a multiple of the group size (32..256)",
+    space=Space(n_multiple=16, source="aten/src/ATen/native/LinearAlgebra.cpp _convert_weight_to_int4pack_cpu: "
+                                      "'expect N to be dividable by 16'"),
     extra={"group_sizes": (32, 64, 128, 256)}))
 
 SPEC = register_spec(KernelSpec(

@@ -4,7 +4,7 @@ Worker-side modules: kernels/triton/{w8a8,w4a16,da8w4,torchao_intmm,gemlite}.py 
 kernels/triton/runtime.py first, which picks native CUDA or the CPU interpreter); the test-process
 side is conformance/triton_harness.py. Nothing here imports triton or torch: registering is free.
 """
-from kernels.registry import KernelInfo, register
+from kernels.registry import KernelInfo, Space, register
 from kernels.spec import ACTIVATION_LAYOUTS, WEIGHT_LAYOUTS, KernelSpec, register_spec
 
 _PKG = "triton"
@@ -27,9 +27,15 @@ register(KernelInfo(
 register(KernelInfo(
     name="triton.w4a16.esimd", package=_PKG, op="kernels.triton.w4a16 (_esimd_kernel)", module="kernels.triton.w4a16",
     conventions=("esimd.int4_gemv",), dtypes=("fp16", "bf16", "fp32"),
+    space=Space(k_multiple=2, source="kernels/triton/w4a16.py gemv_t: 'esimd needs even K'"),
     notes="ESIMD layout of intel/llm-scaler PR #352: uint8 [N, K/2] adjacent nibbles (low = even k), fp16 scale [N, K/128], "
           "(u4 - 8) * scale; fp32 accumulation; exact value + wxa16 bound",
 ))
+register_spec(KernelSpec(
+    kernel="triton.w4a16.esimd", call="esimd_view", semantics="w4a16.fp32", args=("x", "codes", "scales", "group"),
+    layouts={"x": ACTIVATION_LAYOUTS}, dtypes=("fp16", "bf16", "fp32"), groups=(128,), k_tail=True, worker="triton",
+    source="kernels/triton/w4a16.py gemv_t: x's row stride goes to the kernel (a view with a K stride other "
+           "than 1 is made contiguous first); even K, the last 128-group may be partial"))
 register(KernelInfo(
     name="triton.da8w4", package=_PKG, op="kernels.triton.da8w4 (_act_kernel, _da8w4_kernel)",
     module="kernels.triton.da8w4",

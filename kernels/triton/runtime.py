@@ -47,11 +47,34 @@ def _numpy2_index_shim() -> None:
     interpreter._patch_lang_tensor = patched
 
 
+def _bf16_widening_shim() -> None:
+    """The triton 3.6 interpreter widens bf16 to fp32 through a generic converter (`_convert_float`)
+    that renormalizes a subnormal bf16 and then clamps its exponent at 0, so 2^-133 becomes 2^-127
+    (a GPU's widening is exact: the bf16 bits are fp32's top half). Widening is the same bits
+    shifted by 16; every other conversion keeps the interpreter's code. Applied only in
+    interpreter mode (docs/findings.md)."""
+    from triton import language as tl
+    from triton.runtime import interpreter
+
+    original = interpreter._convert_float
+    if getattr(original, "_qoracle_shim", False):
+        return
+
+    def patched(data, src, dst, rounding_mode):
+        if src == tl.bfloat16 and dst == tl.float32:
+            return (np.frombuffer(data.tobytes(), np.uint16).astype(np.uint32) << 16).reshape(data.shape)
+        return original(data, src, dst, rounding_mode)
+
+    patched._qoracle_shim = True
+    interpreter._convert_float = patched
+
+
 if "TRITON_INTERPRET" not in os.environ and not _cuda():
     os.environ["TRITON_INTERPRET"] = "1"
 if os.environ.get("TRITON_INTERPRET", "0") == "1":
     try:
         _numpy2_index_shim()
+        _bf16_widening_shim()
     except ImportError:  # no triton: available() says so
         pass
 
@@ -127,6 +150,18 @@ def to_torch(a: np.ndarray, dtype: str | None = None):
     if dtype is not None:
         t = t.to(_torch_dtypes()[dtype])
     return t.to(device())
+
+
+def view_on_device(v):
+    """(a caller's view, its whole storage) as tensors on the kernel device: the same memory in the
+    interpreter, a copy of the whole storage (guard bytes included) on a GPU, so the kernel sees
+    the view's strides and offset as the caller made them."""
+    import torch
+
+    from kernels.layouts import View, as_torch
+
+    base = as_torch(View(v.storage, 0, (v.storage.size,), (1,), "dense")).to(device())
+    return torch.as_strided(base, v.shape, v.strides, v.offset), base
 
 
 def to_numpy(t) -> np.ndarray:

@@ -65,24 +65,15 @@ def int_matmul(a: np.ndarray, w: np.ndarray, block=None) -> np.ndarray:
     return runtime.to_numpy(c)
 
 
-def _on_device(v: View):
-    """(the caller's view, its whole storage) as tensors on the kernel device: the same memory in the
-    interpreter, a copy of the whole storage (guard bytes included) on a GPU."""
-    import torch
-
-    base = torch.from_numpy(v.storage).to(runtime.device())
-    return torch.as_strided(base, v.shape, v.strides, v.offset), base
-
-
 def int_matmul_view(a: View, b_kn: View, *, out: View | None = None, block=None) -> np.ndarray:
     """int_matmul_kernel over the caller's views as they are: it hands each operand's strides to its block
     pointers, and with `out` stores into that view of a buffer (returning the buffer's whole storage)."""
     import torch
     from torchao.kernel import intmm_triton
 
-    (at, _), (bt, _) = _on_device(a), _on_device(b_kn)
+    (at, _), (bt, _) = runtime.view_on_device(a), runtime.view_on_device(b_kn)
     m, k, n = a.shape[0], a.shape[1], b_kn.shape[1]
-    c, c_storage = _on_device(out) if out is not None else (torch.empty((m, n), dtype=torch.int32, device=at.device),
+    c, c_storage = runtime.view_on_device(out) if out is not None else (torch.empty((m, n), dtype=torch.int32, device=at.device),
                                                              None)
     intmm_triton.int_matmul_kernel(at, bt, c, config(m, n, k, block))
     return runtime.to_numpy(c if c_storage is None else c_storage)

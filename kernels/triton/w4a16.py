@@ -564,5 +564,20 @@ def gemv(x: np.ndarray, weight: np.ndarray, scales: np.ndarray | None, *, layout
     return runtime.to_numpy(gemv_t(runtime.to_torch(x), w, s, layout=layout, k=k, out=out, config=config))
 
 
+def esimd_view(x, codes: np.ndarray, scales: np.ndarray, group: int) -> np.ndarray:
+    """The ESIMD-layout kernel over the caller's view of x (a kernels.layouts.View) as it is, with
+    the codes and fp16 scales packed by the esimd.int4_gemv convention (group 128)."""
+    from oracle.conventions import QuantizedWeight, get
+
+    conv = get("esimd.int4_gemv")
+    if group != conv.group_size:
+        raise ValueError(f"the ESIMD layout has groups of {conv.group_size}, not {group}")
+    s16 = np.asarray(scales).astype(np.float16)
+    packed = conv.pack(QuantizedWeight(codes.astype(np.int32), s16.astype(np.float32), None, conv.name))
+    xt, _ = runtime.view_on_device(x)
+    w, s = runtime.to_torch(packed["weight"]), runtime.to_torch(s16)
+    return runtime.to_numpy(gemv_t(xt, w, s, layout="esimd", k=codes.shape[1]))
+
+
 available = runtime.available
 observe = runtime.observe

@@ -144,3 +144,18 @@ register(Semantics(
     "any order, a partial last block, Y rounded once to x's dtype",
     "oracle/gemm/mlas_matmulnbits.py (onnxruntime contrib_ops/cpu/quantization/matmul_nbits.cc, "
     "MLAS sqnbitgemm / qnbitgemm SQNBIT_CompFp32)"))
+
+
+def _w4a16_fp32(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.wxa16 import grouped_weights, wxa16_exact
+
+    x, codes, scales, zp, group = w4_parts(ops)
+    w = grouped_weights(codes, scales.astype(np.float16), zp, group)
+    exact, bound = wxa16_exact(x, w, acc="fp32", out=out_dtype(x))
+    return Expected(exact, bound, None, out_dtype(x))
+
+
+register(Semantics(
+    "w4a16.fp32", "w4_sym", _w4a16_fp32,
+    "w = (q - 8) * s with s stored in fp16, fp32 products and sums in any order, one rounding to x's dtype",
+    "oracle/gemm/wxa16.py wxa16_exact (the project's Triton kernels, kernels/triton/w4a16.py)"))

@@ -26,7 +26,7 @@ import numpy as np
 from oracle.bounds import dot_bound, float_spec, output_rounding
 from oracle.gemm._common import OUT_DTYPES, as_f64, f64_matmul_with_error
 
-__all__ = ["wxa16_exact"]
+__all__ = ["wxa16_exact", "grouped_weights"]
 
 
 def wxa16_exact(x, w_deq, bias=None, *, acc: str = "fp32", out: str = "bf16", order: str = "any",
@@ -51,3 +51,12 @@ def wxa16_exact(x, w_deq, bias=None, *, acc: str = "fp32", out: str = "bf16", or
     if float_spec(out).name != float_spec(acc).name:
         bound = bound + output_rounding(np.abs(y) + bound, out)
     return y, bound
+
+
+def grouped_weights(codes, scales, zp, group: int) -> np.ndarray:
+    """Exact float64 weights (codes - zp) * scale of group-wise 4-bit weights, (N, K); the last
+    group may be partial."""
+    k = codes.shape[1]
+    s = np.repeat(np.asarray(scales, np.float64), group, axis=1)[:, :k]
+    z = np.repeat(np.asarray(zp, np.float64), group, axis=1)[:, :k]
+    return (codes.astype(np.float64) - z) * s
