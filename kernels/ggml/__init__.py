@@ -12,6 +12,8 @@ benchmarks/build_llama_cpp_variants.py) gets one: QORACLE_GGML_CPU_VARIANT picks
 so the three CPU-backend kernels register it as their ISA knob exactly when the variant files
 are there (kernels.isa.mode: capped); with the default one-ISA build they have none, and a
 capped run says so (UNAVAILABLE, LibGGML.cap_refusal) instead of pretending.
+ggml.mul_mat (kernels/ggml/mul_mat.py, the whole CPU-backend graph) declares its spec beside
+its adapter, so that module is imported last, once its KernelInfo is registered here.
 """
 from kernels.ggml.libggml import VARIANT_ENV, LibGGMLUnavailable, cpu_variants
 from kernels.registry import KernelInfo, register
@@ -51,4 +53,6 @@ register(KernelInfo("ggml.mul_mat", "llama_cpp_python", "ggml_mul_mat (CPU backe
                                  "q5_k", "q6_k"),
                     dtypes=("float32",), isa_knobs=_KNOBS,
                     notes="W in the default CPU buffer type and in each extra one (CPU_REPACK, AMX where built); "
-                          "1 or 2 threads. " + _CPU_NOTE))
+                          "any thread count (1 vs every core: the spec engine). " + _CPU_NOTE))
+
+from kernels.ggml import mul_mat  # noqa: F401  (registers ggml.mul_mat's spec, which needs its INFO above)

@@ -29,6 +29,19 @@ ggml-backend.h, ggml-cpu.h of ggml 0.25.x):
   ggml_backend_cpu_set_n_threads, ggml_backend_graph_compute, ggml_backend_tensor_get.
 Whether the bytes were rewritten is read back from the weight's memory (ggml_get_data,
 ggml_nbytes: every buffer type here is host memory) and compared with the bytes given.
+
+An X given as a caller's view (kernels.layouts.View) is not copied: its storage becomes a
+host buffer (ggml_backend_cpu_buffer_from_ptr, as llama.cpp maps a model file), one 1-D
+tensor placed at its start (ggml_backend_tensor_alloc), and X the ggml_view_2d of that tensor
+with the view's offset and row pitch (nb1), so ggml reads the caller's memory with the
+caller's strides. ggml has no element stride other than the type size for X (ggml-cpu.c
+ggml_compute_forward_mul_mat: GGML_ASSERT(nb10 == ggml_type_size(src1->type))), and a view's
+source must hold M * K elements past its offset (ggml.c ggml_new_tensor_impl), which a
+broadcast row (stride 0 over one stored row) does not: ggml_repeat, a copy, is its way there.
+
+`mul_mat_q4_0_view` is the engine's call (SPEC): w4_sym codes and scales packed into q4_0
+blocks by the oracle's packer (oracle.gemm.ggml_mul_mat.q4_0_blocks), the weight in the default
+buffer type.
 """
 from __future__ import annotations
 
@@ -39,11 +52,27 @@ import numpy as np
 
 from kernels.ggml.calls import _lib
 from kernels.ggml.libggml import LibGGMLUnavailable
+from kernels.layouts import View
+from kernels.spec import KernelSpec, register_spec
+from oracle.gemm.ggml_mul_mat import q4_0_blocks
 
-__all__ = ["available", "observe", "buffer_types", "mul_mat"]
+__all__ = ["available", "observe", "buffer_types", "mul_mat", "mul_mat_q4_0_view", "SPEC"]
 
 DEFAULT = "CPU"  # ggml_backend_buft_name(ggml_backend_cpu_buffer_type())
 _F32 = 0  # GGML_TYPE_F32
+
+SPEC = register_spec(KernelSpec(
+    kernel="ggml.mul_mat", call="mul_mat_q4_0_view", semantics="ggml.mul_mat.q4_0",
+    args=("x", "codes", "scales", "group"),
+    layouts={"x": ("dense", "row_pitch", "offset", "batch_row")}, threads=True, dtypes=("fp32",), groups=(32,),
+    modelled=True,
+    source="ggml/src/ggml-cpu/ggml-cpu.c ggml_compute_forward_mul_mat: "
+           "'GGML_ASSERT(nb10 == ggml_type_size(src1->type))' (X rows at any pitch, elements contiguous: no "
+           "transposed X); ggml/src/ggml.c ggml_new_tensor_impl: "
+           "'GGML_ASSERT(view_src == NULL || data_size == 0 || data_size + view_offs <= ggml_nbytes(view_src))' "
+           "(a view spans M * K elements of its source: no stride-0 broadcast of one row); ggml-cpu.cpp "
+           "ggml_backend_cpu_device_supports_op GGML_OP_MUL_MAT: src1 F32 or the weight's vec_dot_type, so f32 "
+           "activations only; block_q4_0 holds QK4_0 = 32 codes (ggml-common.h), so K is whole blocks"))
 
 
 class _InitParams(ctypes.Structure):
@@ -68,7 +97,9 @@ class _Backend:
             (base, "ggml_free", None, [vp]),
             (base, "ggml_tensor_overhead", sz, []),
             (base, "ggml_graph_overhead", sz, []),
+            (base, "ggml_new_tensor_1d", vp, [vp, ctypes.c_int, i64]),
             (base, "ggml_new_tensor_2d", vp, [vp, ctypes.c_int, i64, i64]),
+            (base, "ggml_view_2d", vp, [vp, vp, i64, i64, sz, sz]),
             (base, "ggml_mul_mat", vp, [vp, vp, vp]),
             (base, "ggml_new_graph", vp, [vp]),
             (base, "ggml_build_forward_expand", None, [vp, vp]),
@@ -77,6 +108,8 @@ class _Backend:
             (base, "ggml_backend_buft_name", ctypes.c_char_p, [vp]),
             (base, "ggml_backend_cpu_buffer_type", vp, []),
             (base, "ggml_backend_alloc_ctx_tensors_from_buft", vp, [vp, vp]),
+            (base, "ggml_backend_cpu_buffer_from_ptr", vp, [vp, sz]),
+            (base, "ggml_backend_tensor_alloc", ctypes.c_int, [vp, vp, vp]),
             (base, "ggml_backend_buffer_free", None, [vp]),
             (base, "ggml_backend_tensor_set", None, [vp, vp, sz, sz]),
             (base, "ggml_backend_tensor_get", None, [vp, vp, sz, sz]),
@@ -148,9 +181,30 @@ def _ctx(be: _Backend, n_tensors: int, graph: bool) -> int:
     return ctx
 
 
-def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray], buffer_type: str = DEFAULT,
-            n_threads: int = 1) -> dict:
-    """Y = X W^T through ggml_mul_mat for each X in xs (float32 (M, K)), W given as (N, row bytes).
+def _caller_x(be: _Backend, ctx: int, x: View) -> tuple[int, int]:
+    """(X tensor, its buffer): a ggml view over the caller's own storage with the view's offset and
+    row pitch (see the module docstring)."""
+    st = x.storage
+    if st.dtype != np.float32 or x.strides[1] != 1:
+        raise ValueError(f"X must be float32 with contiguous rows (ggml's nb10 is the type size), got {st.dtype} "
+                         f"strides {x.strides}")
+    if x.offset + x.shape[0] * x.shape[1] > st.size:  # ggml.c would abort: a view is sized as if dense
+        raise ValueError("ggml views only storage holding M * K elements past the offset (ggml_new_tensor_impl: "
+                         "'data_size + view_offs <= ggml_nbytes(view_src)'): no broadcast row")
+    base = be.base
+    buf = base.ggml_backend_cpu_buffer_from_ptr(st.ctypes.data, st.nbytes)
+    whole = base.ggml_new_tensor_1d(ctx, _F32, st.size)
+    if base.ggml_backend_tensor_alloc(buf, whole, st.ctypes.data) != 0:
+        base.ggml_backend_buffer_free(buf)
+        raise RuntimeError("ggml_backend_tensor_alloc refused the caller's storage")
+    return base.ggml_view_2d(ctx, whole, x.shape[1], x.shape[0], x.strides[0] * 4, x.offset * 4), buf
+
+
+def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray | View], buffer_type: str = DEFAULT,
+            n_threads: int | None = 1) -> dict:
+    """Y = X W^T through ggml_mul_mat for each X in xs (float32 (M, K): an array, copied into a
+    tensor of its own, or a caller's View, read in place), W given as (N, row bytes);
+    n_threads None leaves the CPU backend's default (GGML_DEFAULT_N_THREADS).
 
     Returns {'buffer_type', 'supported', 'repacked', 'ys'}: supported is the CPU device's
     answer for a MUL_MAT with W in this buffer type (False: nothing was computed, ys is
@@ -180,17 +234,23 @@ def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray], buffer_ty
         if nbytes != w.nbytes:
             raise RuntimeError(f"ggml_nbytes(W) = {nbytes}, given {w.nbytes} bytes")
         backend = be.cpu.ggml_backend_cpu_init()
-        be.cpu.ggml_backend_cpu_set_n_threads(backend, int(n_threads))
+        if n_threads is not None:
+            be.cpu.ggml_backend_cpu_set_n_threads(backend, int(n_threads))
         weight_set = False
         for x in xs:
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            if x.ndim != 2 or x.shape[1] != k:
+            caller = isinstance(x, View)
+            if not caller:
+                x = np.ascontiguousarray(x, dtype=np.float32)
+            if len(x.shape) != 2 or x.shape[1] != k:
                 raise ValueError(f"X must be float32 (M, {k}), got {x.shape}")
             m = x.shape[0]
-            ctx = _ctx(be, 4, True)
-            buf_x = None
+            ctx = _ctx(be, 5, True)
+            buf_x = buf_caller = None
             try:
-                xt = base.ggml_new_tensor_2d(ctx, _F32, k, m)
+                if caller:
+                    xt, buf_caller = _caller_x(be, ctx, x)
+                else:
+                    xt = base.ggml_new_tensor_2d(ctx, _F32, k, m)
                 yt = base.ggml_mul_mat(ctx, wt, xt)
                 gf = base.ggml_new_graph(ctx)
                 base.ggml_build_forward_expand(gf, yt)
@@ -205,7 +265,8 @@ def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray], buffer_ty
                     held = ctypes.string_at(base.ggml_get_data(wt), w.nbytes)
                     out["repacked"] = held != w.tobytes()
                     weight_set = True
-                base.ggml_backend_tensor_set(xt, x.ctypes.data, 0, x.nbytes)
+                if not caller:
+                    base.ggml_backend_tensor_set(xt, x.ctypes.data, 0, x.nbytes)
                 status = base.ggml_backend_graph_compute(backend, gf)
                 if status != 0:
                     raise RuntimeError(f"ggml_backend_graph_compute returned status {status}")
@@ -213,8 +274,9 @@ def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray], buffer_ty
                 base.ggml_backend_tensor_get(yt, y.ctypes.data, 0, y.nbytes)
                 out["ys"].append(y)
             finally:
-                if buf_x:
-                    base.ggml_backend_buffer_free(buf_x)
+                for buf in (buf_x, buf_caller):
+                    if buf:
+                        base.ggml_backend_buffer_free(buf)
                 base.ggml_free(ctx)
         return out
     finally:
@@ -223,3 +285,16 @@ def mul_mat(type_name: str, w_bytes: np.ndarray, xs: list[np.ndarray], buffer_ty
         if buf_w:
             base.ggml_backend_buffer_free(buf_w)
         base.ggml_free(ctx_w)
+
+
+def mul_mat_q4_0_view(x: View, codes: np.ndarray, scales: np.ndarray, group: int, *,
+                      threads: int | None = None) -> np.ndarray:
+    """ggml_mul_mat of a q4_0 weight (w = (codes - 8) * scales, packed by the oracle's q4_0 packer) in the
+    default buffer type by the caller's X view, read in place; threads None: the backend's default."""
+    if group != 32:
+        raise ValueError(f"q4_0 blocks hold 32 codes (QK4_0), not groups of {group}")
+    out = mul_mat("q4_0", q4_0_blocks(codes, scales), [x], DEFAULT, threads)
+    if not out["supported"]:
+        raise RuntimeError(f"the CPU device refuses MUL_MAT q4_0 N={codes.shape[0]} K={codes.shape[1]} in its default "
+                           "buffer type")
+    return out["ys"][0]

@@ -205,6 +205,19 @@ def mul_mat_tile_row_dropped(type_name: str, w_bytes: np.ndarray, xs: list, buff
     return out
 
 
+@mutant("ggml.mul_mat_q4_0_odd_last_block_dropped", MM, "mul_mat_q4_0_view", "ggml.mul_mat",
+        mirrors="a q4_0 dot product unrolled over pairs of 32-blocks with no remainder loop (ggml's own NEON "
+                "q4_0 x q8_0 long carried 'assert(nb % 2 == 0); // TODO: handle odd nb', which release builds "
+                "compile out): right whenever K is a multiple of 64",
+        caught_by="conformance/test_specs.py::test_spec_*[ggml.mul_mat-*")
+def mul_mat_q4_0_odd_block(x, codes: np.ndarray, scales: np.ndarray, group: int, *, threads: int | None = None):
+    """With an odd number of 32-blocks in K, the last block is never summed (its codes read as 8: w = 0)."""
+    if codes.shape[1] // 32 % 2:
+        codes = np.array(codes)
+        codes[:, -32:] = 8
+    return real(MM, "mul_mat_q4_0_view")(x, codes, scales, group, threads=threads)
+
+
 @mutant("ggml.library_crashes_on_load", T, "available", "ggml.quantize",
         mirrors="a shared library built for another CPU or glibc that dies in its constructors (SIGILL, SIGSEGV) "
                 "while the adapter loads it: without its own status the kernel would read as not installed",

@@ -17,10 +17,12 @@ All paths are: exact integer block sums, fp32 scale products, fp32 accumulation 
 path-specific order.
 
 `activations(x, w_type)` gives the activation blocks (the oracle's model of the CPU
-quantizer), `mul_mat_exact` the exact value of every output from the weight and activation
-bytes, with a bound valid for any fp32 evaluation order with at most 3 roundings per block
-term before the sum (the derivation of oracle.gemm.ggml_vec_dot.vec_dot_exact, which this
-module uses for the K-quants), and `mul_mat_predicted` the bit-exact output where the order is
+quantizer: x86's AVX one on AVX builds, the reference where ggml-cpu falls back to it),
+`q4_0_blocks` writes w4_sym codes and scales as the q4_0 blocks ggml reads, `mul_mat_exact`
+the exact value of every output from the weight and activation bytes, with a bound valid for
+any fp32 evaluation order with at most 3 roundings per block term before the sum (the
+derivation of oracle.gemm.ggml_vec_dot.vec_dot_exact, which this module uses for the
+K-quants), and `mul_mat_predicted` the bit-exact output where the order is
 modelled: q4_0 and q8_0 on AVX2 in the default buffer, where `vec_dot` (M = 1) and
 tinyBLAS_Q0_AVX (M >= 2: `madd(dA*dB, updot(...), acc)` per block into 8 float lanes, each
 lane the int sum of 4 adjacent byte products, then llamafile's `hsum`) both follow
@@ -37,9 +39,10 @@ import numpy as np
 import oracle
 from oracle.bounds import gamma, sum_bound
 from oracle.gemm.ggml_vec_dot import vec_dot, vec_dot_exact
+from oracle.ggml.fields import f16_bytes, pack_nibbles
 from oracle.ggml.tables import KVALUES_IQ4NL, KVALUES_MXFP4
 
-__all__ = ["ACT_TYPE", "ACT_CONVENTION", "TYPES", "activations", "mul_mat_exact", "mul_mat_predicted"]
+__all__ = ["ACT_TYPE", "ACT_CONVENTION", "TYPES", "activations", "q4_0_blocks", "mul_mat_exact", "mul_mat_predicted"]
 
 # weight type -> the CPU backend's vec_dot_type (ggml-cpu.c type_traits_cpu)
 ACT_TYPE = {"q4_0": "q8_0", "q4_1": "q8_1", "q5_0": "q8_0", "q5_1": "q8_1", "q8_0": "q8_0", "iq4_nl": "q8_0",
@@ -51,9 +54,29 @@ _LEGACY_BYTES = {"q4_0": 18, "q4_1": 20, "q5_0": 22, "q5_1": 24, "q8_0": 34, "iq
 _ACT_BYTES = {"q8_0": 34, "q8_1": 36}
 
 
-def activations(x: np.ndarray, w_type: str) -> np.ndarray:
-    """X (float32 (M, K)) quantized as the CPU backend does before multiplying by `w_type`."""
-    return oracle.quantize(np.ascontiguousarray(x, np.float32), ACT_CONVENTION[ACT_TYPE[w_type]])
+def activations(x: np.ndarray, w_type: str, x86: bool = True) -> np.ndarray:
+    """X (float32 (M, K)) quantized as the CPU backend does before multiplying by `w_type`; x86=False
+    for a build without AVX, whose quantize_row_q8_0 / q8_1 fall back to the `_ref` quantizers."""
+    act = ACT_TYPE[w_type]
+    return oracle.quantize(np.ascontiguousarray(x, np.float32), ACT_CONVENTION[act] if x86 else act)
+
+
+def q4_0_blocks(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """q4_0 weight bytes (N, K/32 * 18) holding w[n, k] = (codes[n, k] - 8) * scales[n, k // 32]:
+    block_q4_0 (ggml-common.h) is exactly that, with the scale as its fp16 d, so a scale fp16 cannot
+    hold exactly is refused rather than rounded (it would change the weights being judged)."""
+    codes, scales = np.asarray(codes), np.asarray(scales, np.float32)
+    n, k = codes.shape
+    if k % 32 or scales.shape != (n, k // 32):
+        raise ValueError(f"q4_0 needs K a multiple of 32 and scales (N, K/32): codes {codes.shape}, "
+                         f"scales {scales.shape}")
+    if codes.min(initial=0) < 0 or codes.max(initial=0) > 15:
+        raise ValueError("q4_0 codes must lie in 0..15")
+    d = f16_bytes(scales.reshape(-1))
+    if not np.array_equal(d.view("<f2")[:, 0].astype(np.float32), scales.reshape(-1), equal_nan=True):
+        raise ValueError("q4_0 scales must be exactly representable in fp16 (its block scale d)")
+    q = codes.reshape(n * k // 32, 32)
+    return np.concatenate([d, pack_nibbles(q[:, :16], q[:, 16:])], axis=1).reshape(n, -1)
 
 
 def _f16(b: np.ndarray, off: int) -> np.ndarray:
@@ -154,6 +177,7 @@ def mul_mat_predicted(w_type: str, w: np.ndarray, a: np.ndarray) -> np.ndarray:
     w, a = np.asarray(w, np.uint8), np.asarray(a, np.uint8)
     m, n = a.shape[0], w.shape[0]
     out = np.empty((m, n), np.float32)
-    for i in range(m):
-        out[i] = vec_dot(w_type, "q8_0", w, np.repeat(a[i:i + 1], n, axis=0), variant="avx2")
+    with np.errstate(invalid="ignore"):  # an inf activation scale times a zero lane: NaN, as the kernel gives
+        for i in range(m):
+            out[i] = vec_dot(w_type, "q8_0", w, np.repeat(a[i:i + 1], n, axis=0), variant="avx2")
     return out

@@ -146,6 +146,28 @@ register(Semantics(
     "MLAS sqnbitgemm / qnbitgemm SQNBIT_CompFp32)"))
 
 
+def _ggml_q4_0(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm import ggml_mul_mat as mm
+
+    x, codes, scales, _, group = w4_parts(ops)
+    if group != 32:
+        raise ValueError(f"q4_0 blocks hold 32 codes, not groups of {group}")
+    w = mm.q4_0_blocks(codes, scales)
+    a = mm.activations(x, "q4_0", x86="avx" in observed.get("compiled", ()))
+    exact, bound = mm.mul_mat_exact("q4_0", w, a)
+    predicted = mm.mul_mat_predicted("q4_0", w, a) if observed.get("isa") == "avx2" else None
+    return Expected(exact, bound, predicted, "fp32")
+
+
+register(Semantics(
+    "ggml.mul_mat.q4_0", "w4_sym", _ggml_q4_0,
+    "q4_0 blocks (fp16 d = the group scale, w = (q - 8) * d, 32 codes) times X quantized to q8_0 by the CPU "
+    "backend's from_float; exact integer block sums, fp32 dx * dy products and accumulation; bit-exact on AVX2 builds",
+    "oracle/gemm/ggml_mul_mat.py (ggml/src/ggml-cpu/ggml-cpu.c ggml_compute_forward_mul_mat, arch/x86/quants.c "
+    "quantize_row_q8_0 and ggml_vec_dot_q4_0_q8_0, llamafile/sgemm.cpp tinyBLAS_Q0_AVX)",
+    depends=("isa", "compiled")))
+
+
 def _w4a16_fp32(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     from oracle.gemm.wxa16 import grouped_weights, wxa16_exact
 
