@@ -27,6 +27,15 @@ register(KernelInfo(
           "modelled bit-exactly as one fmaf chain over k = 0..K-1 from 0, then + bias (AVX2 host). "
           "No ISA knob: BesTLA dispatches on cpuid (bestla_device.h CpuDevice), no getenv.",
 ))
+SPEC = register_spec(KernelSpec(
+    kernel="bestla.woqgemm", call="woqgemm_view", semantics="bestla.woqgemm",
+    args=("x", "codes", "scales", "zp", "group"), layouts={"x": ACTIVATION_LAYOUTS}, threads=True, dtypes=("fp32",),
+    groups=(32, 64, 128), k_tail=True, modelled=True,
+    source="auto_round_kernel/__init__.py woqgemm: 'A.contiguous().data_ptr()' (any strides taken; no thread count: "
+           "BesTLA's OMPThreading runs on the OpenMP pool torch.set_num_threads sizes); woqgemm_linear hands the CPU "
+           "kernel fp32 only ('target_dtype = torch.float16 if A.device.type == \"xpu\" else torch.float32'); "
+           "a partial last group is taken (of K % g != 0 only K < g is refused: 'Corrupt packed weight: block "
+           "size > k'), though qlinear.py's QuantLinear refuses 'in_features must be divisible by group_size'"))
 register(KernelInfo(
     name="bestla.woqgemm_s8", package=_PKG, op="auto_round_kernel.woqgemm_s8", module=_MOD,
     conventions=("act.onednn.s8.per_tensor",), isa_knobs=("ONEDNN_MAX_CPU_ISA",), dtypes=("fp32",),

@@ -18,6 +18,7 @@ import numpy as np
 from kernels.isa import host_flags
 from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
+from kernels.pytorch._torch import num_threads, to_numpy
 
 _TORCH_DT = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # cpuinfo flags standing for the ISA bits BesTLA's CpuDevice reads through Xbyak, best first
@@ -94,6 +95,20 @@ def _to_numpy(t, act: str) -> np.ndarray:
     return t.numpy()
 
 
+def _blob(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, *, bits: int, group_size: int,
+          compute: str, scale_type: str):
+    """The BesTLA blob of signed codes (N, K), fp32 scales and signed zero points (N, G) or None (symmetric),
+    through repack_quantized_weight, which wants them as [K, N] and [G, N]."""
+    import torch
+    import auto_round_kernel as ark
+
+    qb = torch.from_numpy(np.ascontiguousarray(codes.T, dtype=np.int8))
+    sc = torch.from_numpy(np.ascontiguousarray(scales.T, dtype=np.float32))
+    asym = zeros is not None
+    zp = torch.from_numpy(np.ascontiguousarray(zeros.T, dtype=np.int8)) if asym else torch.empty(0, dtype=torch.int8)
+    return ark.repack_quantized_weight(qb, sc, zp, group_size, compute, f"int{bits}", scale_type, asym)
+
+
 def woqgemm(x: np.ndarray, codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, bias: np.ndarray | None,
             *, bits: int, group_size: int, act: str = "fp32", compute: str = "fp32", scale_type: str = "fp32") -> np.ndarray:
     """y = x @ ((codes - zeros) * scales).T + bias through repack_quantized_weight + woqgemm.
@@ -106,15 +121,32 @@ def woqgemm(x: np.ndarray, codes: np.ndarray, scales: np.ndarray, zeros: np.ndar
     import auto_round_kernel as ark
 
     n, k = codes.shape
-    qb = torch.from_numpy(np.ascontiguousarray(codes.T, dtype=np.int8))
-    sc = torch.from_numpy(np.ascontiguousarray(scales.T, dtype=np.float32))
-    asym = zeros is not None
-    zp = torch.from_numpy(np.ascontiguousarray(zeros.T, dtype=np.int8)) if asym else torch.empty(0, dtype=torch.int8)
-    blob = ark.repack_quantized_weight(qb, sc, zp, group_size, compute, f"int{bits}", scale_type, asym)
+    blob = _blob(codes, scales, zeros, bits=bits, group_size=group_size, compute=compute, scale_type=scale_type)
     a = _torch_act(x, act)
     b = torch.zeros(n, dtype=a.dtype) if bias is None else _torch_act(bias, act)
-    y = ark.woqgemm(a, blob, b, n, k, group_size, compute, f"int{bits}", scale_type, asym)
+    y = ark.woqgemm(a, blob, b, n, k, group_size, compute, f"int{bits}", scale_type, zeros is not None)
     return _to_numpy(y, act)
+
+
+def woqgemm_view(x: View, codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int, *,
+                 threads: int | None = None) -> np.ndarray:
+    """The w4_grouped GEMM over the caller's view of x as it is (woqgemm takes `A.contiguous()` itself).
+
+    Unsigned codes and zero points (0..15) become the signed int4 pair woqgemm's asymmetric path takes
+    (q - 8, zp - 8: the same differences), fp32 scales and compute, no bias (`torch.empty(0)`, as the
+    package's woqgemm_linear passes for none). BesTLA runs on the OpenMP pool it shares with torch, so
+    `threads` is torch.set_num_threads' for the whole call (packing and GEMM), as a caller sets it.
+    """
+    import torch
+    import auto_round_kernel as ark
+
+    n, k = codes.shape
+    a = as_torch(x)
+    with num_threads(threads):
+        blob = _blob(codes.astype(np.int16) - 8, scales, zp.astype(np.int16) - 8, bits=4, group_size=group,
+                     compute="fp32", scale_type="fp32")
+        y = ark.woqgemm(a, blob, torch.empty(0, dtype=a.dtype), n, k, group, "fp32", "int4", "fp32", True)
+    return to_numpy(y)
 
 
 def unpack(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, *, bits: int, group_size: int,
@@ -124,12 +156,9 @@ def unpack(codes: np.ndarray, scales: np.ndarray, zeros: np.ndarray | None, *, b
     import auto_round_kernel as ark
 
     n, k = codes.shape
-    asym = zeros is not None
-    zp = torch.from_numpy(np.ascontiguousarray(zeros.T, dtype=np.int8)) if asym else torch.empty(0, dtype=torch.int8)
-    blob = ark.repack_quantized_weight(torch.from_numpy(np.ascontiguousarray(codes.T, dtype=np.int8)),
-                                       torch.from_numpy(np.ascontiguousarray(scales.T, dtype=np.float32)), zp,
-                                       group_size, compute, f"int{bits}", scale_type, asym)
-    return ark.unpack_weight(blob, torch.float32, n, k, group_size, compute, f"int{bits}", scale_type, asym).contiguous().numpy()
+    blob = _blob(codes, scales, zeros, bits=bits, group_size=group_size, compute=compute, scale_type=scale_type)
+    return ark.unpack_weight(blob, torch.float32, n, k, group_size, compute, f"int{bits}", scale_type,
+                             zeros is not None).contiguous().numpy()
 
 
 def woqgemm_s8(x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 `woqgemm` takes signed codes (N, K), scales (N, K/g) and optional signed zero points and computes
 x @ ((q - zp) * s).T + bias; int4 symmetric codes are stored q + 8 (S4_FULLRANGE).
+`woqgemm_view` is the asymmetric int4 GEMM over a caller's view of x, judged by the spec engine.
 `woqgemm_s8` is oneDNN's dynamic per-tensor int8: sa = amax * fp32(1/127), codes RNE(x / sa)
 (reorder with a destination scale), y = float(acc) * (sa * sb) + bias.
 A mutant whose bug changes only codes or weights adds the bug's exact effect to the real
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from kernels.layouts import View, as_numpy, dense
 from kernels.mutants import mutant, real
 from oracle.rounding import half_away
 
@@ -118,3 +120,18 @@ def s8_half_away(x, w, w_scale, bias=None):
 def bias_dropped_at_m1(x, codes, scales, zeros, bias, **kw):
     """For M = 1 the bias is left out: y = x @ w.T."""
     return real(T, "woqgemm")(x, codes, scales, zeros, None if np.asarray(x).shape[0] == 1 else bias, **kw)
+
+
+@mutant("bestla.woqgemm_drops_partial_group", T, "woqgemm_view", "bestla.woqgemm",
+        mirrors="a kernel that loops over K // group whole groups while its packer keeps ceil(K / group): "
+                "right for every K that is a whole number of groups, the partial last group never summed",
+        caught_by="conformance/test_specs.py::test_spec_case[bestla.woqgemm-k_boundary-*")
+def woqgemm_drops_partial_group(x: View, codes, scales, zp, group: int, *, threads=None):
+    """The activations of a partial last group (the last K % group) read as zero."""
+    xv = as_numpy(x)
+    tail = xv.shape[1] % group
+    if tail:
+        xv = xv.copy()
+        xv[:, -tail:] = 0
+        x = dense(xv)
+    return real(T, "woqgemm_view")(x, codes, scales, zp, group, threads=threads)

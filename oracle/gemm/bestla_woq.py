@@ -3,7 +3,8 @@
 `woqgemm` (intel/neural-speed bestla/bestla/bestla_prologue_b.h weight decompression and the
 fp32 GEMM cores; order observed on an AVX2 host, fp32 activations): the weight is dequantized by
 the oracle's BesTLA conventions (oracle/conventions/bestla.py), then one fmaf chain per output
-over k = 0..K-1 from 0, then the fp32 bias add.
+over k = 0..K-1 from 0, then the fp32 bias add. `woqgemm_w4` is that model as the engine's
+`bestla.woqgemm` semantics (signature w4_grouped: the asymmetric int4 path, integer zero points).
 
 `woqgemm_s8` runs on the oneDNN that auto-round-lib bundles (ONEDNN_VERBOSE: abs-max reduction,
 linear by 1/127, f32 -> s8 reorder, s8 x s8 matmul with src (per tensor) and wei (per column)
@@ -18,10 +19,15 @@ import numpy as np
 
 from oracle import floats
 from oracle.conventions import QuantizedWeight, get
+from oracle.gemm.semantics import Expected, out_dtype, w4_parts
 from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
+from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
 
-__all__ = ["dequant", "fma_chain", "S8_ACTIVATIONS", "woqgemm_s8_model"]
+__all__ = ["dequant", "fma_chain", "woqgemm_w4", "S8_ACTIVATIONS", "woqgemm_s8_model"]
+
+# the ISA whose fp32 core the fma chain was observed on (other cores are judged by the bound alone)
+MODELLED_ISA = "AVX2"
 
 S8_ACTIVATIONS = "act.onednn.s8.per_tensor"
 
@@ -49,6 +55,19 @@ def fma_chain(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarr
     for k in range(x.shape[1]):
         y = fmaf(x[:, k:k + 1], w[None, :, k], y)
     return y if bias is None else (y + bias.astype(np.float32)).astype(np.float32)
+
+
+def woqgemm_w4(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """w4_grouped as woqgemm's asymmetric int4 path computes it: unsigned codes and zero points are
+    the signed pair (q - 8, zp - 8) it is given, dequantized by `dequant` with fp32 scales (exact in
+    fp32 for the signature's scales, so the bound is the fp32 dot product's); the fma chain is the
+    prediction where BesTLA ran the core it was observed on (`bestla_isa`, fp32 activations)."""
+    x, codes, scales, zp, group = w4_parts(ops)
+    w, _ = dequant(codes.astype(np.int32) - 8, scales, zp.astype(np.int32) - 8, 4, group, "fp32")
+    out = out_dtype(x)
+    exact, bound = wxa16_exact(x, w, None, acc="fp32", out=out, order="any")
+    modelled = observed.get("bestla_isa") == MODELLED_ISA and out == "fp32"
+    return Expected(exact, bound, fma_chain(x, w, None) if modelled else None, out)
 
 
 def woqgemm_s8_model(x: np.ndarray, w: np.ndarray, sb: np.ndarray, bias: np.ndarray | None):

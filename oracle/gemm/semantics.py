@@ -168,6 +168,21 @@ register(Semantics(
     depends=("isa", "compiled")))
 
 
+def _bestla_woqgemm(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.bestla_woq import woqgemm_w4
+
+    return woqgemm_w4(ops, observed)
+
+
+register(Semantics(
+    "bestla.woqgemm", "w4_grouped", _bestla_woqgemm,
+    "BesTLA woqgemm, asymmetric int4: w = (q - zp) * s in fp32 (the signed pair q - 8, zp - 8), fp32 accumulation, "
+    "a partial last group; bit-exact as one fmaf chain over k from 0 where BesTLA runs its AVX2 fp32 core",
+    "oracle/gemm/bestla_woq.py woqgemm_w4 (intel/neural-speed bestla/bestla/bestla_prologue_b.h weight "
+    "decompression, the fp32 GEMM cores)",
+    depends=("bestla_isa",)))
+
+
 def _w4a16_fp32(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     from oracle.gemm.wxa16 import grouped_weights, wxa16_exact
 
