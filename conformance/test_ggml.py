@@ -39,14 +39,11 @@ def _ready(qsession, judge, kernel: str, convention: str) -> dict:
 
 def _simd_ready(qsession, judge, kernel: str, convention: str) -> str:
     """The CPU backend's ISA is the variant library loaded: under a cap it must be the cap's
-    variant (a mismatch fails); a one-ISA build cannot be capped, so it says so and skips."""
+    variant (a mismatch fails). A one-ISA build runs only at the level its cpuid dispatch reaches
+    (kernels.isa.mode; elsewhere `_ready` has judged it UNAVAILABLE)."""
     seen = _ready(qsession, judge, kernel, convention)
-    if qsession.isa == "native":
+    if qsession.isa == "native" or seen["variant"] is None:
         return seen["isa"]
-    if seen["variant"] is None:
-        judge(Result("UNAVAILABLE", convention, kernel,
-                     detail=f"this libggml is a one-ISA build ({seen['isa']}) with no CPU variants to choose, "
-                            f"so --isa {qsession.isa} cannot be imposed"), kernel=kernel)
     want = knobs_for(qsession.isa)[GGML_VARIANT]
     if seen["variant"] != want:
         judge(Result("FAIL", convention, kernel, detail=f"--isa {qsession.isa} asked for the {want} variant, "

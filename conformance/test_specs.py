@@ -64,18 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _arguments(spec: KernelSpec, case: families.Case, layouts: dict[int, str] | None = None) -> list:
-    """The API's arguments for a case: a View per activation or weight matrix (dense unless `layouts`
-    says), an int for a 0-d operand (a group size), arrays otherwise."""
-    out = []
-    for i, arg in enumerate(spec.args):
-        name, transposed = spec.operand(arg)
-        v = case.operands[name]
-        if name in VIEW_ROLES:
-            v = make(v.T if transposed else v, (layouts or {}).get(i, "dense"))
-        elif v.ndim == 0:
-            v = int(v)
-        out.append(v)
-    return out
+    return spec.arguments(case.operands, layouts)
 
 
 def _expected(spec: KernelSpec, case: families.Case, observed: dict) -> semantics.Expected:

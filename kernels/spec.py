@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kernels.layouts import LAYOUTS
+from kernels.layouts import LAYOUTS, make
 from kernels.registry import find, kernels
 
-__all__ = ["KernelSpec", "register_spec", "specs", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "WORKERS", "VIEW_ROLES",
+__all__ = ["KernelSpec", "register_spec", "specs", "spec_for", "ACTIVATION_LAYOUTS", "WEIGHT_LAYOUTS", "WORKERS", "VIEW_ROLES",
            "layouts_for"]
 
 # what a caller can hand each kind of argument: a broadcast or a row of a batch is an activation's lot
@@ -86,6 +86,21 @@ class KernelSpec:
         """(logical operand, transposed) of an API argument."""
         return (arg[:-2], True) if arg.endswith(".T") else (arg, False)
 
+    def arguments(self, operands: dict, layouts: dict[int, str] | None = None) -> list:
+        """The API's arguments for a case's operands: a View per activation or weight matrix (dense
+        unless `layouts` maps its position to another layout), an int for a 0-d operand (a group
+        size), arrays otherwise."""
+        out = []
+        for i, arg in enumerate(self.args):
+            name, transposed = self.operand(arg)
+            v = operands[name]
+            if name in VIEW_ROLES:
+                v = make(v.T if transposed else v, (layouts or {}).get(i, "dense"))
+            elif v.ndim == 0:
+                v = int(v)
+            out.append(v)
+        return out
+
 
 def _validate(s: KernelSpec) -> None:
     from oracle.gemm.semantics import SIGNATURES, get
@@ -120,6 +135,11 @@ def register_spec(s: KernelSpec) -> KernelSpec:
 def layouts_for(position: int) -> tuple[str, ...]:
     """The layouts a caller can pass as the argument at `position` (the first is the activation)."""
     return ACTIVATION_LAYOUTS if position == 0 else WEIGHT_LAYOUTS
+
+
+def spec_for(module: str, call: str) -> KernelSpec | None:
+    """The spec whose call is `module.call`, if any."""
+    return next((s for s in specs() if s.module == module and s.call == call), None)
 
 
 def specs() -> list[KernelSpec]:

@@ -185,8 +185,10 @@ def _example(m) -> tuple[tuple, dict, object]:
 
     import oracle
     import oracle.conventions as conventions
-    from kernels.layouts import dense
+    from conformance import families
     from kernels.mutants import real
+    from kernels.spec import spec_for
+    from oracle.gemm import semantics
 
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -195,6 +197,13 @@ def _example(m) -> tuple[tuple, dict, object]:
     i8 = lambda *s: rng.integers(-128, 128, s, dtype=np.int8)  # noqa: E731
     ident = lambda v: np.asarray(v, np.float64)  # noqa: E731
     fn = m.func
+    spec = spec_for(m.target, fn)
+    if spec is not None:  # a spec's call: the largest random case of its first space, dense operands
+        signature = semantics.get(spec.semantics).signature
+        drawn = families.cases(signature, families.spaces(spec.dtypes, spec.groups, spec.k_tail, 16, "quick")[:1],
+                               "quick")
+        case = max((c for c in drawn if c.family == "random"), key=lambda c: np.prod(c.shape))
+        return tuple(spec.arguments(case.operands)), {}, lambda v: ident(np.asarray(v, f32))
     if m.target == "kernels.ggml.mul_mat":  # q4_0 weights in the repacking buffer type where it exists
         from kernels.ggml.mul_mat import buffer_types
 
@@ -211,11 +220,6 @@ def _example(m) -> tuple[tuple, dict, object]:
         return ("q4_0", 256, oracle.quantize(w[:4], "q4_0"), oracle.quantize(x, "q8_0.x86")), {}, ident
     if fn == "int_mm" or fn == "int_matmul":
         return (i8(4, 256), i8(256, 32)), {}, ident
-    if fn in ("int_mm_view", "int_matmul_view", "matmulinteger_view"):  # the spec's call: dense views
-        return (dense(i8(4, 256)), dense(i8(256, 32))), {}, ident
-    if fn == "int8pack_mm_view":
-        return (dense(x[:1].astype(ml_dtypes.bfloat16)), dense(i8(32, 256)),
-                (rng.random(32) * 0.01).astype(ml_dtypes.bfloat16)), {}, lambda v: ident(np.asarray(v, f32))
     if fn == "int_scaled_matmul":
         return (i8(4, 256), i8(256, 32), (rng.random(4) * 1e-3 + 1e-4).astype(f32)), {}, ident
     if fn == "int4pack_mm":
