@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels.layouts import as_numpy, dense
 from kernels.mutants import mutant, real
 
 T = "kernels.triton.w4a16"
@@ -84,32 +85,29 @@ def da8w4_zero_point_tile_row(a_q, a_scale, a_zp, w_packed, w_scale, w_zp, bias=
     return real(DA, "linear")(a_q, a_scale, a_zp, w_packed, w_scale, w_zp, bias, **kw)
 
 
-@mutant("triton.w4a16_fp16_accumulator", T, "gemv", "triton.w4a16.q4_0",
+_ENGINE = "conformance/test_specs.py::test_spec_case[triton.w4a16."
+
+
+@mutant("triton.w4a16_fp16_accumulator", T, "q4_0_view", "triton.w4a16.q4_0",
         mirrors="a GEMV that accumulates its fp16 products in an fp16 register (the half2 accumulators of "
                 "hand-written CUDA/ESIMD GEMVs): each add rounds to 11 bits, so a large partial absorbs small terms",
-        caught_by="conformance/test_triton_w4a16.py::test_w4a16_accumulation_probes*")
-def w4a16_fp16_accumulator(x, weight, scales, *, layout, k, out=None, config=None):
-    """q4_0 GEMV products rounded to fp16 and summed sequentially in fp16 (k = 0..K-1), then cast to the output."""
-    import oracle
-    from oracle.gemm._common import cast_out
-
-    y = real(T, "gemv")(x, weight, scales, layout=layout, k=k, out=out, config=config)
-    if layout != "q4_0":
-        return y
-    w = oracle.dequantize(np.asarray(weight, np.uint8), "q4_0")[:, :k].astype(np.float16)
-    xs = np.asarray(x, np.float32).astype(np.float16)
+        caught_by=_ENGINE + "q4_0-absorption-*")
+def w4a16_fp16_accumulator(x, codes, scales, group):
+    """Products rounded to fp16 and summed sequentially in fp16 (k = 0..K-1), then cast to x's dtype."""
+    xs = as_numpy(x).astype(np.float32).astype(np.float16)
+    w = ((codes.astype(np.float32) - 8) * np.repeat(scales, group, axis=1)).astype(np.float16)
     acc = np.zeros((xs.shape[0], w.shape[0]), np.float16)
-    for i in range(k):
+    for i in range(xs.shape[1]):
         acc = (acc + (xs[:, i:i + 1] * w[None, :, i]).astype(np.float16)).astype(np.float16)
-    return cast_out(acc.astype(np.float32), out or "fp16").astype(y.dtype)
+    return acc.astype(np.float32).astype(as_numpy(x).dtype)
 
 
-@mutant("triton.w4a16_last_k_block_dropped", T, "gemv", ("triton.w4a16.q4_0", "triton.w4a16.esimd"),
+@mutant("triton.w4a16_last_k_block_dropped", T, "esimd_view", "triton.w4a16.esimd",
         mirrors="a GEMV whose k loop runs one step short (for k0 in range(0, K - BLOCK_K, BLOCK_K)): the last "
                 "block of K never contributes, a few percent of a long dot product on Gaussian data",
-        caught_by="conformance/test_triton_w4a16.py::test_w4a16_accumulation_probes*")
-def w4a16_last_k_block_dropped(x, weight, scales, *, layout, k, out=None, config=None):
+        caught_by=_ENGINE + "esimd-tail_k-*")
+def w4a16_last_k_block_dropped(x, codes, scales, group):
     """The last 32 elements of K contribute nothing."""
-    x = np.array(x, copy=True)
-    x[:, max(0, k - 32):] = 0
-    return real(T, "gemv")(x, weight, scales, layout=layout, k=k, out=out, config=config)
+    xv = as_numpy(x).copy()
+    xv[:, max(0, xv.shape[1] - 32):] = 0
+    return real(T, "esimd_view")(dense(xv), codes, scales, group)

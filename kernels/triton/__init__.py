@@ -32,6 +32,11 @@ register(KernelInfo(
           "(u4 - 8) * scale; fp32 accumulation; exact value + wxa16 bound",
 ))
 register_spec(KernelSpec(
+    kernel="triton.w4a16.q4_0", call="q4_0_view", semantics="w4a16.fp32", args=("x", "codes", "scales", "group"),
+    layouts={"x": ACTIVATION_LAYOUTS}, dtypes=("fp16", "bf16", "fp32"), groups=(32,), worker="triton",
+    source="kernels/triton/w4a16.py gemv_t: x's row stride goes to the kernel (a view with a K stride other "
+           "than 1 is made contiguous first); K whole q4_0 blocks"))
+register_spec(KernelSpec(
     kernel="triton.w4a16.esimd", call="esimd_view", semantics="w4a16.fp32", args=("x", "codes", "scales", "group"),
     layouts={"x": ACTIVATION_LAYOUTS}, dtypes=("fp16", "bf16", "fp32"), groups=(128,), k_tail=True, worker="triton",
     source="kernels/triton/w4a16.py gemv_t: x's row stride goes to the kernel (a view with a K stride other "

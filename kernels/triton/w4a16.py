@@ -579,5 +579,17 @@ def esimd_view(x, codes: np.ndarray, scales: np.ndarray, group: int) -> np.ndarr
     return runtime.to_numpy(gemv_t(xt, w, s, layout="esimd", k=codes.shape[1]))
 
 
+def q4_0_view(x, codes: np.ndarray, scales: np.ndarray, group: int) -> np.ndarray:
+    """The q4_0-layout kernel over the caller's view of x as it is, the weights as GGML q4_0 blocks
+    (oracle.gemm.ggml_mul_mat.q4_0_blocks: fp16 d = the group scale, 32 codes)."""
+    from oracle.gemm.ggml_mul_mat import q4_0_blocks
+
+    if group != 32:
+        raise ValueError(f"q4_0 blocks hold 32 codes, not groups of {group}")
+    xt, _ = runtime.view_on_device(x)
+    w = runtime.to_torch(q4_0_blocks(codes, scales))
+    return runtime.to_numpy(gemv_t(xt, w, None, layout="q4_0", k=codes.shape[1]))
+
+
 available = runtime.available
 observe = runtime.observe
