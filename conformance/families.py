@@ -12,7 +12,8 @@ go wrong and is built so the oracle's verdict separates right from wrong determi
   half away from zero differs from round-to-nearest-even by one ulp (visible where the order is
   modelled bit for bit);
 - subnormal: products and sums below the smallest normal, so flushing (FTZ/DAZ) turns them to 0;
-- nonfinite: NaN and Inf in one activation row each, which must reach every output of that row;
+- nonfinite: NaN and Inf in one activation row each, which a float path must carry to every output
+  of that row (a kernel that quantizes its activations gives what its modelled quantizer makes of them);
 - random: full-range draws over GEMV to batch shapes with K tails.
 Grouped 4-bit weights add: zero_points (codes and zero points at 0 and 15), scales (fp16
 subnormal and large group scales), k_boundary (K one off a whole number of groups, where the
@@ -356,7 +357,7 @@ def _w4_subnormal(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
 
 
 def _w4_nonfinite(sp: Space, profile: str, sym: bool) -> Iterator[Case]:
-    """NaN in row 0 and +Inf in row 1 against unit weights: those rows are NaN and +Inf."""
+    """NaN in row 0 and +Inf in row 1 against unit weights: NaN and +Inf rows through a float path."""
     r = _rng(f"w4 nonfinite {sp} {sym}")
     m, k, n = 3, 2 * sp.group, 16
     _, codes, scales, zp = _w4_unit(sp, m, k, n, sym)
