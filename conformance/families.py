@@ -238,18 +238,20 @@ def _w4_case(cid: str, family: str, sp: Space, x: np.ndarray, codes: np.ndarray,
 
 
 def _w4_draw(sp: Space, m: int, k: int, n: int, r: np.random.Generator, sym: bool):
-    """Normal activations, codes 0..15, zero points 0..15 (8 for sym) and scales m * 2^e (m 1..15,
-    e -9..-4): every scale and every tinygemm float zero (8 - zp) * s is exact in fp16 and bf16."""
+    """Normal activations, codes 0..15, zero points 1..14 (8 for sym; the ends 0 and 15 are the
+    zero_points family's) and scales m * 2^e (m 1..15, e -9..-4): every scale and every tinygemm
+    float zero (8 - zp) * s is exact in fp16 and bf16."""
     groups = -(-k // sp.group)
-    zp = np.full((n, groups), 8) if sym else r.integers(0, 16, (n, groups))
+    zp = np.full((n, groups), 8) if sym else r.integers(1, 15, (n, groups))
     scales = r.integers(1, 16, (n, groups)) * 2.0 ** r.integers(-9, -3, (n, groups))
     return r.standard_normal((m, k)), r.integers(0, 16, (n, k)), scales, zp
 
 
 def _w4_unit(sp: Space, m: int, k: int, n: int, sym: bool):
-    """Unit weights (codes = zp + 1, scale 1) and zero activations, for the crafted families."""
+    """Unit weights (codes = zp + 1, zero points 1..14, scale 1) and zero activations, for the
+    crafted families."""
     groups = -(-k // sp.group)
-    zp = np.full((n, groups), 8) if sym else np.tile(np.arange(groups) % 15, (n, 1))
+    zp = np.full((n, groups), 8) if sym else np.tile(np.arange(groups) % 14 + 1, (n, 1))
     codes = np.repeat(zp, sp.group, axis=1)[:, :k] + 1
     return np.zeros((m, k)), codes, np.ones((n, groups)), zp
 

@@ -300,6 +300,15 @@ def int4pack_flushes_half_scales(x, codes, scales, zp, group, *, threads=None):
     return _i4(x, codes, flushed, zp, group, threads)
 
 
+@mutant("torch.int4pack_zero_point_0_as_absent", I4, "int4pack_mm_view", "torch.weight_int4pack_mm",
+        mirrors="a truthiness test where a presence test was meant ('if zero_point: ... else use the default 8'): "
+                "a group whose zero point is 0 (an all-positive group of an asymmetric quantizer) gets 8",
+        caught_by=_SPECS + _F4 + "zero_points-*")
+def int4pack_zero_point_0_as_absent(x, codes, scales, zp, group, *, threads=None):
+    """Zero points equal to 0 read as the default 8."""
+    return _i4(x, codes, scales, np.where(zp == 0, 8, zp).astype(zp.dtype), group, threads)
+
+
 @mutant("torch.int8pack_gemv_half_accumulator", I8, "int8pack_mm", "torch.weight_int8pack_mm",
         mirrors="a GEMV (M = 1) fast path that accumulates in the activation dtype (fp16/bf16) while the "
                 "GEMM path uses fp32: right everywhere except M = 1",
