@@ -143,3 +143,26 @@ def matmulinteger_s8s8_pairs(a, b_kn, *, threads=None):
 
     au = (as_numpy(a).astype(np.int16) + 128).astype(np.uint8)
     return accumulator(au, 128, as_numpy(b_kn), 0, "u8s8_int16_pairs")
+
+
+@mutant("ort.dynamicquantizematmul_range_not_widened", Q, "dynamicquantizematmul_view",
+        "onnxruntime.dynamicquantizematmul",
+        mirrors="a dynamic activation quantizer that takes [min(x), max(x)] as its range without DynamicQuantizeLinear's "
+                "'data range is adjusted to include 0': the same bytes for every activation tensor holding both "
+                "signs or a zero, another scale for an all-positive one (a ReLU's output)",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.dynamicquantizematmul-absorption-*")
+def dynamicquantizematmul_range_not_widened(x, w_kn, scales, *, threads=None):
+    """Scale and zero point from the unwidened [min(x), max(x)]; MLAS's integer GEMM and fp32 epilogue as the real op."""
+    from kernels.layouts import as_numpy
+    from oracle.gemm.mlas_int8 import scale_bias
+
+    f = np.float32
+    a = as_numpy(x).astype(f)
+    lo, hi = f(np.nanmin(a)), f(np.nanmax(a))
+    if lo <= 0 <= hi or not np.isfinite(a).all():  # the widening changes nothing, or the scale is not finite anyway
+        return real(Q, "dynamicquantizematmul_view")(x, w_kn, scales, threads=threads)
+    sa = f((hi - lo) / f(255)) if hi != lo else f(1)
+    za = int(np.rint(np.clip(f(0) - f(lo / sa), 0, 255)))
+    codes = (np.rint(np.clip((a / sa).astype(f), -za, 255 - za)) + za).astype(np.uint8)
+    acc = real(Q, "matmulinteger")(codes, as_numpy(w_kn), np.uint8(za), threads=threads or 0)["y"]
+    return scale_bias(acc, (sa * np.asarray(scales, f)).astype(f))

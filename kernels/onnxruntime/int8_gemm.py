@@ -55,14 +55,26 @@ INFOS = {key: register(KernelInfo(
     notes=notes, extra={"isa_note": _NOTE}))
     for key, (op, notes) in _OPS.items()}
 
+_DENSE_ONLY = ("ONNX tensors have no strides (an OrtValue 'only represents a contiguous array'): a strided feed is "
+               "copied by the Python binding and an initializer serialized by onnx.numpy_helper.from_array, so no "
+               "caller's view reaches MLAS")
+
 # s8 x s8 without zero points: MLAS's portable path, exact on every host (u8 operands and zero points stay in
 # conformance/test_onnxruntime_int8.py, which models MLAS's int16 pairs)
 SPEC = register_spec(KernelSpec(
     kernel="onnxruntime.matmulinteger", call="matmulinteger_view", semantics="w8a8.int32_wrap", args=("a", "b.T"),
-    threads=True,
-    source="ONNX tensors have no strides (an OrtValue 'only represents a contiguous array'): a strided feed is "
-           "copied by the Python binding and an initializer serialized by onnx.numpy_helper.from_array, so no "
-           "caller's view reaches MLAS"))
+    threads=True, source=_DENSE_ONLY))
+
+# s8 weights without a zero point or bias, B an initializer and the session option off (what a model
+# gets by default): the int16 pairs of the host's u8 x s8 kernel are part of the modelled arithmetic; the
+# session option, u8 weights, zero points and bias stay in conformance/test_onnxruntime_int8.py. The
+# operator's schema takes float A only (T1: tensor(float)), so fp32 is the whole dtype space.
+# MatMulIntegerToFloat (integer A, float Y) and QLinearMatMul (requantized u8/s8 Y) fit no registered
+# signature without the adapter quantizing or converting for them, so they stay hand-written.
+DQ_SPEC = register_spec(KernelSpec(
+    kernel="onnxruntime.dynamicquantizematmul", call="dynamicquantizematmul_view",
+    semantics="mlas.dynamicquantizematmul", args=("x", "w.T", "scales"), threads=True, dtypes=("fp32",),
+    modelled=True, source=_DENSE_ONLY))
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -220,6 +232,12 @@ def dynamicquantizematmul(a: np.ndarray, b: np.ndarray, b_scale, b_zero_point=No
            None if bias is None else ("bias", np.asarray(bias, f), True)]
     (y,), w = _run("DynamicQuantizeMatMul", "com.microsoft", ins, [1], threads=threads, precision=precision, opset=13)
     return {"y": y, "weight_dtype": w}
+
+
+def dynamicquantizematmul_view(x: View, w_kn: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    """DynamicQuantizeMatMul of x by s8 w_kn with per-column scales, no zero point or bias, B and its scales
+    initializers: fp32 (M, N). threads None: ORT's default pool (intra_op_num_threads 0), what a caller gets."""
+    return dynamicquantizematmul(as_numpy(x), as_numpy(w_kn), scales, threads=threads or 0)["y"]
 
 
 def matmulintegertofloat(a: np.ndarray, b: np.ndarray, a_scale, b_scale, a_zero_point=None, b_zero_point=None,

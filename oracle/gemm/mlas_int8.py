@@ -70,7 +70,7 @@ from oracle.gemm.aten_qlinear_dynamic import accumulate as _pairs_minus_zp
 from oracle.gemm.w8a8 import wrap_int32
 
 __all__ = ["MODELS", "VNNI_FLAGS", "u8s8_saturates", "model_for", "accumulator", "qlinear_scale", "requantize",
-           "dynamic_quantize_u8", "quantize_linear", "scale_bias", "float_output"]
+           "dynamic_quantize_u8", "quantize_linear", "scale_bias", "float_output", "dynamic_quantize_matmul"]
 
 F = np.float32
 MODELS = ("exact", "u8s8_int16_pairs")
@@ -208,3 +208,29 @@ def float_output(acc: np.ndarray, a_scale, b_scale, bias=None) -> tuple[np.ndarr
     exact = prod + b64[None, :]
     mag = np.abs(prod) + np.abs(b64)[None, :] + np.abs(exact)
     return pred, exact, (gamma(4, "fp32") + gamma(3, "fp64")) * mag + 4 * 2.0 ** -150
+
+
+def dynamic_quantize_matmul(x: np.ndarray, w_kn: np.ndarray, b_scale,
+                            flags) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(predicted fp32 y, exact float64 value, bound) of DynamicQuantizeMatMul without B zero point or bias.
+
+    x fp32 (M, K) is quantized per tensor by `dynamic_quantize_u8`; w_kn (K, N) holds the s8 or u8
+    codes, b_scale a scalar or (N,). The int32 sums are those MLAS forms on a host with these cpuid
+    flags (`model_for` with the session option off: the int16 pairs where u8 x s8 saturates), so the
+    exact value is that of the host's integer model, not of the unsaturated sum.
+
+    A NaN anywhere in x makes a_scale NaN under NaN-propagating min / max (IEEE 754-2019 minimum and
+    maximum, as the ONNX reference implementation's numpy computes the function body), so y is NaN
+    everywhere whatever the codes (its NaN's bits are not predicted; MLAS's minps / maxps reduction
+    drops a NaN instead, so only a NaN beside an infinity reaches the output). An infinity without a NaN
+    quantizes inf / inf, whose u8 code the operator leaves undefined: no expectation exists.
+    """
+    x = np.asarray(x, F)
+    if np.isnan(x).any():
+        nan = np.full((x.shape[0], np.shape(w_kn)[1]), np.nan)
+        return None, nan, np.zeros_like(nan)
+    if not np.isfinite(x).all():
+        raise ValueError("x holds an infinity: DynamicQuantizeLinear's code for inf / inf is undefined")
+    codes, sa, za = dynamic_quantize_u8(x)
+    model = model_for(np.uint8, np.asarray(w_kn).dtype, flags)
+    return float_output(accumulator(codes, za, w_kn, 0, model), sa, b_scale)

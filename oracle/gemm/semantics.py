@@ -196,3 +196,20 @@ register(Semantics(
     "w4a16.fp32", "w4_sym", _w4a16_fp32,
     "w = (q - 8) * s with s stored in fp16, fp32 products and sums in any order, one rounding to x's dtype",
     "oracle/gemm/wxa16.py wxa16_exact (the project's Triton kernels, kernels/triton/w4a16.py)"))
+
+
+def _mlas_dynamicquantizematmul(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.mlas_int8 import dynamic_quantize_matmul
+
+    pred, exact, bound = dynamic_quantize_matmul(ops["x"], ops["w"].T, ops["scales"], observed["cpu_flags"])
+    return Expected(exact, bound, pred, "fp32")
+
+
+register(Semantics(
+    "mlas.dynamicquantizematmul", "w8_float", _mlas_dynamicquantizematmul,
+    "x fp32 quantized per tensor to u8 by DynamicQuantizeLinear's rule; int32 sums of (codes - zp) * w as MLAS's "
+    "u8 x s8 kernel forms them on the observed host (int16 pair sums that saturate on AVX2 / AVX512BW without "
+    "VNNI, exact elsewhere); y = fp32(float(acc) * fp32(sa * scales[n])), bit-exact",
+    "oracle/gemm/mlas_int8.py dynamic_quantize_matmul (onnxruntime contrib_ops/cpu/quantization/"
+    "dynamic_quantize_matmul.cc, core/util/qmath.h GetQuantizationParameter, MLAS qgemm.h, qpostprocessor.cpp)",
+    depends=("cpu_flags",)))
