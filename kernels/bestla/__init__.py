@@ -44,6 +44,11 @@ register(KernelInfo(
           "On AVX2 without VNNI the s8 activations run as u8 (+128) through vpmaddubsw, whose int16 "
           "pair sums saturate (known defect).",
 ))
+register_spec(KernelSpec(
+    kernel="bestla.woqgemm_s8", call="woqgemm_s8_view", semantics="onednn.s8_per_tensor", args=("x", "w", "scales"),
+    layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, threads=True, dtypes=("fp32",), modelled=True,
+    source="auto_round_kernel/__init__.py woqgemm_s8: 'A.contiguous().data_ptr()', 'B.contiguous().data_ptr()' "
+           "(any strides taken; no thread count: its oneDNN runs on the OpenMP pool torch.set_num_threads sizes)"))
 register(KernelInfo(
     name="bestla.igemm_s8s8s32", package=_PKG, op="auto_round_kernel.igemm_s8s8s32", module=_MOD,
     dtypes=("int8",),

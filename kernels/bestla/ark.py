@@ -18,7 +18,7 @@ import numpy as np
 from kernels.isa import host_flags
 from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
-from kernels.pytorch._torch import num_threads, to_numpy
+from kernels.pytorch._torch import num_threads, to_numpy, to_torch
 
 _TORCH_DT = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # cpuinfo flags standing for the ISA bits BesTLA's CpuDevice reads through Xbyak, best first
@@ -172,6 +172,16 @@ def woqgemm_s8(x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarr
     bb = None if bias is None else torch.from_numpy(np.ascontiguousarray(bias, dtype=np.float32))
     _ONEDNN_RAN.add("woqgemm_s8")
     return ark.woqgemm_s8(a, b, s, bb).numpy()
+
+
+def woqgemm_s8_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    """woqgemm_s8 without bias over the caller's views of x and w as they are (the package takes
+    `A.contiguous().data_ptr()` and `B.contiguous().data_ptr()` itself), on the OpenMP pool torch sizes."""
+    import auto_round_kernel as ark
+
+    _ONEDNN_RAN.add("woqgemm_s8")
+    with num_threads(threads):
+        return to_numpy(ark.woqgemm_s8(as_torch(x), as_torch(w), to_torch(scales), None))
 
 
 def igemm_s8s8s32(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -382,3 +382,20 @@ def dyn_quant_no_eps(x, weight_bytes, scales, group_size):
     zero_rows = ~np.any(np.asarray(x) != 0, axis=1)
     out["y"] = np.where(zero_rows[:, None], F(np.nan), out["y"]).astype(F)
     return out
+
+
+LD = "kernels.pytorch.linear_dynamic"
+
+
+@mutant("torch.linear_dynamic_drops_m_tail", LD, "fbgemm_view", "torch.quantized.linear_dynamic.fbgemm",
+        mirrors="a GEMM whose M loop runs in tiles of 4 rows with no remainder loop: every batch of a multiple "
+                "of four rows (and a GEMV's one) is right, the last M % 4 rows of any other come back zero",
+        caught_by=(_SPECS + "test_spec_case[torch.quantized.linear_dynamic.fbgemm-tail_k-*",
+                   _SPECS + "test_spec_case[torch.quantized.linear_dynamic.fbgemm-tail_m-*"))
+def linear_dynamic_drops_m_tail(x, w, scales, *, threads=None):
+    """Past M = 4, the last M % 4 output rows are zero."""
+    y = real(LD, "fbgemm_view")(x, w, scales, threads=threads)
+    m = y.shape[0]
+    if m > 4:
+        y[m - m % 4:] = 0
+    return y

@@ -7,13 +7,24 @@ act.torch.per_tensor.quint8 convention), multiplied by the qint8 weights with ex
 accumulation, and scaled back to fp32 with the bias (oracle.gemm.aten_qlinear_dynamic models each
 engine bit for bit). Each engine is its own kernel name. fbgemm (also behind the x86 engine for
 linear) picks its ISA from cpuid (no knob); oneDNN follows ONEDNN_MAX_CPU_ISA.
+fbgemm and onednn are on the spec engine (`fbgemm_view`, `onednn_view`: the op's default
+reduce_range=False, per-channel weights, no bias); reduce_range, per-tensor weights, bias and the
+x86 and qnnpack engines stay with conformance/test_pytorch_linear_dynamic.py.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
+from typing import Iterator
+
 import numpy as np
 
-from kernels.pytorch._torch import observe_torch, onednn_verbose, op_available, to_numpy, to_torch
+from kernels.layouts import View, as_torch
+from kernels.pytorch._torch import num_threads, observe_torch, onednn_verbose, op_available, to_numpy, to_torch
 from kernels.registry import KernelInfo, register
+from kernels.spec import ACTIVATION_LAYOUTS, WEIGHT_LAYOUTS, KernelSpec, register_spec
 
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
 # the x86 engine packs linear weights for fbgemm (its output matches fbgemm's bit for bit), so no knob caps it
@@ -27,20 +38,33 @@ INFOS = {e: register(KernelInfo(
     notes=f"torch.backends.quantized.engine = {e!r}; qint8 weights per tensor or per channel"))
     for e in ENGINES}
 
+_SOURCE = ("aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp PackedLinearWeight::apply_dynamic_impl: "
+           "'auto input_contig = input.contiguous();' (any strides of x; the onednn engine's takes them too, as "
+           "linear_prepack takes strided weights: checked with transposed, padded and expanded views) and "
+           "'int num_tasks = at::get_num_threads();' (the thread count is ATen's)")
+SPECS = {e: register_spec(KernelSpec(
+    kernel=INFOS[e].name, call=f"{e}_view", semantics=f"{e}.linear_dynamic", args=("x", "w", "scales"),
+    layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, threads=True, dtypes=("fp32",), modelled=True,
+    source=_SOURCE)) for e in ("fbgemm", "onednn")}
 
-def available(engine: str = "fbgemm") -> dict:
+_IMPLS: list[str] = []  # the oneDNN implementations the last view call ran (observe() reports them)
+
+
+def available(engine: str | None = None) -> dict:
+    """Whether the ops exist and `engine` is supported (None: every engine with a view call)."""
     r = op_available("ops.quantized.linear_dynamic", "ops.quantized.linear_prepack")
     if r["ok"]:
         import torch
 
-        if engine not in torch.backends.quantized.supported_engines:
-            return {"ok": False, "version": r["version"],
-                    "reason": f"engine {engine} not in {torch.backends.quantized.supported_engines}"}
+        for e in [engine] if engine else list(SPECS):
+            if e not in torch.backends.quantized.supported_engines:
+                return {"ok": False, "version": r["version"],
+                        "reason": f"engine {e} not in {torch.backends.quantized.supported_engines}"}
     return r
 
 
 def observe() -> dict:
-    return observe_torch()
+    return {**observe_torch(), "onednn_impls": tuple(_IMPLS)}
 
 
 def linear_dynamic(engine: str, x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None,
@@ -58,3 +82,49 @@ def linear_dynamic(engine: str, x: np.ndarray, w: np.ndarray, w_scale: np.ndarra
     with onednn_verbose():
         packed = torch.ops.quantized.linear_prepack(qw, None if bias is None else to_torch(bias))
         return to_numpy(torch.ops.quantized.linear_dynamic(to_torch(x), packed, reduce_range))
+
+
+@contextlib.contextmanager
+def _onednn_impls() -> Iterator[list[str]]:
+    """oneDNN verbose on for the block, its lines read back (the implementations run go into the list
+    yielded) and passed on to stdout, where the worker keeps them as evidence."""
+    from kernels.pytorch.evidence import parse_onednn
+
+    impls: list[str] = []
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            with onednn_verbose():
+                yield impls
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            text = tmp.read()
+            os.write(1, text)
+            impls.extend(parse_onednn(text.decode(errors="replace")).impls)
+
+
+def _view(engine: str, x: View, w: View, scales: np.ndarray, threads: int | None) -> np.ndarray:
+    """linear_dynamic(x, prepack(w quantized per channel with exactly these int8 codes and scales, zero
+    points 0), reduce_range=False) over the caller's views of x and w, under `threads` ATen threads."""
+    import torch
+
+    torch.backends.quantized.engine = engine
+    qw = torch._make_per_channel_quantized_tensor(as_torch(w), to_torch(scales.astype(np.float64)),
+                                                  torch.zeros(w.shape[0], dtype=torch.int64), 0)
+    _IMPLS.clear()
+    with num_threads(threads), _onednn_impls() as impls:
+        y = torch.ops.quantized.linear_dynamic(as_torch(x), torch.ops.quantized.linear_prepack(qw, None))
+    _IMPLS.extend(impls)
+    return to_numpy(y)
+
+
+def fbgemm_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    return _view("fbgemm", x, w, scales, threads)
+
+
+def onednn_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    return _view("onednn", x, w, scales, threads)

@@ -30,7 +30,7 @@ from oracle.conventions import get
 from oracle.rounding import fmaf
 
 __all__ = ["ENGINES", "EPILOGUES", "activation_convention", "accumulate", "linear_dynamic_model", "onednn_epilogue",
-           "qlinear_pointwise_model"]
+           "qlinear_pointwise_model", "linear_dynamic_w8"]
 
 F = np.float32
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
@@ -139,3 +139,19 @@ def qlinear_pointwise_model(qx: np.ndarray, x_zp: int, x_scale, w: np.ndarray, w
     # float(acc), two multiplies (the scale product and acc * it, or acc * sa then * sb), the bias add
     bound = gamma(4, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
     return _onednn_scale(acc.astype(F), sa, sb, b, epilogue or "onednn"), exact, bound
+
+
+def linear_dynamic_w8(ops: dict[str, np.ndarray], observed: dict, engine: str):
+    """w8_float (per-channel qint8 weights, no bias) as `engine` computes it with reduce_range=False: the
+    exact int32 sum and the engine's epilogue; for onednn the order of the implementations the call ran
+    (observed["onednn_impls"]), no prediction where it is not one modelled. A NaN or Inf anywhere in x leaves
+    the per-tensor quantization parameters undefined (the quantizer cannot compute them): NaN throughout."""
+    from oracle.gemm.semantics import Expected
+
+    if not np.isfinite(ops["x"]).all():
+        nan = np.full((ops["x"].shape[0], ops["w"].shape[0]), np.nan)
+        return Expected(nan, np.zeros_like(nan), nan.astype(F), "fp32")
+    epilogue = onednn_epilogue(observed.get("onednn_impls", ())) if engine == "onednn" else None
+    pred, exact, bound = linear_dynamic_model(ops["x"], ops["w"], ops["scales"], None, engine=engine,
+                                              reduce_range=False, epilogue=epilogue)
+    return Expected(exact, bound, None if engine == "onednn" and epilogue is None else pred, "fp32")

@@ -10,6 +10,7 @@ over k = 0..K-1 from 0, then the fp32 bias add. `woqgemm_w4` is that model as th
 linear by 1/127, f32 -> s8 reorder, s8 x s8 matmul with src (per tensor) and wei (per column)
 scales). From the oneDNN dev guide's semantics (matmul dst = scale_src * scale_wei * acc + bias):
 activations by act.onednn.s8.per_tensor, y = float(acc) * (sa * sb[n]) + bias, acc the exact int32 sum.
+`woqgemm_s8_w8` is that model as the engine's `onednn.s8_per_tensor` semantics (signature w8_float).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
 from oracle.gemm.wxa16 import wxa16_exact
 from oracle.rounding import fmaf
 
-__all__ = ["dequant", "fma_chain", "woqgemm_w4", "S8_ACTIVATIONS", "woqgemm_s8_model"]
+__all__ = ["dequant", "fma_chain", "woqgemm_w4", "S8_ACTIVATIONS", "woqgemm_s8_model", "s8_epilogue", "woqgemm_s8_w8"]
 
 # the ISA whose fp32 core the fma chain was observed on (other cores are judged by the bound alone)
 MODELLED_ISA = "AVX2"
@@ -70,12 +71,34 @@ def woqgemm_w4(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     return Expected(exact, bound, fma_chain(x, w, None) if modelled else None, out)
 
 
-def woqgemm_s8_model(x: np.ndarray, w: np.ndarray, sb: np.ndarray, bias: np.ndarray | None):
-    """(predicted fp32 y, exact value, bound) for int8 weights w (N, K) with per-column scales sb."""
+def woqgemm_s8_model(x: np.ndarray, w: np.ndarray, sb: np.ndarray, bias: np.ndarray | None,
+                     order: str | None = "acc*(sa*sb)"):
+    """(predicted fp32 y, exact value, bound) for int8 weights w (N, K) with per-column scales sb;
+    the prediction scales in `order` (oracle.gemm.w8a8 EPILOGUES), None where the order is unknown."""
     qa = get(S8_ACTIVATIONS).quantize(np.ascontiguousarray(x, dtype=np.float32))
     q, sa = qa.codes.astype(np.int8), np.float32(qa.scales[0, 0])
     exact, bound = w8a8_exact(q, sa, w, sb, bias, out="fp32")
-    pred = epilogue(wrap_int32(int8_matmul(q, w)), sa, sb, "acc*(sa*sb)")
+    if order is None:
+        return None, exact, bound
+    pred = epilogue(wrap_int32(int8_matmul(q, w)), sa, sb, order)
     if bias is not None:
         pred = (pred + bias.astype(np.float32)).astype(np.float32)
     return pred, exact, bound
+
+
+def s8_epilogue(impl: str) -> str | None:
+    """The w8a8 epilogue order of the oneDNN matmul implementation woqgemm_s8 ran ('gemm:jit',
+    'brg_matmul:avx2', as its observe() reports it): the same oneDNN post-ops as linear_dynamic's onednn
+    engine (oracle.gemm.aten_qlinear_dynamic.onednn_epilogue), its scales taken as given; None if unknown."""
+    from oracle.gemm.aten_qlinear_dynamic import onednn_epilogue
+
+    kind = onednn_epilogue([f"matmul:{impl}"]) if impl else None
+    return {"onednn": "acc*(sa*sb)", "onednn.brgemm": "(acc*sa)*sb"}.get(kind or "")
+
+
+def woqgemm_s8_w8(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """w8_float as woqgemm_s8 computes it, without bias: `woqgemm_s8_model`, predicted in the epilogue order
+    of the matmul implementation observed (the exact value and bound are those of the quantized sum)."""
+    x, order = ops["x"], s8_epilogue(observed.get("onednn_impl", ""))
+    pred, exact, bound = woqgemm_s8_model(x, ops["w"], ops["scales"], None, order)
+    return Expected(exact, bound, pred, out_dtype(x))

@@ -213,3 +213,43 @@ register(Semantics(
     "oracle/gemm/mlas_int8.py dynamic_quantize_matmul (onnxruntime contrib_ops/cpu/quantization/"
     "dynamic_quantize_matmul.cc, core/util/qmath.h GetQuantizationParameter, MLAS qgemm.h, qpostprocessor.cpp)",
     depends=("cpu_flags",)))
+
+
+def _onednn_s8(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    from oracle.gemm.bestla_woq import woqgemm_s8_w8
+
+    return woqgemm_s8_w8(ops, observed)
+
+
+register(Semantics(
+    "onednn.s8_per_tensor", "w8_float", _onednn_s8,
+    "dynamic int8 on oneDNN: x quantized per tensor by act.onednn.s8.per_tensor (sa = amax * fp32(1/127), "
+    "q = RNE(x * fp32(1/sa)) saturated), the exact int32 sum of q * w, y = float(acc) * fp32(sa * s[n]) (gemm:jit, "
+    "AMX) or (float(acc) * sa) * s[n] (other brg_matmul kernels); fp32 only",
+    "oracle/gemm/bestla_woq.py woqgemm_s8_model (auto-round-lib woqgemm_s8 on its bundled oneDNN: abs-max "
+    "reduction, linear by 1/127, reorder to s8, s8 x s8 matmul with src and wei scales)",
+    depends=("onednn_impl",)))
+
+
+def _linear_dynamic(engine: str) -> Callable[[dict[str, np.ndarray], dict], Expected]:
+    def expected(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+        from oracle.gemm.aten_qlinear_dynamic import linear_dynamic_w8
+
+        return linear_dynamic_w8(ops, observed, engine)
+    return expected
+
+
+register(Semantics(
+    "fbgemm.linear_dynamic", "w8_float", _linear_dynamic("fbgemm"),
+    "quantized.linear_dynamic (reduce_range=False): x quantized per tensor to quint8 by act.torch.per_tensor.quint8, "
+    "the exact int32 sum of (q - zp) * w, y = fmaf(float(acc), fp32(sa * s[n]), bias) (FBGEMM ReQuantizeForFloat)",
+    "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model (pytorch aten/src/ATen/native/quantized/cpu/"
+    "qlinear_dynamic.cpp PackedLinearWeight::apply_dynamic_impl)"))
+register(Semantics(
+    "onednn.linear_dynamic", "w8_float", _linear_dynamic("onednn"),
+    "quantized.linear_dynamic on the onednn engine (reduce_range=False): x quantized as for fbgemm, the exact int32 "
+    "sum, scaled by fp32(1/(1/sa) * 1/(1/s[n])) (gemm:jit, AMX) or by 1/(1/sa) then 1/(1/s[n]) (other brg_matmul "
+    "kernels), by the implementations the call ran",
+    "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model, onednn_epilogue (pytorch qlinear_dynamic.cpp "
+    "PackedLinearWeightsOnednn::apply_dynamic_impl)",
+    depends=("onednn_impls",)))
