@@ -122,12 +122,66 @@ def _i8_random(profile: str) -> Iterator[Case]:
                                               "b": r.integers(-128, 128, (n, k), dtype=np.int8)})
 
 
-def _i8_layout_case(m: int, equal_rows: bool) -> Case:
+def _i8_layout_case(m: int, equal_rows: bool, k: int = 66) -> Case:
     r = _rng(f"int8 layout {m} {equal_rows}")
-    k, n = 66, 9
+    n = 9
     a = r.integers(-128, 128, (1 if equal_rows else m, k), dtype=np.int8)
     return Case(_mkn(m, k, n) + ("_equal_rows" if equal_rows else ""), "layout", {"a": np.repeat(a, m, 0) if equal_rows else a,
                                           "b": r.integers(-128, 128, (n, k), dtype=np.int8)})
+
+
+# ---- int8 x int8 -> int32, scaled per row -> float32 ----------------------------------------------
+# The int8_gemm operands (the int32 wrap included: the contract is an int32 sum, then the scale) with
+# row scales added; an even-K random case and exact ties of the product.
+
+def _row_scales(name: str, m: int) -> np.ndarray:
+    """m * 2^(e - 23) with a full 24-bit m (2^23..2^24 - 1) and e -12..-4, exact in fp32: fp32(acc) * s
+    rounds for most sums, so another order or precision of the epilogue (a float64 product, a scale held in
+    bf16) changes bits. Row 1 (where there is one) at the subnormal scale 3 * 2^-149, its products subnormal
+    (and exact) while |acc| < 2^23 / 3: a kernel that flushes the scale or the product gives 0 there."""
+    r = _rng(f"row scales {name}")
+    s = r.integers(2 ** 23, 2 ** 24, m) * 2.0 ** (r.integers(-12, -3, m) - 23)
+    if m > 1:
+        s[1] = 3 * 2.0 ** -149
+    return s.astype(np.float32)
+
+
+def _row_scaled(gen: Callable[[str], Iterator[Case]]) -> Callable[[Space, str], Iterator[Case]]:
+    """An int8_gemm family's cases, each with row scales for its M rows."""
+    def scaled(sp: Space, profile: str) -> Iterator[Case]:
+        for c in gen(profile):
+            yield Case(c.id, c.family, {**c.operands, "row_scales": _row_scales(c.id, c.operands["a"].shape[0])})
+    return scaled
+
+
+def _rs_random(profile: str) -> Iterator[Case]:
+    """int8 random, and K = 48: even but not a multiple of a K block of 32 or 128, so a kernel that skips
+    the K mask whenever K is even reads past the end of each row."""
+    yield from _i8_random(profile)
+    r = _rng("int8 row-scaled even k")
+    m, k, n = 3, 48, 8
+    yield Case(_mkn(m, k, n), "random", {"a": r.integers(-128, 128, (m, k), dtype=np.int8),
+                                          "b": r.integers(-128, 128, (n, k), dtype=np.int8)})
+
+
+def _rs_ties(profile: str) -> Iterator[Case]:
+    """a[:, 0] = 3 and b[:, 0] = 2^j (j 0..6) and -128, zeros elsewhere: every acc is 1.5 * 2^e, and
+    fp32(acc) * s is exactly halfway between two fp32 values: 1.5 ulps above acc for s = 1 + 2^-23 (row 0:
+    round to nearest even goes up, truncation down), 4.5 ulps for s = 1 + 3 * 2^-23 (row 1: nearest even
+    goes down, rounding half away from zero up). K is odd (33), as the tails' and random's K mostly are."""
+    m, k, n = 2, 33, 8
+    a, b = np.zeros((m, k), np.int8), np.zeros((n, k), np.int8)
+    a[:, 0] = 3
+    b[:, 0] = [1, 2, 4, 8, 16, 32, 64, -128]
+    s = np.array([1 + 2.0 ** -23, 1 + 3 * 2.0 ** -23], np.float32)
+    yield Case(_mkn(m, k, n), "ties", {"a": a, "b": b, "row_scales": s})
+
+
+def _rs_layout_case(m: int, equal_rows: bool) -> Case:
+    """int8_gemm's layout operands at an odd K (65; its 66 is an even K tail, the random family's K = 48
+    case's business), with row scales."""
+    c = _i8_layout_case(m, equal_rows, k=65)
+    return Case(c.id, c.family, {**c.operands, "row_scales": _row_scales(c.id, m)})
 
 
 # ---- float activations x int8 per-channel weights -> float --------------------------------------
@@ -394,6 +448,8 @@ FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
         ("nonfinite", _f_nonfinite), ("tails", _f_tails))},
     "w4_grouped": _w4(sym=False),
     "w4_sym": _w4(sym=True),
+    "int8_row_scaled": {"extremes": _row_scaled(_i8_extremes), "tails": _row_scaled(_i8_tails),
+                        "random": _row_scaled(_rs_random), "ties": lambda sp, p: _rs_ties(p)},
 }
 
 LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
@@ -401,6 +457,7 @@ LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
     "w8_float": lambda sp, m, eq: _f_layout_case(sp.dtype, m, eq),
     "w4_grouped": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=False),
     "w4_sym": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=True),
+    "int8_row_scaled": lambda sp, m, eq: _rs_layout_case(m, eq),
 }
 
 

@@ -76,7 +76,13 @@ DEFECTS: list[KnownDefect] = [
           ("torch.int_mm", "conformance/test_specs.py::test_spec_case[[]torch.int_mm-random-m3k*"),
           ("torch.int_mm", "conformance/test_specs.py::test_spec_layout[[]torch.int_mm-*"),
           ("torch.int_mm", "conformance/test_specs.py::test_spec_threads[[]torch.int_mm[]]"),
-          ("torchao.int_scaled_matmul", "conformance/test_torchao_cpu.py::test_int_scaled_matmul_*"))),
+          # int_scaled_matmul's own torch._int_mm: its families carry int8_gemm's operands (the same ones saturate)
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_case[[]torchao.int_scaled_matmul-extremes-a127_b127_*"),
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_case[[]torchao.int_scaled_matmul-tail_[mn]-*"),
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_case[[]torchao.int_scaled_matmul-random-m[1-9][0-9]*"),
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_case[[]torchao.int_scaled_matmul-random-m3k*"),
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_layout[[]torchao.int_scaled_matmul-*"),
+          ("torchao.int_scaled_matmul", "conformance/test_specs.py::test_spec_threads[[]torchao.int_scaled_matmul[]]"))),
     KnownDefect(
         kernel="bestla.woqgemm", nodeid_glob="conformance/test_bestla_woqgemm.py::test_half_activations*",
         convention="bestla.neural_speed_98ffee4.int4_fullrange.sym",
@@ -237,11 +243,12 @@ DEFECTS: list[KnownDefect] = [
       for _version in ("1.26.", "1.27.", "1.28.", "1.29.", "1.30.", "1.31.") for _block in (512, 1024, 2048)),
     KnownDefect(
         kernel="triton.torchao.int_scaled_matmul",
-        nodeid_glob="conformance/test_triton_torchao.py::test_int_scaled_matmul_even_k_tail*",
+        nodeid_glob="conformance/test_specs.py::test_spec_case[[]triton.torchao.int_scaled_matmul-random-m3k48n8[]]",
         convention="w8a8 (acc*sa)*sb", reference="torchao 0.18.0 torchao/kernel/intmm_triton.py: int_scaled_matmul_kernel (EVEN_K)",
         why="EVEN_K is set from K % 2 == 0, not K % BLOCK_K == 0, so an even K that is not a multiple of "
             "BLOCK_K loads past the end of each row without a mask (K = 48 with BLOCK_K 32 or 128)",
-        evidence=((ZEN3, "triton 3.6.0 interpreter: 24 of 24 elements outside the bound"),
+        evidence=((ZEN3, "triton 3.6.0 interpreter: 24 of 24 elements outside the bound (M 3, K 48, N 8); the engine's "
+                         "random m3k48n8 case returns other bytes on a second call (the over-read passes the storage)"),
                   ("NVIDIA H200", "the same test fails natively")),
         packages={"torchao": "0.18"}),
     *(KnownDefect(

@@ -4,21 +4,17 @@ DA8W4 runs where torchao's CPU kernel is built (pytorch/ao from source, or
 benchmarks/build_torchao_cpu.py with QORACLE_TORCHAO_CPU_LIB naming its library) and the CPU has
 what that build needs; otherwise it is UNAVAILABLE with the reason.
 
-int_matmul is judged by conformance/test_specs.py (its KernelSpec in kernels/torchao/__init__.py).
-int_scaled_matmul is `float(acc) * scales1`, oracle.gemm.w8a8's '(acc*sa)*sb' epilogue with sb = 1
-(bit-exact prediction) inside w8a8_exact's bound.
+int_matmul and int_scaled_matmul are judged by conformance/test_specs.py (their KernelSpecs in
+kernels/torchao/__init__.py; int_scaled_matmul on semantics w8a8.int32_row_scaled, `float(acc) * scales1`
+bit for bit).
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from conformance import calls
 from oracle.gemm.da8w4 import block_compensation, da8w4_exact, da8w4_linear
-from oracle.gemm.w8a8 import epilogue, int8_matmul, w8a8_exact, wrap_int32
-from oracle.strategies import int8_codes
 from oracle.verdict import compare_bounded, compare_exact
 
 MOD = "kernels.torchao.ao"
@@ -81,35 +77,3 @@ def test_da8w4_linear_cpu(qsession, judge, case):
                           predicted=pred, require_prediction=pred is not None, what=f"da8w4_linear_cpu {out}"),
           kernel=DA8W4, shape=shape)
 
-
-def scaled_case(qsession, judge, a, w, sa):
-    shape = (a.shape[0], a.shape[1], w.shape[0])
-    calls.require_available(qsession, judge, "torchao.int_scaled_matmul", MOD, "w8a8 (acc*sa)*sb", shape=shape)
-    y = calls.run(qsession, judge, "torchao.int_scaled_matmul", MOD, "int_scaled_matmul", a,
-                  np.ascontiguousarray(w.T), sa, convention="w8a8 (acc*sa)*sb", shape=shape)
-    ones = np.ones(w.shape[0], np.float32)
-    exact, bound = w8a8_exact(a, sa, w, ones, out="fp32")
-    pred = epilogue(wrap_int32(int8_matmul(a, w)), sa, ones, "(acc*sa)*sb")
-    judge(compare_bounded(exact, bound, y, out_dtype="fp32", convention="w8a8 (acc*sa)*sb", predicted=pred,
-                          what="int_scaled_matmul fp32"), kernel="torchao.int_scaled_matmul", shape=shape)
-
-
-@pytest.mark.kernel("torchao.int_scaled_matmul")
-@pytest.mark.parametrize("m", [1, 16])
-def test_int_scaled_matmul_crafted(qsession, judge, m):
-    rng = np.random.default_rng(2 + m)
-    a, w = rng.integers(-128, 128, (m, 1024), dtype=np.int8), rng.integers(-128, 128, (32, 1024), dtype=np.int8)
-    sa = (rng.random(m) * 1e-3 + 1e-6).astype(np.float32)
-    scaled_case(qsession, judge, a, w, sa)
-
-
-@pytest.mark.kernel("torchao.int_scaled_matmul")
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], max_examples=10)
-@given(data=st.data())
-def test_int_scaled_matmul_hypothesis(qsession, judge, data):
-    m = data.draw(st.sampled_from([1, 2, 5, 17, 64]))
-    k = data.draw(st.sampled_from([16, 64, 200, 1024]))
-    n = data.draw(st.sampled_from([8, 16, 48]))
-    a, w = data.draw(int8_codes((m, k))), data.draw(int8_codes((n, k)))
-    sa = np.asarray(data.draw(st.lists(st.floats(2.0 ** -20, 8.0, width=32), min_size=m, max_size=m)), np.float32)
-    scaled_case(qsession, judge, a, w, sa)

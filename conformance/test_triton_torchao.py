@@ -1,9 +1,12 @@
 """torchao's shipped Triton int_scaled_matmul_kernel (torchao/kernel/intmm_triton.py) judged by the oracle.
 
-int_matmul_kernel is judged by conformance/test_specs.py (its KernelSpec in kernels/triton/__init__.py).
-int_scaled_matmul_kernel: float(acc) * scales1 in fp32, the '(acc*sa)*sb' epilogue with sb = 1,
-bit-exact prediction inside w8a8_exact's bound. Its loads skip the K mask whenever K is even
-(EVEN_K = K % 2 == 0), so an even K that is not a multiple of BLOCK_K reads past the rows.
+int_matmul_kernel and int_scaled_matmul_kernel are judged by conformance/test_specs.py (their KernelSpecs in
+kernels/triton/__init__.py; the engine's random m3k48n8 case shows int_scaled_matmul_kernel's EVEN_K defect:
+its loads skip the K mask whenever K is even, so an even K that is not a multiple of BLOCK_K reads past
+the rows). What stays here: int_scaled_matmul_kernel at the full profile's GPU-sized shapes (several
+128 x 256 tiles in M and N on the GPU, K a multiple of BLOCK_K with many rows), which no family draws.
+float(acc) * scales1 in fp32, the '(acc*sa)*sb' epilogue with sb = 1, bit-exact prediction inside
+w8a8_exact's bound.
 """
 from __future__ import annotations
 
@@ -50,7 +53,3 @@ def test_int_scaled_matmul(qsession, judge):
     for m, k, n in _shapes(qsession):  # K a multiple of BLOCK_K (32 interpreted, 128 on the GPU) or odd
         _scaled(qsession, judge, m, k, n)
 
-
-@pytest.mark.kernel("triton.torchao.int_scaled_matmul")
-def test_int_scaled_matmul_even_k_tail(qsession, judge):
-    _scaled(qsession, judge, 3, 48, 8)  # BLOCK_K = 32 in the interpreter; on the GPU (BLOCK_K 128) K = 48 is a tail too

@@ -1,5 +1,5 @@
 """Wrong torchao int8 matmuls: int_matmul and int_scaled_matmul on CPU (target kernels.torchao.ao) and the
-Triton int_matmul_kernel (target kernels.triton.torchao_intmm)."""
+Triton int_matmul_kernel and int_scaled_matmul_kernel (target kernels.triton.torchao_intmm)."""
 from __future__ import annotations
 
 import ml_dtypes
@@ -24,24 +24,24 @@ def u8_compensation_missing(a, b_kn, *, threads=None):
     return c.astype(np.uint32).view(np.int32)
 
 
-@mutant("torchao.per_tensor_not_per_token_scale", T, "int_scaled_matmul", "torchao.int_scaled_matmul",
+@mutant("torchao.per_tensor_not_per_token_scale", T, "int_scaled_matmul_view", "torchao.int_scaled_matmul",
         mirrors="one activation scale broadcast to every row where each token has its own (a [M, 1] scale "
                 "read as a scalar)",
-        caught_by="conformance/test_torchao_cpu.py::test_int_scaled_matmul*")
-def per_tensor_scale(a, b_kn, scales):
+        caught_by="conformance/test_specs.py::test_spec_case[torchao.int_scaled_matmul-*")
+def per_tensor_scale(a, b_kn, row_scales, *, threads=None):
     """Every row scaled by the first row's scale."""
-    s = np.asarray(scales, F).reshape(-1)
-    return real(T, "int_scaled_matmul")(a, b_kn, np.full_like(s, s[0]))
+    s = np.asarray(row_scales, F).reshape(-1)
+    return real(T, "int_scaled_matmul_view")(a, b_kn, np.full_like(s, s[0]), threads=threads)
 
 
-@mutant("torchao.scale_bf16_before_multiply", T, "int_scaled_matmul", "torchao.int_scaled_matmul",
+@mutant("torchao.scale_bf16_before_multiply", T, "int_scaled_matmul_view", "torchao.int_scaled_matmul",
         mirrors="the per-token scale cast to the model dtype (bf16) before the int32 accumulator is scaled, "
                 "instead of scaling in fp32 and casting after",
-        caught_by="conformance/test_torchao_cpu.py::test_int_scaled_matmul*")
-def scale_bf16_first(a, b_kn, scales):
+        caught_by="conformance/test_specs.py::test_spec_case[torchao.int_scaled_matmul-*")
+def scale_bf16_first(a, b_kn, row_scales, *, threads=None):
     """Row scales rounded to bf16 before they multiply the int32 sums."""
-    s = np.asarray(scales, F).astype(ml_dtypes.bfloat16).astype(F)
-    return real(T, "int_scaled_matmul")(a, b_kn, s)
+    s = np.asarray(row_scales, F).astype(ml_dtypes.bfloat16).astype(F)
+    return real(T, "int_scaled_matmul_view")(a, b_kn, s, threads=threads)
 
 
 @mutant("torchao.triton_intmm_drops_k_tail", TT, "int_matmul_view", "triton.torchao.int_matmul",
@@ -53,3 +53,15 @@ def triton_intmm_drops_k_tail(a, b_kn, *, out=None, block=None):
     av = as_numpy(a).copy()
     av[:, av.shape[1] - av.shape[1] % 32:] = 0
     return real(TT, "int_matmul_view")(dense(av), b_kn, out=out, block=block)
+
+
+@mutant("torchao.triton_scaled_ftz", TT, "int_scaled_matmul_view", "triton.torchao.int_scaled_matmul",
+        mirrors="an epilogue compiled with denormals flushed (fast-math, ftz on the fp32 multiply): a subnormal "
+                "row scale, and any product below the smallest normal, become zero",
+        caught_by="conformance/test_specs.py::test_spec_case[triton.torchao.int_scaled_matmul-extremes-*")
+def triton_scaled_ftz(a, b_kn, row_scales, *, block=None):
+    """Subnormal row scales read as 0 and subnormal outputs flushed to 0 (sign kept)."""
+    s = np.asarray(row_scales, F).reshape(-1)
+    s = np.where(np.abs(s) < np.finfo(F).tiny, F(0), s)
+    y = real(TT, "int_scaled_matmul_view")(a, b_kn, s, block=block)
+    return np.where(np.abs(y) < np.finfo(F).tiny, np.copysign(F(0), y), y).astype(F)

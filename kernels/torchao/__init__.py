@@ -40,3 +40,11 @@ register(KernelInfo(
     isa_knobs=_ATEN, dtypes=("int8", "fp32"),
     notes="CPU: torch._int_mm then float(acc) * scales1 (per row): oracle.gemm.w8a8 '(acc*sa)*sb' with sb = 1",
 ))
+register_spec(KernelSpec(
+    kernel="torchao.int_scaled_matmul", call="int_scaled_matmul_view", semantics="w8a8.int32_row_scaled",
+    args=("a", "b.T", "row_scales"), layouts={"a": ACTIVATION_LAYOUTS, "b.T": WEIGHT_LAYOUTS}, threads=True,
+    modelled=True,
+    source="torchao/kernel/intmm.py int_scaled_matmul: 'assert scales1.dim() == 2', 'assert M == scales1.size(0) "
+           "or scales1.numel() == 1', 'assert 1 == scales1.size(1)', 'assert scales1.is_contiguous()' (a and b: "
+           "no check); _int_scaled_matmul_cpu: 'c = torch._int_mm(a, b)', 'return c.to(scales1.dtype) * scales1' "
+           "(torch 2.13 _int_mm on CPU takes every layout here as it comes)"))

@@ -196,3 +196,16 @@ def int_scaled_matmul(a: np.ndarray, b_kn: np.ndarray, scales: np.ndarray) -> np
 
     return f(torch.from_numpy(np.ascontiguousarray(a, np.int8)), torch.from_numpy(np.ascontiguousarray(b_kn, np.int8)),
              torch.from_numpy(np.ascontiguousarray(scales, np.float32).reshape(-1, 1))).numpy()
+
+
+def int_scaled_matmul_view(a: View, b_kn: View, row_scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    """int_scaled_matmul over the caller's views of a and b (K, N) as they are (no copy), the row scales as the
+    op asserts them (fp32 (M, 1), contiguous): on CPU its torch._int_mm takes any strides."""
+    import torch
+    from torchao.kernel.intmm import int_scaled_matmul as f
+
+    from kernels.pytorch._torch import num_threads
+
+    s = torch.from_numpy(np.ascontiguousarray(row_scales, np.float32).reshape(-1, 1))
+    with num_threads(threads):
+        return f(as_torch(a), as_torch(b_kn), s).numpy().copy()

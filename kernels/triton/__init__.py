@@ -67,6 +67,13 @@ register(KernelInfo(
     notes="scaled_matmul_kernel_with_block_pointers: float(acc) * scales1 per row; EVEN_K is K % 2 == 0, not "
           "K % BLOCK_K == 0 (see the adapter)",
 ))
+register_spec(KernelSpec(
+    kernel="triton.torchao.int_scaled_matmul", call="int_scaled_matmul_view", semantics="w8a8.int32_row_scaled",
+    args=("a", "b.T", "row_scales"), layouts={"a": ACTIVATION_LAYOUTS, "b.T": WEIGHT_LAYOUTS}, modelled=True,
+    worker="triton",
+    source="torchao/kernel/intmm_triton.py int_scaled_matmul_kernel(a, b, scales1, c, config): a.stride(0), "
+           "a.stride(1), b.stride(0), b.stride(1) to the kernel's pointers; the kernel stores 'acc * tmp0' at "
+           "'c_ptr + idx_n + N * idx_m' (a contiguous c, as the op allocates it: no out= claim)"))
 register(KernelInfo(
     name="triton.gemlite.a16w4", package="gemlite", op="gemlite.GemLiteLinearTriton (GEMV_REVSPLITK for M <= 4)",
     module="kernels.triton.gemlite", conventions=("gemlite.a16w4: fp16((q - 8) * s), fp32 atomic split-K",),

@@ -24,7 +24,8 @@ from kernels.layouts import View
 from kernels.loading import import_failure
 from kernels.triton import runtime  # first: it sets TRITON_INTERPRET before triton is imported
 
-__all__ = ["available", "observe", "int_matmul", "int_matmul_view", "int_scaled_matmul", "config"]
+__all__ = ["available", "observe", "int_matmul", "int_matmul_view", "int_scaled_matmul", "int_scaled_matmul_view",
+           "config"]
 
 
 def available() -> dict:
@@ -89,4 +90,19 @@ def int_scaled_matmul(a: np.ndarray, w: np.ndarray, scales1: np.ndarray, block=N
     s = runtime.to_torch(np.asarray(scales1, np.float32).reshape(m, 1)).expand((m, n))
     c = torch.empty((m, n), dtype=s.dtype, device=at.device)
     intmm_triton.int_scaled_matmul_kernel(at, wt.t(), s, c, config(m, n, a.shape[1], block))
+    return runtime.to_numpy(c)
+
+
+def int_scaled_matmul_view(a: View, b_kn: View, row_scales: np.ndarray, *, block=None) -> np.ndarray:
+    """int_scaled_matmul_kernel over the caller's views of a and b (K, N) as they are (their strides go to the
+    kernel's pointers), the row scales (M, 1) expanded to (M, N) and a fresh fp32 (M, N) output, as the op
+    passes them (the kernel indexes the scales by row and the output as contiguous, whatever their strides)."""
+    import torch
+    from torchao.kernel import intmm_triton
+
+    (at, _), (bt, _) = runtime.view_on_device(a), runtime.view_on_device(b_kn)
+    m, k, n = a.shape[0], a.shape[1], b_kn.shape[1]
+    s = runtime.to_torch(np.ascontiguousarray(row_scales, np.float32).reshape(m, 1)).expand((m, n))
+    c = torch.empty((m, n), dtype=s.dtype, device=at.device)
+    intmm_triton.int_scaled_matmul_kernel(at, bt, s, c, config(m, n, k, block))
     return runtime.to_numpy(c)

@@ -28,6 +28,8 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     # (N, G), G = ceil(K / group); group a 0-d int: w[n, k] = (codes - zp[n, k // group]) * scales[n, k // group]
     "w4_grouped": ("x", "codes", "scales", "zp", "group"),
     "w4_sym": ("x", "codes", "scales", "group"),  # the same with every zero point 8: w = (codes - 8) * scales
+    # a int8 (M, K), b int8 (N, K), row_scales float32 (M,) -> float32 (M, N): an int32 sum scaled per row
+    "int8_row_scaled": ("a", "b", "row_scales"),
 }
 
 
@@ -253,3 +255,29 @@ register(Semantics(
     "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model, onednn_epilogue (pytorch qlinear_dynamic.cpp "
     "PackedLinearWeightsOnednn::apply_dynamic_impl)",
     depends=("onednn_impls",)))
+
+
+def _int32_row_scaled(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """y = fp32(fp32(acc32) * s[m]) with acc32 the wrapped int32 sum: the exact value of that contract (the
+    int32 result, wrapped, times the scale, in float64, one rounding of its own for 32 + 24 bits) and its
+    bound: two fp32 roundings (the conversion above 2^24, the product), each within half an ulp or, below
+    the smallest normal, eta absolute; bit-exact as numpy's correctly rounded fp32 ops (oracle.gemm.w8a8
+    epilogue, sb = 1)."""
+    from oracle.bounds import float_spec, gamma
+    from oracle.gemm.w8a8 import epilogue, int8_matmul, wrap_int32
+
+    acc = wrap_int32(int8_matmul(ops["a"], ops["b"]))
+    s = np.asarray(ops["row_scales"], np.float32).reshape(-1)
+    exact = acc.astype(np.float64) * s.astype(np.float64)[:, None]
+    bound = (gamma(2, "fp32") + gamma(1, "fp64")) * np.abs(exact) + 2 * float_spec("fp32").eta
+    ones = np.ones(acc.shape[1], np.float32)
+    return Expected(exact, bound, epilogue(acc, s, ones, "(acc*sa)*sb"), "fp32")
+
+
+register(Semantics(
+    "w8a8.int32_row_scaled", "int8_row_scaled", _int32_row_scaled,
+    "int8 x int8 summed into int32 (wrapping), converted to fp32 (round to nearest even) and multiplied by "
+    "the fp32 row scale (one rounding): y = fp32(acc) * s[m], bit-exact",
+    "oracle/gemm/w8a8.py int8_matmul, wrap_int32, epilogue '(acc*sa)*sb' with sb = 1 (torchao/kernel/intmm.py "
+    "_int_scaled_matmul_cpu: 'c.to(scales1.dtype) * scales1'; intmm_triton.py "
+    "scaled_matmul_kernel_with_block_pointers: 'acc * tmp0')"))
