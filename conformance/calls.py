@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 from conformance.known_defects import features_seen
-from kernels.isa import LEVELS, mode
+from kernels.isa import LEVELS, cpu_code, mode
 from kernels.pytorch import evidence
 from kernels.registry import find as kernel_info
 from kernels.worker import Outcome
@@ -75,6 +75,11 @@ def require_available(qsession, judge, kernel: str, module: str, convention: str
         # a library without a knob cannot be held to a level below the host's (unless emulated)
         judge(Result("UNAVAILABLE", convention, module, detail=scrub(f"--isa {level}: {m.why}")),
               kernel=kernel, shape=shape)
+    levels = getattr(qsession, "levels", [level])
+    if info is not None and not cpu_code(info) and level != levels[-1]:
+        # no CPU level changes what runs: judged once a session, at its last level
+        judge(Result("UNAVAILABLE", convention, module, detail=f"--isa {level}: {info.family} kernels are not "
+                     f"CPU code; this session judges them once, at --isa {levels[-1]}"), kernel=kernel, shape=shape)
     out = (worker or qsession.worker).call(module, check, *args)
     status = "UNAVAILABLE"
     if not out.ok:

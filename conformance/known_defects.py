@@ -20,6 +20,7 @@ Every entry carries `evidence`: what was seen on each host class where it was re
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -67,7 +68,7 @@ DEFECTS: list[KnownDefect] = [
         why="full-range operands give saturated pair sums: 127 x 127 over K = 4096 gives 522240, not 66064384 "
             "(exactly the int16 saturation). torch 2.13.0+cpu runs _int_mm without oneDNN and is exact",
         evidence=((AMX_XEON, "torch 2.11 with ONEDNN_MAX_CPU_ISA=SSE41/AVX2/AVX512_CORE: saturated sums"),),
-        lacks_all=NO_VNNI, packages={"torch": "2.11"})
+        lacks_all=NO_VNNI, packages={"torch": "2.11"}, signature=r"^FAIL\b")
       for _kernel, _glob in (
           # the engine's cases that saturate: kernels/mutants/pytorch.py's int16-pair model fails exactly these
           ("torch.int_mm", "conformance/test_specs.py::test_spec_case[[]torch.int_mm-extremes-a127_b127_*"),
@@ -136,8 +137,8 @@ DEFECTS: list[KnownDefect] = [
             "primitive runs for it",
         evidence=((ZEN3, "auto-round-lib 0.16.0: varying values; SIGSEGV at (1, 4096, 16)"),
                   ("an AVX512 host", "auto-round-lib 0.16.0: varying values"),
-                  (AMX_XEON, "auto-round-lib 0.16.0: FAIL at every --isa level")),
-        signature=r"^(FAIL|CRASHED)\b"),
+                  (AMX_XEON, "auto-round-lib 0.16.0: FAIL at every --isa level; the a = 0 cases pass there")),
+        signature=r"^(FAIL|CRASHED)\b", by_chance=True),
     KnownDefect(
         kernel="torch.weight_int8pack_mm", nodeid_glob="conformance/test_pytorch_weight_only.py::test_int8pack_bf16_k_tail*",
         convention="torch.int8pack",
@@ -199,15 +200,17 @@ DEFECTS: list[KnownDefect] = [
         evidence=((ZEN3, "onnxruntime 1.32.0, accuracy_level 4, activations about 1e-40: 30 of 32 elements "
                          "outside the bound"),),
         packages={"onnxruntime": "1.3"}, signature=r"^FAIL\b"),
-    KnownDefect(
-        kernel="torch.int_mm", nodeid_glob="conformance/test_specs.py::test_spec_layout[[]torch.int_mm-a-broadcast[]]",
+    *(KnownDefect(
+        kernel=_kernel, nodeid_glob=f"conformance/test_specs.py::test_spec_layout[[]{_kernel}-a-broadcast[]]",
         convention="w8a8.int32_wrap",
         reference="found by this suite (no upstream report found); torch 2.11 aten _int_mm -> oneDNN matmul "
                   "(ONEDNN_VERBOSE) with a stride-0 A",
         why="an activation expanded along M (stride 0, x.expand(M, K)) gives an all-zero int32 result on the "
             "oneDNN VNNI/AMX path; the same values passed contiguous are right",
-        evidence=((AMX_XEON, "torch 2.11.0 at --isa avx512_vnni and amx: 45 of 45 elements 0"),),
-        has_all=("avx512_vnni",), packages={"torch": "2.11"}, signature=r"^FAIL\b"),
+        evidence=((AMX_XEON, "torch 2.11.0 at --isa avx512_vnni and amx: 45 of 45 elements 0 (int_scaled_matmul: "
+                             "'invariant repeatable')"),),
+        has_all=("avx512_vnni",), packages={"torch": "2.11"}, signature=r"^FAIL\b")
+      for _kernel in ("torch.int_mm", "torchao.int_scaled_matmul")),
     *(KnownDefect(
         kernel="torch.weight_int8pack_mm", nodeid_glob=_glob, convention="aten.int8pack",
         reference="pytorch aten/src/ATen/native/cpu/int8mm_kernel.cpp: the AVX512 BFloat16 tinygemm_kernel "
@@ -231,6 +234,19 @@ DEFECTS: list[KnownDefect] = [
                              "are M * N > 256, K 32..512"),),
         has_all=("amx_int8",), signature=r"^FAIL\b[\s\S]*not supported"),
     *(KnownDefect(
+        kernel="bestla.woqgemm_s8", nodeid_glob=f"conformance/test_specs.py::test_spec_{_glob}",
+        convention="onednn.s8_per_tensor",
+        reference="auto-round-lib 0.16.0 woqgemm_s8 (DnnlWrapper::woq_s8, its bundled oneDNN 3.10 brgemm "
+                  "matmul on AMX); benchmarks/probe_woqgemm_s8.py",
+        why="on the AMX path it refuses the shapes with M * N > 256 ('RuntimeError: not supported'), and for "
+            "(64, 4096, 48) the Xbyak error escapes as an uncaught C++ exception (SIGABRT)",
+        evidence=((AMX_XEON, "auto-round-lib 0.16.0 at --isa amx: 'not supported' for the engine's M * N > 256 "
+                             "cases, SIGABRT ('terminate called after throwing an instance of Xbyak::Error') at "
+                             "(64, 4096, 48)"),),
+        has_all=("amx_int8",), signature=r"^(FAIL\b[\s\S]*not supported|CRASHED\b)")
+      for _glob in ("case[[]bestla.woqgemm_s8-random-fp32_m17k*", "case[[]bestla.woqgemm_s8-random-fp32_m64k*",
+                    "case[[]bestla.woqgemm_s8-tail_*", "threads[[]bestla.woqgemm_s8[]]")),
+    *(KnownDefect(
         kernel="onnxruntime.matmulnbits",
         nodeid_glob=f"conformance/test_onnxruntime_matmulnbits.py::test_matmulnbits_every_block_size[[]*-{_block}[]]",
         convention="ort.matmulnbits.*", reference="onnxruntime issue 28551 (fixed in 1.32)",
@@ -241,6 +257,18 @@ DEFECTS: list[KnownDefect] = [
                   (AMX_XEON, "1.30.0: refused at initialization")),
         packages={"onnxruntime": _version}, signature=r"^FAIL\b")
       for _version in ("1.26.", "1.27.", "1.28.", "1.29.", "1.30.", "1.31.") for _block in (512, 1024, 2048)),
+    KnownDefect(
+        kernel="triton.torchao.int_scaled_matmul",
+        nodeid_glob="conformance/test_specs.py::test_spec_layout[[]triton.torchao.int_scaled_matmul-b.T-row_pitch[]]",
+        convention="w8a8.int32_row_scaled",
+        reference="torchao 0.18.0 torchao/kernel/intmm_triton.py: scaled_matmul_kernel_with_block_pointers "
+                  "(tl.max_contiguous / tl.multiple_of hints on the B pointers, no check of b.stride(0))",
+        why="a B whose row stride is not a multiple of 16 bytes (a slice of wider rows) faults on the GPU: "
+            "'CUDA error: misaligned address'; the kernel's vector loads assume aligned rows, and neither "
+            "int_scaled_matmul nor the kernel checks the stride. The CPU interpreter reads it right",
+        evidence=(("NVIDIA H100 (AMX Xeon host)", "torchao 0.18.0, triton of torch 2.11.0+cu130: 'CUDA error: "
+                                                  "misaligned address' at every --isa level"),),
+        has_all=("cuda",), packages={"torchao": "0.18"}),
     KnownDefect(
         kernel="triton.torchao.int_scaled_matmul",
         nodeid_glob="conformance/test_specs.py::test_spec_case[[]triton.torchao.int_scaled_matmul-random-m3k48n8[]]",
@@ -329,10 +357,19 @@ def _emulated(kernel: str, isa: str, flags: frozenset[str] | None) -> bool:
     return bool(info) and mode(info, isa, flags=flags).how == "emulated"
 
 
+def _triton_native() -> bool:
+    """Whether the Triton kernels run on a GPU here (conformance/triton_harness picks the GPU where
+    torch sees CUDA: a CUDA build of torch and the NVIDIA driver), not in the CPU interpreter."""
+    return os.path.exists("/proc/driver/nvidia/version") and "+cu" in _installed("torch")
+
+
 def features_seen(kernel: str, isa: str, flags: frozenset[str] | None = None) -> frozenset[str]:
     """The CPU features `kernel`'s library sees under `--isa isa`: the host's, cut to the level's
-    own for a library that has a knob and a capped run, or runs on the level's emulated CPU."""
+    own for a library that has a knob and a capped run, or runs on the level's emulated CPU; for a
+    Triton kernel on a GPU, "cuda" too (defects of the native code path name it in `has_all`)."""
     have = host_flags() if flags is None else flags
+    if kernel.startswith("triton.") and _triton_native():
+        have = have | {"cuda"}
     if isa in ("native", "") or isa not in LEVELS or not (_has_knob(kernel) or _emulated(kernel, isa, flags)):
         return have
     return have & LEVELS[isa].flags

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from kernels import emulation
 
-__all__ = ["Level", "LEVELS", "ORDER", "host_flags", "host_has", "levels_on_host", "knobs_for", "Mode", "mode",
+__all__ = ["Level", "LEVELS", "ORDER", "cpu_code", "host_flags", "host_has", "levels_on_host", "knobs_for", "Mode", "mode",
            "level_of"]
 
 
@@ -129,6 +129,11 @@ class Mode:
 
 # families whose kernels are not CPU code (Triton runs on a GPU, or in its numpy interpreter)
 _NOT_CPU = ("triton", "esimd")
+
+
+def cpu_code(info) -> bool:
+    """Whether the kernel is CPU code, which an ISA level can change (Triton and ESIMD kernels are not)."""
+    return info.family not in _NOT_CPU
 
 
 def _beside_knobless(info) -> bool:
