@@ -31,7 +31,11 @@ from typing import Callable, Iterator
 import ml_dtypes
 import numpy as np
 
-__all__ = ["Case", "Space", "FAMILIES", "cases", "spaces", "layout_case"]
+from kernels.registry import get as kernel_info
+from kernels.spec import KernelSpec
+from oracle.gemm import semantics
+
+__all__ = ["Case", "Space", "FAMILIES", "cases", "spaces", "largest_random", "layout_case"]
 
 _FLOAT = {"fp32": np.dtype(np.float32), "fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16)}
 _MANTISSA = {"fp16": 10, "bf16": 7}  # explicit significand bits of the output dtype (the tie position)
@@ -461,11 +465,23 @@ LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
 }
 
 
-def spaces(dtypes: tuple[str, ...], groups: tuple[int, ...], k_tail: bool, n_multiple: int, profile: str) -> list[Space]:
-    """The points of a claimed space that cases are drawn for: every dtype; every group in the full
-    profile, the smallest and the largest in the quick one."""
-    gs = tuple(groups) if profile == "full" else tuple(dict.fromkeys(groups[:1] + groups[-1:]))
-    return [Space(d, g, k_tail, n_multiple) for d in dtypes or ("",) for g in gs or (0,)]
+def spaces(spec: KernelSpec, profile: str) -> list[Space]:
+    """The points of a spec's claimed space that cases are drawn for: every dtype (a Triton spec's
+    quick profile its first only: about a second a call in the CPU interpreter); every group in
+    the full profile, the smallest and the largest in the quick one; N at the kernel's declared
+    granularity (kernels.registry.Space)."""
+    dtypes = spec.dtypes[:1] if spec.worker == "triton" and profile == "quick" else spec.dtypes
+    gs = tuple(spec.groups) if profile == "full" else tuple(dict.fromkeys(spec.groups[:1] + spec.groups[-1:]))
+    declared = kernel_info(spec.kernel).space
+    n_multiple = declared.n_multiple if declared else 1
+    return [Space(d, g, spec.k_tail, n_multiple) for d in dtypes or ("",) for g in gs or (0,)]
+
+
+def largest_random(spec: KernelSpec) -> Case:
+    """The largest random case of the spec's first quick-profile point: every element a long
+    full-range sum (the thread test's case, and the selftest's typical call)."""
+    drawn = cases(semantics.get(spec.semantics).signature, spaces(spec, "quick")[:1], "quick")
+    return max((c for c in drawn if c.family == "random"), key=lambda c: np.prod(c.shape))
 
 
 def cases(signature: str, points: list[Space], profile: str) -> list[Case]:

@@ -25,7 +25,6 @@ import pytest
 from conformance import calls, families, triton_harness
 from kernels.layouts import LAYOUTS, View, as_numpy, guard_intact, make
 from kernels.pytorch import evidence
-from kernels.registry import get as kernel_info
 from kernels.spec import VIEW_ROLES, KernelSpec, layouts_for, specs
 from oracle.gemm import semantics
 from oracle.verdict import Result, compare_bounded, compare_exact
@@ -37,14 +36,6 @@ def _signature(spec: KernelSpec) -> str:
     return semantics.get(spec.semantics).signature
 
 
-def _spaces(spec: KernelSpec, profile: str) -> list[families.Space]:
-    """The space points a spec is drawn at; a Triton spec's quick profile takes its first dtype only
-    (each call costs about a second in the CPU interpreter; the full profile draws every dtype)."""
-    declared = kernel_info(spec.kernel).space
-    dtypes = spec.dtypes[:1] if spec.worker == "triton" and profile == "quick" else spec.dtypes
-    return families.spaces(dtypes, spec.groups, spec.k_tail, declared.n_multiple if declared else 1, profile)
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     profile = metafunc.config.getoption("profile")
     for s in specs():
@@ -53,21 +44,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             raise ValueError(f"{s.kernel}: 'outside' names {sorted(unknown)}, not families of {_signature(s)}")
     if "case" in metafunc.fixturenames:
         params = [pytest.param(s, c, id=f"{s.kernel}-{c.family}-{c.id}", marks=pytest.mark.kernel(s.kernel))
-                  for s in specs() for c in families.cases(_signature(s), _spaces(s, profile), profile)]
+                  for s in specs() for c in families.cases(_signature(s), families.spaces(s, profile), profile)]
         metafunc.parametrize("spec, case", params)
     if "layout" in metafunc.fixturenames:
         params = [pytest.param(s, sp, i, lay, id=f"{s.kernel}-{sp.dtype + '-' if sp.dtype else ''}{s.args[i]}-{lay}",
                                marks=pytest.mark.kernel(s.kernel))
-                  for s in specs() for sp in _spaces(s, "quick")[:1] for i in range(len(s.args))
+                  for s in specs() for sp in families.spaces(s, "quick")[:1] for i in range(len(s.args))
                   if s.operand(s.args[i])[0] in VIEW_ROLES for lay in layouts_for(i) if lay != "dense"]
         metafunc.parametrize("spec, space, position, layout", params)
     if "threads_spec" in metafunc.fixturenames:
         metafunc.parametrize("threads_spec", [pytest.param(s, id=s.kernel, marks=pytest.mark.kernel(s.kernel))
                                               for s in specs() if s.threads])
-
-
-def _arguments(spec: KernelSpec, case: families.Case, layouts: dict[int, str] | None = None) -> list:
-    return spec.arguments(case.operands, layouts)
 
 
 def _expected(spec: KernelSpec, case: families.Case, observed: dict) -> semantics.Expected:
@@ -118,7 +105,7 @@ def _judge_case(qsession, judge, spec: KernelSpec, case: families.Case, args: li
                          "output view (row pitch padding or the storage around it)"),
                   kernel=spec.kernel, shape=case.shape, observed_isa=run.isa())
         value = as_numpy(written).copy()
-    judge(_verdict(spec, _expected(spec, case, run.observed), value, what), kernel=spec.kernel, shape=case.shape,
+    judge(_verdict(spec, _expected(spec, case, run.facts), value, what), kernel=spec.kernel, shape=case.shape,
           observed_isa=run.isa(), family=case.family)
 
 
@@ -128,7 +115,7 @@ def test_spec_case(qsession, judge, spec: KernelSpec, case: families.Case) -> No
         judge(Result("UNSUPPORTED", spec.semantics, f"{spec.kernel} {case.family} {case.id}",
                      detail=f"the {case.family} family is outside the API's contract: {spec.outside[case.family]}"),
               kernel=spec.kernel, shape=case.shape)
-    _judge_case(qsession, judge, spec, case, _arguments(spec, case), f"{spec.kernel} {case.family} {case.id}")
+    _judge_case(qsession, judge, spec, case, spec.arguments(case.operands), f"{spec.kernel} {case.family} {case.id}")
 
 
 def test_spec_layout(qsession, judge, spec: KernelSpec, space: families.Space, position: int, layout: str) -> None:
@@ -140,22 +127,21 @@ def test_spec_layout(qsession, judge, spec: KernelSpec, space: families.Space, p
         judge(Result("UNSUPPORTED", spec.semantics, what,
                      detail=f"the API does not accept {arg} as {layout} ({spec.source or 'its spec'})"),
               kernel=spec.kernel, shape=case.shape)
-    _judge_case(qsession, judge, spec, case, _arguments(spec, case, {position: layout}), what)
+    _judge_case(qsession, judge, spec, case, spec.arguments(case.operands, {position: layout}), what)
 
 
 def test_spec_threads(qsession, judge, threads_spec: KernelSpec) -> None:
     """The same bytes with 1 thread and with every core: a thread split must not change the arithmetic
     (a kernel that splits K across threads sums in another order)."""
     spec = threads_spec
-    drawn = [c for c in families.cases(_signature(spec), _spaces(spec, "quick")[:1], "quick") if c.family == "random"]
-    case = max(drawn, key=lambda c: np.prod(c.shape))  # the largest full-range case: every element a long sum
+    case = families.largest_random(spec)
     n = max(2, os.cpu_count() or 2)
     what = f"{spec.kernel} {case.id} with 1 and {n} threads"
-    one, run = _call(qsession, judge, spec, case, _arguments(spec, case), what, threads=1)
-    many, _ = _call(qsession, judge, spec, case, _arguments(spec, case), what, threads=n)
+    one, run = _call(qsession, judge, spec, case, spec.arguments(case.operands), what, threads=1)
+    many, _ = _call(qsession, judge, spec, case, spec.arguments(case.operands), what, threads=n)
     if not calls.same_bytes(one, many):
         diff = int(np.sum(np.asarray(one).view(np.uint8) != np.asarray(many).view(np.uint8)))
         judge(Result("FAIL", spec.semantics, what, detail=f"invariant threads: {n} threads gave other bytes than 1 "
                      f"({diff} bytes differ)"), kernel=spec.kernel, shape=case.shape, observed_isa=run.isa())
-    judge(_verdict(spec, _expected(spec, case, run.observed), many, what), kernel=spec.kernel, shape=case.shape,
+    judge(_verdict(spec, _expected(spec, case, run.facts), many, what), kernel=spec.kernel, shape=case.shape,
           observed_isa=run.isa(), family=case.family)

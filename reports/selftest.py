@@ -188,7 +188,6 @@ def _example(m) -> tuple[tuple, dict, object]:
     from conformance import families
     from kernels.mutants import real
     from kernels.spec import spec_for
-    from oracle.gemm import semantics
 
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -198,11 +197,8 @@ def _example(m) -> tuple[tuple, dict, object]:
     ident = lambda v: np.asarray(v, np.float64)  # noqa: E731
     fn = m.func
     spec = spec_for(m.target, fn)
-    if spec is not None:  # a spec's call: the largest random case of its first space, dense operands
-        signature = semantics.get(spec.semantics).signature
-        drawn = families.cases(signature, families.spaces(spec.dtypes, spec.groups, spec.k_tail, 16, "quick")[:1],
-                               "quick")
-        case = max((c for c in drawn if c.family == "random"), key=lambda c: np.prod(c.shape))
+    if spec is not None:  # a spec's call: its largest random case, dense operands
+        case = families.largest_random(spec)
         return tuple(spec.arguments(case.operands)), {}, lambda v: ident(np.asarray(v, f32))
     if m.target == "kernels.ggml.mul_mat":  # q4_0 weights in the repacking buffer type where it exists
         from kernels.ggml.mul_mat import buffer_types

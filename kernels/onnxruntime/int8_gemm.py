@@ -32,6 +32,7 @@ import tempfile
 import numpy as np
 
 from kernels.layouts import View, as_numpy
+from kernels.onnxruntime import DENSE_ONLY
 from kernels.registry import KernelInfo, register
 from kernels.spec import KernelSpec, register_spec
 
@@ -55,15 +56,11 @@ INFOS = {key: register(KernelInfo(
     notes=notes, extra={"isa_note": _NOTE}))
     for key, (op, notes) in _OPS.items()}
 
-_DENSE_ONLY = ("ONNX tensors have no strides (an OrtValue 'only represents a contiguous array'): a strided feed is "
-               "copied by the Python binding and an initializer serialized by onnx.numpy_helper.from_array, so no "
-               "caller's view reaches MLAS")
-
 # s8 x s8 without zero points: MLAS's portable path, exact on every host (u8 operands and zero points stay in
 # conformance/test_onnxruntime_int8.py, which models MLAS's int16 pairs)
 SPEC = register_spec(KernelSpec(
     kernel="onnxruntime.matmulinteger", call="matmulinteger_view", semantics="w8a8.int32_wrap", args=("a", "b.T"),
-    threads=True, source=_DENSE_ONLY))
+    threads=True, source=DENSE_ONLY))
 
 # s8 weights without a zero point or bias, B an initializer and the session option off (what a model
 # gets by default): the int16 pairs of the host's u8 x s8 kernel are part of the modelled arithmetic; the
@@ -74,7 +71,7 @@ SPEC = register_spec(KernelSpec(
 DQ_SPEC = register_spec(KernelSpec(
     kernel="onnxruntime.dynamicquantizematmul", call="dynamicquantizematmul_view",
     semantics="mlas.dynamicquantizematmul", args=("x", "w.T", "scales"), threads=True, dtypes=("fp32",),
-    modelled=True, source=_DENSE_ONLY))
+    modelled=True, source=DENSE_ONLY))
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from kernels.layouts import View, as_numpy
 from kernels.loading import import_failure
+from kernels.onnxruntime import DENSE_ONLY
 from kernels.registry import KernelInfo, register
 from kernels.spec import KernelSpec, register_spec
 from oracle.gemm.mlas_matmulnbits import grouped_weight
@@ -45,8 +46,7 @@ SPEC = register_spec(KernelSpec(
     kernel=INFO.name, call="matmulnbits_view", semantics="mlas.matmulnbits.level0",
     args=("x", "codes", "scales", "zp", "group"), threads=True, dtypes=("fp32", "fp16"),
     groups=(16, 32, 64, 128, 256), k_tail=True,
-    source="ONNX tensors carry no strides (an OrtValue 'only represents a contiguous array'), so A reaches MLAS "
-           "dense; matmul_nbits_helper.h CheckInputs: 'block_size must be a power of 2, and >= 16', "
+    source=f"{DENSE_ONLY}; matmul_nbits_helper.h CheckInputs: 'block_size must be a power of 2, and >= 16', "
            "k_blocks = (K + block_size - 1) / block_size"))
 
 def available() -> dict:

@@ -137,6 +137,12 @@ class Run:
     def isa(self, extra: str = "") -> str:
         return observed_isa(self.capability, self.onednn, extra or self.observed.get("note", ""))
 
+    @property
+    def facts(self) -> dict:
+        """What a GEMM semantics may depend on: the adapter's `observe()` and the oneDNN
+        implementations this call ran (from its verbose lines)."""
+        return {**self.observed, "onednn_impls": tuple(self.onednn.impls)}
+
 
 def run(worker: Worker, module: str, func: str, *args, **kwargs) -> Run:
     """Call `module.func` in the worker, then `module.observe()` in the same process."""

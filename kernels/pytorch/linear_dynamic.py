@@ -13,12 +13,6 @@ x86 and qnnpack engines stay with conformance/test_pytorch_linear_dynamic.py.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
-from typing import Iterator
-
 import numpy as np
 
 from kernels.layouts import View, as_torch
@@ -47,9 +41,6 @@ SPECS = {e: register_spec(KernelSpec(
     layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, threads=True, dtypes=("fp32",), modelled=True,
     source=_SOURCE)) for e in ("fbgemm", "onednn")}
 
-_IMPLS: list[str] = []  # the oneDNN implementations the last view call ran (observe() reports them)
-
-
 def available(engine: str | None = None) -> dict:
     """Whether the ops exist and `engine` is supported (None: every engine with a view call)."""
     r = op_available("ops.quantized.linear_dynamic", "ops.quantized.linear_prepack")
@@ -64,7 +55,7 @@ def available(engine: str | None = None) -> dict:
 
 
 def observe() -> dict:
-    return {**observe_torch(), "onednn_impls": tuple(_IMPLS)}
+    return observe_torch()
 
 
 def linear_dynamic(engine: str, x: np.ndarray, w: np.ndarray, w_scale: np.ndarray, bias: np.ndarray | None,
@@ -84,29 +75,6 @@ def linear_dynamic(engine: str, x: np.ndarray, w: np.ndarray, w_scale: np.ndarra
         return to_numpy(torch.ops.quantized.linear_dynamic(to_torch(x), packed, reduce_range))
 
 
-@contextlib.contextmanager
-def _onednn_impls() -> Iterator[list[str]]:
-    """oneDNN verbose on for the block, its lines read back (the implementations run go into the list
-    yielded) and passed on to stdout, where the worker keeps them as evidence."""
-    from kernels.pytorch.evidence import parse_onednn
-
-    impls: list[str] = []
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
-        try:
-            with onednn_verbose():
-                yield impls
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            tmp.seek(0)
-            text = tmp.read()
-            os.write(1, text)
-            impls.extend(parse_onednn(text.decode(errors="replace")).impls)
-
-
 def _view(engine: str, x: View, w: View, scales: np.ndarray, threads: int | None) -> np.ndarray:
     """linear_dynamic(x, prepack(w quantized per channel with exactly these int8 codes and scales, zero
     points 0), reduce_range=False) over the caller's views of x and w, under `threads` ATen threads."""
@@ -115,11 +83,8 @@ def _view(engine: str, x: View, w: View, scales: np.ndarray, threads: int | None
     torch.backends.quantized.engine = engine
     qw = torch._make_per_channel_quantized_tensor(as_torch(w), to_torch(scales.astype(np.float64)),
                                                   torch.zeros(w.shape[0], dtype=torch.int64), 0)
-    _IMPLS.clear()
-    with num_threads(threads), _onednn_impls() as impls:
-        y = torch.ops.quantized.linear_dynamic(as_torch(x), torch.ops.quantized.linear_prepack(qw, None))
-    _IMPLS.extend(impls)
-    return to_numpy(y)
+    with num_threads(threads), onednn_verbose():
+        return to_numpy(torch.ops.quantized.linear_dynamic(as_torch(x), torch.ops.quantized.linear_prepack(qw, None)))
 
 
 def fbgemm_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:

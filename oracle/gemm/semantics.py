@@ -13,6 +13,7 @@ knows which operands to draw for it.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -89,6 +90,14 @@ def w4_parts(ops: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.nda
     if zp is None:
         zp = np.full(ops["scales"].shape, 8, np.uint8)
     return ops["x"], ops["codes"], ops["scales"], zp, int(ops["group"])
+
+
+def _model(module: str, func: str, **kwargs: object) -> Callable[[dict[str, np.ndarray], dict], Expected]:
+    """A semantics whose model function takes (ops, observed) itself, in `module`, imported on first
+    use (the models import this module for `Expected`)."""
+    def expected(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+        return getattr(importlib.import_module(module), func)(ops, observed, **kwargs)
+    return expected
 
 
 def _int32_wrap(ops: dict[str, np.ndarray], observed: dict) -> Expected:
@@ -170,14 +179,8 @@ register(Semantics(
     depends=("isa", "compiled")))
 
 
-def _bestla_woqgemm(ops: dict[str, np.ndarray], observed: dict) -> Expected:
-    from oracle.gemm.bestla_woq import woqgemm_w4
-
-    return woqgemm_w4(ops, observed)
-
-
 register(Semantics(
-    "bestla.woqgemm", "w4_grouped", _bestla_woqgemm,
+    "bestla.woqgemm", "w4_grouped", _model("oracle.gemm.bestla_woq", "woqgemm_w4"),
     "BesTLA woqgemm, asymmetric int4: w = (q - zp) * s in fp32 (the signed pair q - 8, zp - 8), fp32 accumulation, "
     "a partial last group; bit-exact as one fmaf chain over k from 0 where BesTLA runs its AVX2 fp32 core",
     "oracle/gemm/bestla_woq.py woqgemm_w4 (intel/neural-speed bestla/bestla/bestla_prologue_b.h weight "
@@ -217,14 +220,8 @@ register(Semantics(
     depends=("cpu_flags",)))
 
 
-def _onednn_s8(ops: dict[str, np.ndarray], observed: dict) -> Expected:
-    from oracle.gemm.bestla_woq import woqgemm_s8_w8
-
-    return woqgemm_s8_w8(ops, observed)
-
-
 register(Semantics(
-    "onednn.s8_per_tensor", "w8_float", _onednn_s8,
+    "onednn.s8_per_tensor", "w8_float", _model("oracle.gemm.bestla_woq", "woqgemm_s8_w8"),
     "dynamic int8 on oneDNN: x quantized per tensor by act.onednn.s8.per_tensor (sa = amax * fp32(1/127), "
     "q = RNE(x * fp32(1/sa)) saturated), the exact int32 sum of q * w, y = float(acc) * fp32(sa * s[n]) (gemm:jit, "
     "AMX) or (float(acc) * sa) * s[n] (other brg_matmul kernels); fp32 only",
@@ -233,22 +230,16 @@ register(Semantics(
     depends=("onednn_impl",)))
 
 
-def _linear_dynamic(engine: str) -> Callable[[dict[str, np.ndarray], dict], Expected]:
-    def expected(ops: dict[str, np.ndarray], observed: dict) -> Expected:
-        from oracle.gemm.aten_qlinear_dynamic import linear_dynamic_w8
-
-        return linear_dynamic_w8(ops, observed, engine)
-    return expected
-
-
 register(Semantics(
-    "fbgemm.linear_dynamic", "w8_float", _linear_dynamic("fbgemm"),
+    "fbgemm.linear_dynamic", "w8_float",
+    _model("oracle.gemm.aten_qlinear_dynamic", "linear_dynamic_w8", engine="fbgemm"),
     "quantized.linear_dynamic (reduce_range=False): x quantized per tensor to quint8 by act.torch.per_tensor.quint8, "
     "the exact int32 sum of (q - zp) * w, y = fmaf(float(acc), fp32(sa * s[n]), bias) (FBGEMM ReQuantizeForFloat)",
     "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model (pytorch aten/src/ATen/native/quantized/cpu/"
     "qlinear_dynamic.cpp PackedLinearWeight::apply_dynamic_impl)"))
 register(Semantics(
-    "onednn.linear_dynamic", "w8_float", _linear_dynamic("onednn"),
+    "onednn.linear_dynamic", "w8_float",
+    _model("oracle.gemm.aten_qlinear_dynamic", "linear_dynamic_w8", engine="onednn"),
     "quantized.linear_dynamic on the onednn engine (reduce_range=False): x quantized as for fbgemm, the exact int32 "
     "sum, scaled by fp32(1/(1/sa) * 1/(1/s[n])) (gemm:jit, AMX) or by 1/(1/sa) then 1/(1/s[n]) (other brg_matmul "
     "kernels), by the implementations the call ran",
