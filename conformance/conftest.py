@@ -91,6 +91,9 @@ class MutantWorker:
             module = "kernels.mutants.active"
         return self.worker.call(module, func, *args, **kwargs)
 
+    def restart(self) -> None:
+        self.worker.restart()
+
     def close(self, kill: bool = False) -> None:
         self.worker.close(kill)
 
@@ -134,10 +137,10 @@ class Session:
         return self.workers[key]
 
     def retire(self, level: str) -> None:
-        """Close `level`'s workers: a kernel that lied may have corrupted its process, so the next case
+        """Restart `level`'s workers: a kernel that lied may have corrupted its process, so the next case
         starts in a fresh one."""
         for key in [k for k in self.workers if k[0] == level]:
-            self.workers.pop(key).close()
+            self.workers[key].restart()
 
     def reproduce(self, nodeid: str, level: str) -> str:
         extra = f" --mutant {self.mutant.name}" if self.mutant else ""

@@ -26,6 +26,14 @@ back with every outcome, as evidence of what ran; at most `KEEP` bytes from each
 kept. The files live in a directory of the worker's own, removed when it is closed, replaced,
 or at the latest when the parent exits.
 
+A replacement is forked, not started: the first time a worker must be replaced, a zygote
+process with the same environment imports what every worker would import again (numpy, ml_dtypes
+and torch where installed) and from then on forks each new worker, so retiring a worker after a
+crash, or after a call that may have corrupted its heap, costs milliseconds instead of a torch
+import (seconds; more for a CUDA build). The zygote runs no kernel and starts no thread pool, so
+a fork of it is as clean as a new process; a forked worker is its own process group, killed and
+reaped through the zygote, and a zygote that cannot fork falls back to starting processes.
+
 A worker at an ISA level (`level=`, or the level whose knobs its environment sets) sends the
 calls of a kernel that `kernels.isa.mode` says runs emulated there to a second worker of its own
 whose process is `qemu-x86_64 -cpu <model> python -m kernels.worker` (kernels/emulation.py). That
@@ -41,12 +49,14 @@ RLIMIT_DATA).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pickle
 import resource
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -71,6 +81,8 @@ _LIMIT_ENV = "QORACLE_WORKER_MEMORY_BYTES"  # parent -> worker
 _POLL = 0.25  # seconds between resident-size checks while a call runs
 _GRACE = 10.0  # seconds a worker that closed its pipe gets to exit by itself
 _IMPORTED = "imported"  # the frame a worker sends once the called module has loaded
+_ZYGOTE_ENV = "QORACLE_ZYGOTE_FD"  # parent -> zygote: its end of their socket
+PRELOAD = ("numpy", "ml_dtypes", "torch")  # what a zygote imports once for every worker it forks
 _ALLOC_FAILED = ("allocate memory", "bad_alloc", "out of memory")
 
 
@@ -207,7 +219,7 @@ def _exited(pid: int, wait_s: float) -> bool:
         time.sleep(0.05)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: "subprocess.Popen[bytes] | _Forked") -> None:
     """SIGKILL the worker and anything it started (its own session), unless already reaped."""
     if proc.returncode is None:
         try:
@@ -216,7 +228,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             pass
 
 
-def _reap(proc: subprocess.Popen[bytes], workdir: str) -> None:
+def _reap(proc: "subprocess.Popen[bytes] | _Forked", workdir: str) -> None:
     """Kill and reap a worker and remove its directory: by `close`, or at exit for one never closed."""
     _kill_group(proc)
     try:
@@ -227,6 +239,99 @@ def _reap(proc: subprocess.Popen[bytes], workdir: str) -> None:
         if s:
             s.close()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _has_exited(proc: "subprocess.Popen[bytes] | _Forked", wait_s: float) -> bool:
+    return proc.exited(wait_s) if isinstance(proc, _Forked) else _exited(proc.pid, wait_s)
+
+
+class _Zygote:
+    """The parent's end of a zygote (see the module docstring): forks workers and waits for them."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        """Its stderr is dropped: a zygote that fails costs only the speed of replacements (the worker
+        then starts processes), and each forked worker writes its own stderr file."""
+        self._sock, theirs = socket.socketpair()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-X", "faulthandler", "-m", "kernels.worker", "--zygote"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**env, _ZYGOTE_ENV: str(theirs.fileno())}, cwd=ROOT, start_new_session=True,
+                pass_fds=(theirs.fileno(),))
+        except OSError:
+            self._sock.close()
+            raise
+        finally:
+            theirs.close()
+        self._close = weakref.finalize(self, _stop_zygote, proc, self._sock)
+
+    def _ask(self, request: tuple, fds: list[int] | None = None, timeout: float = LOAD_TIMEOUT) -> Any:
+        """One request and its reply; the fds travel with the byte that opens every request."""
+        socket.send_fds(self._sock, [b"Z"], fds or [])
+        _write_frame(self._sock.fileno(), request)
+        return _read_frame(self._sock.fileno(), time.monotonic() + timeout)
+
+    def fork(self, log: str, err: str) -> "_Forked":
+        """A new worker writing what it prints to `log` and its stderr to `err`."""
+        files = [os.open(path, os.O_WRONLY | os.O_APPEND) for path in (log, err)]
+        to_child, to_parent = os.pipe(), os.pipe()
+        ends = [to_child[0], to_parent[1], *files]
+        try:
+            pid = self._ask(("fork",), ends)
+        except BaseException:
+            os.close(to_child[1])
+            os.close(to_parent[0])
+            raise
+        finally:
+            for fd in ends:
+                os.close(fd)
+        return _Forked(self, pid, open(to_child[1], "wb", buffering=0), open(to_parent[0], "rb", buffering=0))
+
+    def wait(self, pid: int, seconds: float, reap: bool) -> tuple[bool, int | None]:
+        """(exited, return code as Popen gives it) of a forked worker within `seconds`; reaping frees its
+        pid. A zygote that is gone took its children's statuses with it: (True, None)."""
+        try:
+            return self._ask(("wait", pid, seconds, reap), timeout=seconds + LOAD_TIMEOUT)
+        except (OSError, EOFError, TimeoutError):
+            return True, None
+
+    def close(self) -> None:
+        self._close()
+
+
+def _stop_zygote(proc: subprocess.Popen[bytes], sock: socket.socket) -> None:
+    sock.close()
+    _kill_group(proc)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class _Forked:
+    """A worker forked by a zygote, with the part of Popen's interface the Worker uses."""
+
+    def __init__(self, zygote: _Zygote, pid: int, stdin: Any, stdout: Any) -> None:
+        self.zygote, self.pid, self.stdin, self.stdout = zygote, pid, stdin, stdout
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        exited, rc = self.zygote.wait(self.pid, 3600.0 if timeout is None else timeout, True)
+        if not exited:
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
+        self.returncode = -signal.SIGKILL if rc is None else rc
+        return rc
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            exited, rc = self.zygote.wait(self.pid, 0.0, True)
+            if exited:
+                self.returncode = -signal.SIGKILL if rc is None else rc
+        return self.returncode
+
+    def exited(self, wait_s: float) -> bool:
+        """Whether it exits within `wait_s`, not reaped (its process group stays reserved)."""
+        return self.zygote.wait(self.pid, wait_s, False)[0]
 
 
 class Worker:
@@ -257,16 +362,29 @@ class Worker:
         self._routes: dict[str, bool] = {}  # module -> whether its calls go to the emulated worker
         self._unloadable: dict[str, Outcome] = {}  # emulated: module -> its SIGILL-while-loading answer
         self._emulator: Worker | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | _Forked | None = None
+        self._started = False  # a first worker ran: replacements are forked by the zygote
+        self._zygote: _Zygote | None | bool = None  # False: it could not fork
         self._dir = ""
         self._cleanup: weakref.finalize | None = None
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> "subprocess.Popen[bytes] | _Forked":
         self._dir = tempfile.mkdtemp(prefix="qoracle-worker-")
         log, err = os.path.join(self._dir, "stdout.log"), os.path.join(self._dir, "stderr.log")
-        open(log, "wb").close()
-        env = {**os.environ, **self.env, "QORACLE_WORKER_LOG": log, _LIMIT_ENV: str(self.memory_limit)}
+        for path in (log, err):
+            open(path, "wb").close()
+        env = {**os.environ, **self.env, _LIMIT_ENV: str(self.memory_limit)}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
+        self._proc = self._fork(env, log, err) if self._started and not self.emulated else None
+        self._started = True
+        if self._proc is None:
+            self._proc = self._spawn({**env, "QORACLE_WORKER_LOG": log}, err)
+            os.set_blocking(self._proc.stdin.fileno(), False)
+        self._cleanup = weakref.finalize(self, _reap, self._proc, self._dir)
+        return self._proc
+
+    def _spawn(self, env: dict[str, str], err: str) -> subprocess.Popen[bytes]:
+        """A new worker process (the first one, an emulated one, or where no zygote forks)."""
         prefix: list[str] = []
         if self.emulated:
             from kernels import emulation
@@ -275,7 +393,7 @@ class Worker:
             env[emulation.EMULATED_ENV] = emulation.MODELS[self.level].model
         try:
             with open(err, "ab") as err_file:  # a file, not a pipe: a chatty kernel cannot block on it
-                self._proc = subprocess.Popen(
+                return subprocess.Popen(
                     [*prefix, sys.executable, "-X", "faulthandler", "-m", "kernels.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err_file,
                     env=env, cwd=ROOT, start_new_session=True, preexec_fn=_no_core_files if prefix else None,
@@ -283,9 +401,23 @@ class Worker:
         except OSError:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
-        os.set_blocking(self._proc.stdin.fileno(), False)
-        self._cleanup = weakref.finalize(self, _reap, self._proc, self._dir)
-        return self._proc
+
+    def _fork(self, env: dict[str, str], log: str, err: str) -> "_Forked | None":
+        """A replacement forked by this worker's zygote (started on the first replacement); None where
+        the zygote cannot serve (it is then not asked again)."""
+        if self._zygote is False:
+            return None
+        try:
+            if self._zygote is None:
+                self._zygote = _Zygote(env)
+            proc = self._zygote.fork(log, err)
+        except (OSError, EOFError, TimeoutError, pickle.UnpicklingError):
+            if self._zygote:
+                self._zygote.close()
+            self._zygote = False
+            return None
+        os.set_blocking(proc.stdin.fileno(), False)
+        return proc
 
     def call(self, module: str, func: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Outcome:
         """Call `module.func(*args, **kwargs)` in the worker and wait at most `timeout` seconds
@@ -403,11 +535,12 @@ class Worker:
         its end and went on running (then it is killed)."""
         if proc is None:
             return f"the worker did not start: {type(exc).__name__}: {exc}"
-        if not _exited(proc.pid, max(0.0, min(_GRACE, deadline - time.monotonic()))):
+        if not _has_exited(proc, max(0.0, min(_GRACE, deadline - time.monotonic()))):
             return "the worker closed its pipe to the parent and kept running; worker killed"
         _kill_group(proc)  # anything it started; the exited worker itself keeps its exit status
         rc = proc.wait()
-        why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
+        why = ("exited (status unknown)" if rc is None else
+               f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}")
         err = _bounded_text(os.path.join(self._dir, "stderr.log"), keep=4096)[-2000:]
         return f"{why}; stderr tail: {err.strip()}"
 
@@ -420,10 +553,20 @@ class Worker:
             _bounded_text(err)
         return _bounded_text(os.path.join(self._dir, "stdout.log"))
 
+    def restart(self) -> None:
+        """Replace this worker's processes (its emulated one's too) at the next call: a kernel that lied
+        may have corrupted them. The replacements come from the zygote, not a new import of everything."""
+        self._stop()
+        if self._emulator is not None:
+            self._emulator._stop()
+
     def close(self, kill: bool = False) -> None:
         """Stop the worker (always by SIGKILL to its process group) and remove its files; `kill`
         is kept for callers that say so. The emulated worker, if any, is stopped with it."""
         self._stop()
+        if self._zygote:
+            self._zygote.close()
+        self._zygote = None
         if self._emulator is not None:
             self._emulator.close(kill)
 
@@ -494,12 +637,9 @@ def _fingerprints(args: tuple, kwargs: dict) -> dict[str, bytes]:
     return out
 
 
-def _serve() -> None:
-    """Worker side: answer calls until the parent closes the pipe."""
+def _serve(proto_in: int, proto_out: int, log: int) -> None:
+    """Worker side: answer calls on `proto_in` / `proto_out` until the parent closes the pipe."""
     limit = _limit_memory()
-    proto_in = sys.stdin.buffer.fileno()
-    proto_out = os.dup(1)
-    log = os.open(os.environ["QORACLE_WORKER_LOG"], os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)  # what the kernels print goes to the log, not into the frames
     sys.stdout = open(1, "w", closefd=False)
     while True:
@@ -530,5 +670,68 @@ def _serve() -> None:
             return  # the parent replaces a worker that ran out of memory
 
 
+def _wait(pid: int, seconds: float, reap: bool) -> tuple[bool, int | None]:
+    """Zygote side: whether child `pid` exits within `seconds`, and its return code as Popen gives it."""
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | (0 if reap else os.WNOWAIT))
+        except ChildProcessError:
+            return True, None
+        if r is not None:
+            return True, -r.si_status if r.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else r.si_status
+        if time.monotonic() >= end:
+            return False, None
+        time.sleep(0.02)
+
+
+def _forked(fds: list[int]) -> None:
+    """A zygote's child: its own process group, stderr to its file, then a worker until the parent
+    closes the pipe; it never returns into the zygote's loop."""
+    code = 0
+    try:
+        os.setpgid(0, 0)
+        proto_in, proto_out, log, err = fds
+        os.dup2(err, 2)
+        _serve(proto_in, proto_out, log)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _zygote() -> None:
+    """Import what every worker needs once, then fork a worker per request until the parent goes."""
+    sock = socket.socket(fileno=int(os.environ.pop(_ZYGOTE_ENV)))
+    for name in PRELOAD:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    while True:
+        opening, fds, _, _ = socket.recv_fds(sock, 1, 4)
+        if not opening:
+            return
+        request = _read_frame(sock.fileno())
+        if request[0] == "fork":
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                _forked(fds)
+            try:
+                os.setpgid(pid, pid)  # also here, so the group exists before the parent may kill it
+            except OSError:
+                pass
+            for fd in fds:
+                os.close(fd)
+            reply: Any = pid
+        else:
+            reply = _wait(*request[1:])
+        _write_frame(sock.fileno(), reply)
+
+
 if __name__ == "__main__":
-    _serve()
+    if sys.argv[1:] == ["--zygote"]:
+        _zygote()
+    else:
+        _serve(sys.stdin.buffer.fileno(), os.dup(1),
+               os.open(os.environ["QORACLE_WORKER_LOG"], os.O_WRONLY | os.O_APPEND))

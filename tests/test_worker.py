@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 
+import kernels.worker as worker_module
 from kernels.worker import KEEP, MEMORY_ENV, ROOT, Worker, default_memory_limit
 
 P = "tests.worker_probes"
@@ -118,6 +119,31 @@ def test_stderr_tail_of_a_chatty_crash_is_bounded(worker):
     o = worker.call(P, "chatter", 8, crash=True)
     assert o.status == "crashed" and "SIGSEGV" in o.detail and len(o.detail) < 2500, o.detail[-300:]
     assert "Segmentation fault" in o.detail
+
+
+# --- replacements ------------------------------------------------------------------------------------
+
+def test_a_replacement_is_forked_with_the_preloaded_modules_and_serves_as_a_new_process(worker):
+    """The first worker is a new process; after a crash the next is forked by the zygote, which has
+    imported numpy already, and it answers, crashes and reports like any other worker."""
+    assert not worker.call(P, "loaded", "ml_dtypes").value
+    assert worker.call(P, "segfault").status == "crashed"
+    assert worker.call(P, "loaded", "ml_dtypes").value
+    again = worker.call(P, "abort")
+    assert again.status == "crashed" and "SIGABRT" in again.detail, again.detail
+    assert worker.call(P, "getenv", "QORACLE_PROBE").value == "capped"
+    assert worker.call(P, "hang", timeout=1).status == "timeout"
+    assert worker.call(P, "double", np.arange(3)).value.tolist() == [0, 2, 4]
+
+
+def test_a_zygote_that_cannot_fork_leaves_new_processes(worker, monkeypatch):
+    def broken(*_: object) -> None:
+        raise OSError("no fork")
+
+    monkeypatch.setattr(worker_module._Zygote, "fork", broken)
+    assert worker.call(P, "segfault").status == "crashed"
+    assert worker.call(P, "getenv", "QORACLE_PROBE").value == "capped"
+    assert not worker.call(P, "loaded", "ml_dtypes").value
 
 
 # --- files ---------------------------------------------------------------------------------------------

@@ -114,3 +114,8 @@ def writes_its_input(x, rows: list) -> float:
 
 def echo(x):
     return x
+
+
+def loaded(name: str) -> bool:
+    """Whether module `name` was imported before this call (a forked worker inherits its zygote's)."""
+    return name in sys.modules
