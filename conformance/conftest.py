@@ -109,6 +109,7 @@ class Session:
         self.kernels: list[str] = config.getoption("kernel")
         self.conventions: list[str] = config.getoption("convention")
         self.cases: list[dict] = []
+        self._triton_gpu: bool | None = None
         self.failures: list[dict] = []
         self.outcomes: dict[str, int] = {}
         self.tests: dict[str, str] = {}  # nodeid -> outcome (the selftest counts kills per test)
@@ -135,6 +136,17 @@ class Session:
             w = Worker(env, timeout=self.config.getoption("kernel_timeout"))
             self.workers[key] = MutantWorker(w, self.mutant) if self.mutant else w
         return self.workers[key]
+
+    def on_gpu(self, kernel: str) -> bool:
+        """Whether `kernel` runs on a GPU in this session: a Triton kernel does where torch sees CUDA
+        (asked once, of a worker): the Triton worker's environment and the known defects of the
+        native path both follow this one answer."""
+        if not kernel.startswith("triton."):
+            return False
+        if self._triton_gpu is None:
+            o = self.worker(self.levels[0]).call("kernels.triton.runtime", "cuda_available")
+            self._triton_gpu = bool(o.ok and o.value)
+        return self._triton_gpu
 
     def retire(self, level: str) -> None:
         """Restart `level`'s workers: a kernel that lied may have corrupted its process, so the next case
@@ -229,7 +241,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(base_nodeid(item.nodeid)))
         if m:
             item.add_marker(getattr(pytest.mark, name.split(".", 1)[0]))
-        if m and (d := lookup(name, level, base_nodeid(item.nodeid))):
+        if m and (d := lookup(name, level, base_nodeid(item.nodeid), gpu=s.on_gpu(name))):
             item.add_marker(pytest.mark.xfail(strict=not d.by_chance, raises=KnownDefectFailure,
                                               reason=f"known defect: {d.why} ({d.reference})"))
     if drop:
@@ -328,7 +340,7 @@ class Judge:
     def __call__(self, result, *, kernel: str, shape: tuple[int, ...] = (), observed_isa: str = "",
                  **extra: object) -> None:
         result.reproduce = self.session.reproduce(self.nodeid, self.level)
-        defect = lookup(kernel, self.level, base_nodeid(self.nodeid))
+        defect = lookup(kernel, self.level, base_nodeid(self.nodeid), gpu=self.session.on_gpu(kernel))
         message = result.message()
         known = defect if defect and not result.ok and matches_signature(defect, message) else None
         case = {"nodeid": base_nodeid(self.nodeid), "kernel": kernel, "isa_requested": self.level,

@@ -20,7 +20,6 @@ Every entry carries `evidence`: what was seen on each host class where it was re
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -357,31 +356,27 @@ def _emulated(kernel: str, isa: str, flags: frozenset[str] | None) -> bool:
     return bool(info) and mode(info, isa, flags=flags).how == "emulated"
 
 
-def _triton_native() -> bool:
-    """Whether the Triton kernels run on a GPU here (conformance/triton_harness picks the GPU where
-    torch sees CUDA: a CUDA build of torch and the NVIDIA driver), not in the CPU interpreter."""
-    return os.path.exists("/proc/driver/nvidia/version") and "+cu" in _installed("torch")
-
-
-def features_seen(kernel: str, isa: str, flags: frozenset[str] | None = None) -> frozenset[str]:
+def features_seen(kernel: str, isa: str, flags: frozenset[str] | None = None, gpu: bool = False) -> frozenset[str]:
     """The CPU features `kernel`'s library sees under `--isa isa`: the host's, cut to the level's
     own for a library that has a knob and a capped run, or runs on the level's emulated CPU; for a
-    Triton kernel on a GPU, "cuda" too (defects of the native code path name it in `has_all`)."""
+    kernel that runs on a GPU (`gpu`: the session's Triton worker runs natively, not interpreted),
+    "cuda" too (defects of the native code path name it in `has_all`)."""
     have = host_flags() if flags is None else flags
-    if kernel.startswith("triton.") and _triton_native():
+    if gpu:
         have = have | {"cuda"}
     if isa in ("native", "") or isa not in LEVELS or not (_has_knob(kernel) or _emulated(kernel, isa, flags)):
         return have
     return have & LEVELS[isa].flags
 
 
-def lookup(kernel: str, isa: str, nodeid: str, flags: frozenset[str] | None = None) -> KnownDefect | None:
-    """The registered defect that this case triggers, if any."""
+def lookup(kernel: str, isa: str, nodeid: str, flags: frozenset[str] | None = None,
+           gpu: bool = False) -> KnownDefect | None:
+    """The registered defect that this case triggers, if any (`gpu`: the kernel runs on a GPU)."""
     seen = None
     for d in DEFECTS:
         if not (fnmatch.fnmatchcase(kernel, d.kernel) and fnmatch.fnmatchcase(nodeid, d.nodeid_glob)):
             continue
-        seen = features_seen(kernel, isa, flags) if seen is None else seen
+        seen = features_seen(kernel, isa, flags, gpu) if seen is None else seen
         if d.triggered(seen):
             return d
     return None

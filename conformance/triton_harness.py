@@ -2,8 +2,9 @@
 
 TRITON_INTERPRET must be in the environment before triton is first imported in a process, and
 the suite's shared worker may already have imported it (torchao's intmm does), so the Triton
-tests run in a worker of their own: the shared worker is asked once whether torch sees CUDA, and
-the dedicated worker starts with TRITON_INTERPRET=1 only when it does not. Availability, failures
+tests run in a worker of their own: the session asks a shared worker once whether torch sees CUDA
+(Session.on_gpu, which the known defects' "cuda" trigger follows too), and the dedicated worker
+starts with TRITON_INTERPRET=1 only when it does not. Availability, failures
 and the call invariants are judged as every other kernel's (conformance/calls.py). No torch or
 triton is imported here.
 """
@@ -19,12 +20,8 @@ __all__ = ["worker", "ready", "call"]
 
 def worker(qsession) -> Worker:
     """The level's Triton worker (created once, closed with the session's workers)."""
-    if (qsession.isa, "triton") not in qsession.workers:
-        o = qsession.worker.call("kernels.triton.runtime", "cuda_available")
-        cuda = bool(o.ok and o.value)
-    else:
-        cuda = False  # the worker exists; its environment is already chosen
-    return qsession.named_worker("triton", {} if cuda else {"TRITON_INTERPRET": "1"})  # --mutant routing included
+    gpu = qsession.on_gpu("triton.")
+    return qsession.named_worker("triton", {} if gpu else {"TRITON_INTERPRET": "1"})  # --mutant routing included
 
 
 def ready(qsession, judge, module: str, kernel: str, convention: str, shape=()) -> str:

@@ -78,9 +78,9 @@ def test_details_are_scrubbed_of_machine_paths() -> None:
 
 def _judge(monkeypatch, defect: KnownDefect | None):
     session = SimpleNamespace(isa="native", levels=["native"], reproduce=lambda nodeid, level: f"pytest {nodeid}",
-                              retire=lambda level: None)
+                              retire=lambda level: None, on_gpu=lambda kernel: False)
     item = SimpleNamespace(nodeid="conformance/test_x.py::t", user_properties=[])
-    monkeypatch.setattr(cc, "lookup", lambda kernel, isa, nodeid: defect)
+    monkeypatch.setattr(cc, "lookup", lambda kernel, isa, nodeid, gpu: defect)
     return cc.Judge(session, item), item
 
 

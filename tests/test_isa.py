@@ -71,6 +71,17 @@ def test_known_defect_needing_a_feature(monkeypatch):
     assert kd.lookup("k.x", "native", "t::a", host_flags(ZEN3)) is None
 
 
+def test_known_defect_of_the_native_gpu_path(monkeypatch):
+    """A 'cuda' trigger holds where the session runs the kernel on a GPU, and nowhere else."""
+    from conformance import known_defects as kd
+
+    d = _defect(has_all=("cuda",))
+    monkeypatch.setattr(kd, "DEFECTS", [d])
+    monkeypatch.setattr(kd, "_has_knob", lambda kernel: False)
+    assert kd.lookup("k.x", "native", "t::a", host_flags(SPR), gpu=True) is d
+    assert kd.lookup("k.x", "native", "t::a", host_flags(SPR)) is None
+
+
 def test_known_defect_narrowed_to_package_versions(monkeypatch):
     from conformance import known_defects as kd
 
