@@ -23,8 +23,9 @@ The frames between parent and worker are pickles of the project's own data over 
 between two processes of this run; nothing read from a vendor's file is ever unpickled. The
 worker's own stdout (where oneDNN prints `ONEDNN_VERBOSE` lines) goes to a file whose text comes
 back with every outcome, as evidence of what ran; at most `KEEP` bytes from each end of it are
-kept. The files live in a directory of the worker's own, removed when it is closed, replaced,
-or at the latest when the parent exits.
+kept. The files live in a folder of the worker process's own, inside the worker's folder (which
+also keeps `environment_fact`'s answers across restarts), removed when the process is replaced
+and the worker closed, or at the latest when the parent exits.
 
 A replacement is forked, not started: the first time a worker must be replaced, a zygote
 process with the same environment imports what every worker would import again (numpy, ml_dtypes
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import pickle
 import resource
@@ -68,7 +70,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Outcome", "Worker", "default_memory_limit", "is_load_check", "KEEP", "LOAD_TIMEOUT", "MEMORY_ENV"]
+__all__ = ["Outcome", "Worker", "default_memory_limit", "environment_fact", "is_load_check", "KEEP", "LOAD_TIMEOUT", "MEMORY_ENV"]
 _ADAPTERS = "kernels.mutants.active"  # the module a mutant run calls instead of its target adapter
 _PROBE = "kernels.emulation"  # the module whose probe() reports an emulated process's cpuid
 
@@ -83,6 +85,7 @@ _GRACE = 10.0  # seconds a worker that closed its pipe gets to exit by itself
 _IMPORTED = "imported"  # the frame a worker sends once the called module has loaded
 _ZYGOTE_ENV = "QORACLE_ZYGOTE_FD"  # parent -> zygote: its end of their socket
 PRELOAD = ("numpy", "ml_dtypes", "torch")  # what a zygote imports once for every worker it forks
+FACTS_ENV = "QORACLE_WORKER_FACTS"  # parent -> worker: the folder of `environment_fact`'s answers
 _ALLOC_FAILED = ("allocate memory", "bad_alloc", "out of memory")
 
 
@@ -98,6 +101,30 @@ def default_memory_limit() -> int:
 def is_load_check(func: str) -> bool:
     """Whether `func` is an adapter's availability check, the call that loads its library."""
     return func == "available" or func.startswith("available_") or func.endswith("_available")
+
+
+def environment_fact(name: str, compute: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """`compute()`, asked once per worker rather than once per process: a fact that depends only on
+    the worker's environment (which ISA a library's child process reports under the level's cap)
+    and costs seconds would otherwise be paid again after every restart. Kept as JSON in the
+    worker's own folder; outside a worker, or where the file cannot be read, computed afresh."""
+    folder = os.environ.get(FACTS_ENV)
+    path = os.path.join(folder, f"{name}.json") if folder else ""
+    if path:
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            pass
+    value = compute()
+    if path:
+        try:
+            with open(f"{path}.{os.getpid()}", "w") as f:
+                json.dump(value, f)
+            os.replace(f"{path}.{os.getpid()}", path)
+        except OSError:
+            pass
+    return value
 
 
 def _gib(n: int) -> str:
@@ -365,15 +392,21 @@ class Worker:
         self._proc: subprocess.Popen[bytes] | _Forked | None = None
         self._started = False  # a first worker ran: replacements are forked by the zygote
         self._zygote: _Zygote | None | bool = None  # False: it could not fork
-        self._dir = ""
+        self._dir = ""  # this process's files, inside _root
+        self._root = ""  # the worker's folder, kept across restarts: the process folders and `FACTS_ENV`'s
+        self._root_cleanup: weakref.finalize | None = None
         self._cleanup: weakref.finalize | None = None
 
     def _start(self) -> "subprocess.Popen[bytes] | _Forked":
-        self._dir = tempfile.mkdtemp(prefix="qoracle-worker-")
+        if not self._root:
+            self._root = tempfile.mkdtemp(prefix="qoracle-worker-")
+            self._root_cleanup = weakref.finalize(self, shutil.rmtree, self._root, True)
+            os.mkdir(os.path.join(self._root, "facts"))
+        self._dir = tempfile.mkdtemp(prefix="process-", dir=self._root)
         log, err = os.path.join(self._dir, "stdout.log"), os.path.join(self._dir, "stderr.log")
         for path in (log, err):
             open(path, "wb").close()
-        env = {**os.environ, **self.env, _LIMIT_ENV: str(self.memory_limit)}
+        env = {**os.environ, **self.env, _LIMIT_ENV: str(self.memory_limit), FACTS_ENV: os.path.join(self._root, "facts")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
         self._proc = self._fork(env, log, err) if self._started and not self.emulated else None
         self._started = True
@@ -567,6 +600,9 @@ class Worker:
         if self._zygote:
             self._zygote.close()
         self._zygote = None
+        if self._root_cleanup is not None:
+            self._root_cleanup()
+        self._root, self._root_cleanup = "", None
         if self._emulator is not None:
             self._emulator.close(kill)
 

@@ -276,13 +276,13 @@ def mean_relative_errors() -> list[tuple[str, float]]:
     for m in mutants.mutants():
         if m.func == "available":  # a library that does not load has no output to compare
             continue
-        args, kw, decode = _example(m)
         try:
+            args, kw, decode = _example(m)
             right = decode(real(m.target, m.func)(*args, **kw))
-        except Exception as e:  # a kernel this machine cannot run (gemlite without a GPU): no figure
+            wrong = decode(m.impl(*args, **kw))
+        except Exception as e:  # a kernel this machine cannot run (gemlite without a GPU), a refusing mutant, no example: no figure
             print(f"{m.name}: not measured here ({type(e).__name__}: {str(e)[:120]})", file=sys.stderr)
             continue
-        wrong = decode(m.impl(*args, **kw))
         with np.errstate(all="ignore"):
             out.append((m.name, float(np.mean(np.abs(wrong - right)) / np.mean(np.abs(right)))))
     return out

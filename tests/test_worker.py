@@ -136,6 +136,13 @@ def test_a_replacement_is_forked_with_the_preloaded_modules_and_serves_as_a_new_
     assert worker.call(P, "double", np.arange(3)).value.tolist() == [0, 2, 4]
 
 
+def test_an_environment_fact_is_computed_once_per_worker(worker):
+    first, pid = worker.call(P, "first_pid").value
+    worker.restart()
+    again, new_pid = worker.call(P, "first_pid").value
+    assert (again, str(pid)) == (first, first) and new_pid != pid
+
+
 def test_a_zygote_that_cannot_fork_leaves_new_processes(worker, monkeypatch):
     def broken(*_: object) -> None:
         raise OSError("no fork")

@@ -119,3 +119,10 @@ def echo(x):
 def loaded(name: str) -> bool:
     """Whether module `name` was imported before this call (a forked worker inherits its zygote's)."""
     return name in sys.modules
+
+
+def first_pid() -> tuple[str, int]:
+    """(the pid of the first process that asked this worker's fact, this process's pid)."""
+    from kernels.worker import environment_fact
+
+    return environment_fact("first-pid", lambda: {"pid": str(os.getpid())})["pid"], os.getpid()

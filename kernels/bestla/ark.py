@@ -19,6 +19,7 @@ from kernels.isa import host_flags
 from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
 from kernels.pytorch._torch import num_threads, to_numpy, to_torch
+from kernels.worker import environment_fact
 
 _TORCH_DT = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # cpuinfo flags standing for the ISA bits BesTLA's CpuDevice reads through Xbyak, best first
@@ -61,8 +62,13 @@ _ONEDNN_RAN: set[str] = set()  # {"woqgemm_s8"} once woqgemm_s8 (the one oneDNN 
 
 @functools.cache
 def _onednn_probe() -> dict:
-    """oneDNN's ISA line and matmul implementation, once per worker: its environment (the ISA cap) is
-    fixed for the process's life, and the child process costs seconds, which every observed call paid."""
+    """oneDNN's ISA line and matmul implementation, once per worker (kernels.worker.environment_fact):
+    they depend only on the environment (the ISA cap), and the child process costs seconds, which
+    every observed call, then every restart of the worker, paid."""
+    return environment_fact("bestla-onednn", _ask_onednn)
+
+
+def _ask_onednn() -> dict:
     out = {"onednn_isa": "", "onednn_impl": ""}
     probe = ("import torch, auto_round_kernel as a; x = torch.ones(2, 64); w = torch.ones(8, 64, dtype=torch.int8); "
              "a.woqgemm_s8(x, w, torch.ones(8))")
