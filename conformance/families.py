@@ -17,7 +17,9 @@ go wrong and is built so the oracle's verdict separates right from wrong determi
 - random: full-range draws over GEMV to batch shapes with K tails.
 Grouped 4-bit weights add: zero_points (codes and zero points at 0 and 15), scales (fp16
 subnormal and large group scales), k_boundary (K one off a whole number of groups, where the
-kernel claims partial groups), and tails whose K tail is the last group.
+kernel claims partial groups), and tails whose K tail is the last group. uint8 affine activations
+(u8_affine) add zero_points (the activation's zero point at 0, 127, 128 and 255), and a bias in ties
+that sets a fused multiply-add apart from the product rounded, then the bias added.
 Every family is a pure function of its name, the space point and the profile (seeded by name), so each level of
 a run and each machine judges the same bytes.
 """
@@ -443,6 +445,135 @@ def _w4(sym: bool) -> dict[str, Callable[[Space, str], Iterator[Case]]]:
     return {name: (lambda g: lambda sp, p: g(sp, p, sym))(gen) for name, gen in _W4.items()}
 
 
+# ---- uint8 affine activations x int8 per-channel weights -> float32 ------------------------------------
+# Each family keeps to its own ground, so the mistake it targets shows there alone: zero points 1..127 outside
+# zero_points (the upper half, where a u8 zero point read as s8 turns negative, is its own), a zero bias outside
+# ties (a fused multiply-add or a misplaced bias shows there alone), per-channel scales that differ across more
+# than 16 columns only in random, sums past 2^24 only in extremes, subnormal scales only in subnormal.
+
+_UA_SHAPES = [(1, 255, 17), (3, 65, 9), (17, 257, 33), (64, 1023, 24)]
+
+
+def _ua_case(cid: str, family: str, a: np.ndarray, zp: int, b: np.ndarray, a_scale: float, b_scales: np.ndarray,
+             bias: np.ndarray | None = None) -> Case:
+    """A u8_affine case (bias 0 where none is given)."""
+    n = len(b_scales)
+    return Case(cid, family, {"a": np.asarray(a, np.uint8), "a_scale": np.array(a_scale, np.float32),
+                              "a_zp": np.array(zp, np.uint8), "b": np.asarray(b, np.int8),
+                              "b_scales": np.asarray(b_scales, np.float32),
+                              "bias": np.zeros(n, np.float32) if bias is None else np.asarray(bias, np.float32)})
+
+
+def _ua_scales(r: np.random.Generator, n: int) -> np.ndarray:
+    """m * 2^(e - 23) with a full 24-bit m and e -12..-5: fp32(a_scale * b_scales[n]) rounds, so the order of the
+    epilogue's products shows in the output's bits."""
+    return (r.integers(2 ** 23, 2 ** 24, n) * 2.0 ** (r.integers(-12, -4, n) - 23)).astype(np.float32)
+
+
+def _ua_draw(r: np.random.Generator, m: int, k: int, n: int) -> tuple:
+    """Full-range codes and weights, a zero point in 1..127, a_scale and per-channel b_scales."""
+    return (r.integers(0, 256, (m, k)), int(r.integers(1, 128)), r.integers(-128, 128, (n, k)), _ua_scales(r, 1)[0],
+            _ua_scales(r, n))
+
+
+def _ua_random(profile: str) -> Iterator[Case]:
+    """GEMV to batch, odd K and N, N past 16 with a scale of its own per column."""
+    r = _rng("u8 affine random")
+    for m, k, n in _UA_SHAPES + ([(129, 2048, 65)] if profile == "full" else []):
+        yield _ua_case(_mkn(m, k, n), "random", *_ua_draw(r, m, k, n))
+
+
+def _ua_extremes(profile: str) -> Iterator[Case]:
+    """Codes at 255 (every other row 0) against weights at 127 and -128, zero point 0: the largest products,
+    which saturate the int16 pair sums of a u8 x s8 kernel without VNNI; and a GEMV of K = 65473 whose sum of
+    255 * 127 (2120343105, or 1072692897 as int16 pairs) stays inside int32 (whose wrap VNNI's saturating
+    vpdpbusds does not share) but needs more than 24 bits: its conversion to fp32 rounds up, where truncation
+    goes down."""
+    r = _rng("u8 affine extremes")
+    for vb in (127, -128):
+        for m, k, n in [(1, 4096, 16), (17, 33, 7)] + ([(1, 65473, 2)] if vb == 127 else []):
+            a = np.full((m, k), 255)
+            a[1::2] = 0
+            yield _ua_case(f"b{vb}_{_mkn(m, k, n)}", "extremes", a, 0, np.full((n, k), vb), _ua_scales(r, 1)[0],
+                           _ua_scales(r, n))
+
+
+def _ua_zero_points(profile: str) -> Iterator[Case]:
+    """The zero point at both ends and either side of 128 over full-range codes, two rows alternating 0 and 255
+    (a - zp from -255 to 255, no row all at the zero point): a zero point read as s8, clamped or dropped is off by
+    multiples of the column sums."""
+    r = _rng("u8 affine zero points")
+    m, k, n = 4, 65, 16
+    for zp in (0, 127, 128, 255):
+        a, _, b, sa, sb = _ua_draw(r, m, k, n)
+        a[0], a[1] = 255 * (np.arange(k) % 2), 255 * (1 - np.arange(k) % 2)
+        yield _ua_case(f"zp{zp}_{_mkn(m, k, n)}", "zero_points", a, zp, b, sa, sb)
+
+
+def _ua_tails(profile: str) -> Iterator[Case]:
+    """All the signal in the last k, the last row, the last column (codes at the zero point or zero weights
+    elsewhere; full-range weights against codes at the zero point must cancel exactly): a kernel that drops a
+    tail returns zeros there. One scale for every column: a per-column scale mistake is random's."""
+    r = _rng("u8 affine tails")
+    m, k, n = 17, 257, 33
+    a, zp, b, sa, sb = _ua_draw(r, m, k, n)
+    sb = np.full(n, sb[0])
+    ak = np.full_like(a, zp)
+    ak[:, -1] = a[:, -1]
+    yield _ua_case(f"tail_k_{_mkn(m, k, n)}", "tail_k", ak, zp, b, sa, sb)
+    am = np.full_like(a, zp)
+    am[-1] = a[-1]
+    yield _ua_case(f"tail_m_{_mkn(m, k, n)}", "tail_m", am, zp, b, sa, sb)
+    bn = np.zeros_like(b)
+    bn[-1] = b[-1]
+    yield _ua_case(f"tail_n_{_mkn(m, k, n)}", "tail_n", a, zp, bn, sa, sb)
+
+
+def _ua_ties(profile: str) -> Iterator[Case]:
+    """a - zp = 3, -3, 0 (rows 0..2) at k = 0 and 0 elsewhere, b[:, 0] = 2^j (j 0..6) and -128 beside full-range
+    weights, a_scale 2^-4 and b_scales (1 + 2^-23) 2^-10 and (1 + 3 * 2^-23) 2^-10 in turn: every scale product
+    is exact and each acc * a_scale * b_scales[n] (acc = +-1.5 * 2^e) lies halfway between two fp32 values in
+    every order of the products, 1.5 ulps above the acc's (nearest even goes up, truncation down) or 4.5 (nearest
+    even goes down, half away from zero up). bias[n] is minus the fp32 value just below row 0's product: the
+    rounded product plus the bias is 0 or one ulp, a fused multiply-add gives half an ulp; row 2 gives the bias."""
+    r = _rng("u8 affine ties")
+    m, k, n, zp = 3, 33, 8, 3
+    a = np.full((m, k), zp)
+    a[0, 0], a[1, 0] = zp + 3, zp - 3
+    b = r.integers(-128, 128, (n, k))
+    b[:, 0] = [1, 2, 4, 8, 16, 32, 64, -128]
+    sa = 2.0 ** -4
+    sb = np.where(np.arange(n) % 2, 1 + 3 * 2.0 ** -23, 1 + 2.0 ** -23) * 2.0 ** -10
+    exact = 3 * b[:, 0] * sa * sb  # row 0's products, exact in float64
+    near = exact.astype(np.float32)
+    below = np.where(near > exact, np.nextafter(near, np.float32(-np.inf)), near)
+    yield _ua_case(_mkn(m, k, n), "ties", a, zp, b, sa, sb, -below)
+
+
+def _ua_subnormal(profile: str) -> Iterator[Case]:
+    """Multipliers a_scale * b_scales[n] below fp32's smallest normal, from a subnormal a_scale, subnormal
+    b_scales, or two normal scales (2^-70 and m 2^-70); codes within 2 of the zero point and weights within 3 keep
+    |acc| <= 384, so every output is an exact subnormal (or 0 where acc is): a kernel that flushes a scale (DAZ)
+    or a product (FTZ) gives 0."""
+    r = _rng("u8 affine subnormal")
+    m, k, n = 3, 64, 8
+    zp = int(r.integers(2, 126))
+    units = r.integers(1, 16, n)
+    for name, sa, sb in (("scale_a", 3 * 2.0 ** -140, units * 2.0 ** -4), ("scale_b", 2.0 ** -4, units * 2.0 ** -140),
+                         ("product", 2.0 ** -70, units * 2.0 ** -70)):
+        a, b = zp + r.integers(-2, 3, (m, k)), r.integers(-3, 4, (n, k))
+        yield _ua_case(f"{name}_{_mkn(m, k, n)}", "subnormal", a, zp, b, sa, sb)
+
+
+def _ua_layout_case(m: int, equal_rows: bool) -> Case:
+    """Full-range draws at an even K (66) and N = 9 (one scale a column, below random's 16)."""
+    r = _rng(f"u8 affine layout {m} {equal_rows}")
+    k, n = 66, 9
+    a, zp, b, sa, sb = _ua_draw(r, 1 if equal_rows else m, k, n)
+    return _ua_case(_mkn(m, k, n) + ("_equal_rows" if equal_rows else ""), "layout",
+                    np.repeat(a, m, 0) if equal_rows else a, zp, b, sa, sb)
+
+
 # signature -> family -> generator(space, profile)
 FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
     "int8_gemm": {"extremes": lambda sp, p: _i8_extremes(p), "tails": lambda sp, p: _i8_tails(p),
@@ -454,6 +585,9 @@ FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
     "w4_sym": _w4(sym=True),
     "int8_row_scaled": {"extremes": _row_scaled(_i8_extremes), "tails": _row_scaled(_i8_tails),
                         "random": _row_scaled(_rs_random), "ties": lambda sp, p: _rs_ties(p)},
+    "u8_affine": {name: (lambda g: lambda sp, p: g(p))(gen) for name, gen in (
+        ("extremes", _ua_extremes), ("zero_points", _ua_zero_points), ("tails", _ua_tails), ("ties", _ua_ties),
+        ("subnormal", _ua_subnormal), ("random", _ua_random))},
 }
 
 LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
@@ -462,6 +596,7 @@ LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
     "w4_grouped": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=False),
     "w4_sym": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=True),
     "int8_row_scaled": lambda sp, m, eq: _rs_layout_case(m, eq),
+    "u8_affine": lambda sp, m, eq: _ua_layout_case(m, eq),
 }
 
 

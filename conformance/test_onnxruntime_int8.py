@@ -13,11 +13,13 @@ int16 pairs of MLAS's u8 x s8 kernel on x64 hosts without VNNI. Each case is jud
   design (onnxruntime's session option docs; onnxruntime issue 16105), registered as such in
   conformance/known_defects.py: on a host whose MLAS saturates they are strict expected failures
   that only the registered FAIL satisfies.
-MatMulInteger s8 x s8 without zero points, B an initializer, and DynamicQuantizeMatMul with s8 weights,
-per-column scales, no zero point or bias (the host's pairs modelled, mlas.dynamicquantizematmul) are
-judged by conformance/test_specs.py (their KernelSpecs in kernels/onnxruntime/int8_gemm.py); the
-DynamicQuantizeMatMul tests here keep what those families cannot say: B zero points, bias, per-tensor
-scales, B as a graph input, u8 weights, quantizer ties and the session option.
+MatMulInteger s8 x s8 without zero points, B an initializer, DynamicQuantizeMatMul with s8 weights,
+per-column scales, no zero point or bias (the host's pairs modelled, mlas.dynamicquantizematmul), and
+MatMulIntegerToFloat with u8 A and its zero point, s8 B with per-column scales and no zero point, and a
+bias (mlas.matmulintegertofloat) are judged by conformance/test_specs.py (their KernelSpecs in
+kernels/onnxruntime/int8_gemm.py); the DynamicQuantizeMatMul and MatMulIntegerToFloat tests here keep what
+those families cannot say: B zero points, bias (DynamicQuantizeMatMul), per-tensor scales, B as a graph
+input, u8 weights, quantizer ties and the session option.
 """
 from __future__ import annotations
 

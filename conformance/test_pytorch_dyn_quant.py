@@ -8,6 +8,11 @@ Per block an exact int32 sum of (a_q - zp) * (nibble - 8), `acc += isum * w_scal
 order, then `acc * (1/inv)`. The packed buffer is float32 [weight bytes..., scales...], compared
 byte for byte. The exact value of the same integer sums, with the bound of those few fp32
 roundings, backs the prediction.
+
+Group-wise blocks of 32 to 256 over the engine's case families and caller layouts are the
+kernel's spec (conformance/test_specs.py); this module holds what the spec table cannot say:
+channelwise blocks (block = K), the packed buffer, and rows built around the activation
+quantizer (one-signed, zero and constant rows; half steps and ties).
 """
 from __future__ import annotations
 
@@ -50,9 +55,10 @@ def _judge(qsession, judge, x: np.ndarray, w: np.ndarray, group: int) -> None:
     judge(res, kernel=KERNEL, shape=shape, observed_isa=run.isa(), group_size=group)
 
 
-@pytest.mark.parametrize("group", ["channel", 32, 64, 128])
+@pytest.mark.parametrize("group", ["channel", 32])
 def test_dyn_quant_crafted(qsession, judge, group) -> None:
-    """One-signed rows (zero point at an end), a zero row, a constant row, M = 1 and M = 5."""
+    """One-signed rows (zero point at an end), a zero row, a constant row, M = 1 and M = 5: channelwise and one
+    group size, since the row quantizer is the same for every group size (only its zero-point test differs)."""
     rng = np.random.default_rng(5)
     k = 256
     gs = k if group == "channel" else group

@@ -82,7 +82,8 @@ def _worker(qsession, spec: KernelSpec):
 def _call(qsession, judge, spec: KernelSpec, case: families.Case, args: list, what: str, **kwargs):
     """Call the adapter; the value (judged CRASHED / FAIL / UNSUPPORTED on a non-answer) and what ran."""
     w = _worker(qsession, spec)
-    calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, shape=case.shape, worker=w)
+    calls.require_available(qsession, judge, spec.kernel, spec.module, spec.semantics, *spec.check_args,
+                            shape=case.shape, worker=w)
     run = evidence.run(w, spec.module, spec.call, *args, **kwargs)
     if not run.outcome.ok:
         judge(calls.failure(run.outcome, spec.semantics, what, spec.kernel, case.shape, qsession.isa),

@@ -13,7 +13,7 @@ registered, so a misspelt semantics or layout is an error, not a silently skippe
 
 The adapter function receives one `View` per activation or weight matrix (".T": the logical
 operand's transpose, as the API orients it), plain arrays for the rest (codes, scales, zero
-points) and an int for a group size, plus `threads=` and `out=`
+points, bias) and a Python scalar for a 0-d operand (a group size, a scale, a zero point), plus `threads=` and `out=`
 where claimed, and returns the result array (the output buffer's whole storage when `out` was
 given, so the suite can check its guard bytes).
 """
@@ -56,7 +56,8 @@ class KernelSpec:
     so a float output must equal it bit for bit (a miss is a FAIL, not a fall-back to the bound);
     source: where upstream states the API's contract; worker: the worker that must run the call, by
     purpose ("" the session's; "triton": conformance/triton_harness's, whose environment chooses the
-    Triton interpreter or the GPU before triton is first imported)."""
+    Triton interpreter or the GPU before triton is first imported); check_args: what the adapter's
+    `available()` takes to answer for this kernel alone, where one adapter serves several (an engine)."""
 
     kernel: str
     call: str
@@ -72,6 +73,7 @@ class KernelSpec:
     modelled: bool = False
     source: str = ""
     worker: str = ""
+    check_args: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -88,8 +90,8 @@ class KernelSpec:
 
     def arguments(self, operands: dict, layouts: dict[int, str] | None = None) -> list:
         """The API's arguments for a case's operands: a View per activation or weight matrix (dense
-        unless `layouts` maps its position to another layout), an int for a 0-d operand (a group
-        size), arrays otherwise."""
+        unless `layouts` maps its position to another layout), a Python scalar for a 0-d operand (an
+        int group size or zero point, a float scale: the operand's value exactly), arrays otherwise."""
         out = []
         for i, arg in enumerate(self.args):
             name, transposed = self.operand(arg)
@@ -97,7 +99,7 @@ class KernelSpec:
             if name in VIEW_ROLES:
                 v = make(v.T if transposed else v, (layouts or {}).get(i, "dense"))
             elif v.ndim == 0:
-                v = int(v)
+                v = v.item()
             out.append(v)
         return out
 

@@ -166,3 +166,68 @@ def dynamicquantizematmul_range_not_widened(x, w_kn, scales, *, threads=None):
     codes = (np.rint(np.clip((a / sa).astype(f), -za, 255 - za)) + za).astype(np.uint8)
     acc = real(Q, "matmulinteger")(codes, as_numpy(w_kn), np.uint8(za), threads=threads or 0)["y"]
     return scale_bias(acc, (sa * np.asarray(scales, f)).astype(f))
+
+
+def _tf_acc(a, b_kn, a_zp, threads):
+    """The int32 sums MatMulIntegerToFloat's MLAS GEMM forms: MatMulInteger's, through the same u8 x s8 kernel."""
+    from kernels.layouts import as_numpy
+
+    return real(Q, "matmulinteger")(as_numpy(a), as_numpy(b_kn), np.uint8(a_zp), threads=threads or 0)["y"]
+
+
+def _tf_real(a, b_kn, a_scale, b_scales, a_zp, bias, threads) -> np.ndarray:
+    return real(Q, "matmulintegertofloat_view")(a, b_kn, a_scale, b_scales, a_zp, bias, threads=threads)
+
+
+def _tf_multiplier(a_scale, b_scales) -> np.ndarray:
+    return (np.float32(a_scale) * np.asarray(b_scales, np.float32)).astype(np.float32)
+
+
+@mutant("ort.matmulintegertofloat_acc_to_float_toward_zero", Q, "matmulintegertofloat_view",
+        "onnxruntime.matmulintegertofloat",
+        mirrors="an int32-to-float conversion that truncates (CUDA's __int2float_rz where __int2float_rn was meant, "
+                "or a conversion under a round-toward-zero mode): right for every sum below 2^24, which is every sum "
+                "of typical activations",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.matmulintegertofloat-extremes-*")
+def matmulintegertofloat_acc_toward_zero(a, b_kn, a_scale, b_scales, a_zp, bias, *, threads=None):
+    """Sums past 2^24 converted to fp32 toward zero, not to nearest even; the epilogue as the real op's."""
+    f = np.float32
+    y = _tf_real(a, b_kn, a_scale, b_scales, a_zp, bias, threads)
+    acc = _tf_acc(a, b_kn, a_zp, threads).astype(np.int64)
+    near = acc.astype(f)
+    rz = np.where(np.abs(near.astype(np.int64)) > np.abs(acc), np.nextafter(near, f(0)), near)
+    y_rz = ((rz * _tf_multiplier(a_scale, b_scales)).astype(f) + np.asarray(bias, f)).astype(f)
+    return np.where(rz.astype(np.int64) != acc, y_rz, y)
+
+
+@mutant("ort.matmulintegertofloat_zero_rows_skipped", Q, "matmulintegertofloat_view",
+        "onnxruntime.matmulintegertofloat",
+        mirrors="a sparsity shortcut that skips activation rows whose codes all equal the zero point (padding "
+                "tokens, a ReLU's zeros) but scans only whole 8-byte vectors: a row whose only other codes lie in "
+                "the K % 8 tail is taken for empty",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.matmulintegertofloat-tail_k-*")
+def matmulintegertofloat_zero_rows_skipped(a, b_kn, a_scale, b_scales, a_zp, bias, *, threads=None):
+    """Rows whose first K - K % 8 codes equal the zero point come out as the bias alone."""
+    from kernels.layouts import as_numpy
+
+    y = _tf_real(a, b_kn, a_scale, b_scales, a_zp, bias, threads)
+    codes = as_numpy(a)
+    whole = codes.shape[1] - codes.shape[1] % 8
+    empty = np.all(codes[:, :whole] == a_zp, axis=1)
+    return np.where(empty[:, None], np.asarray(bias, np.float32)[None, :], y)
+
+
+@mutant("ort.matmulintegertofloat_fused_multiply_add", Q, "matmulintegertofloat_view",
+        "onnxruntime.matmulintegertofloat",
+        mirrors="the epilogue's float(acc) * multiplier + bias contracted into one fused multiply-add (-ffp-contract="
+                "fast, or FBGEMM's ReQuantizeForFloat fmaf): the same bytes whenever the bias is 0, another rounding "
+                "wherever the product's rounding and the bias interact",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.matmulintegertofloat-ties-*")
+def matmulintegertofloat_fma(a, b_kn, a_scale, b_scales, a_zp, bias, *, threads=None):
+    """y = fmaf(float(acc), fp32(a_scale * b_scales[n]), bias[n]): one rounding where MLAS rounds the product first."""
+    from oracle.rounding import fmaf
+
+    accf = _tf_acc(a, b_kn, a_zp, threads).astype(np.float32)
+    shape = accf.shape
+    return fmaf(accf, np.broadcast_to(_tf_multiplier(a_scale, b_scales), shape),
+                np.broadcast_to(np.asarray(bias, np.float32), shape))

@@ -399,3 +399,39 @@ def linear_dynamic_drops_m_tail(x, w, scales, *, threads=None):
     if m > 4:
         y[m - m % 4:] = 0
     return y
+
+
+QP = "kernels.pytorch.qlinear_pointwise"
+
+
+@mutant("torch.qlinear_pointwise_zero_point_as_s8", QP, "qlinear_pointwise_view", "torch.onednn.qlinear_pointwise",
+        mirrors="a u8 activation zero point carried through a signed 8-bit field (a quint8-to-qint8 bridge, an int8_t "
+                "zero_point attribute): right for every zero point below 128, which symmetric-ish activations "
+                "and ReLU outputs mostly have",
+        caught_by=_SPECS + "test_spec_case[torch.onednn.qlinear_pointwise-zero_points-*")
+def qlinear_pointwise_zero_point_as_s8(a, a_scale, a_zp, b, b_scales, bias, *, threads=None):
+    """Zero points 128..255 read as a_zp - 256."""
+    zp = a_zp - 256 if a_zp >= 128 else a_zp
+    return real(QP, "qlinear_pointwise_view")(a, a_scale, zp, b, b_scales, bias, threads=threads)
+
+
+@mutant("torch.qlinear_pointwise_scales_not_advanced", QP, "qlinear_pointwise_view", "torch.onednn.qlinear_pointwise",
+        mirrors="a per-channel scale pointer not advanced with the N block: the first 16 columns' scales serve every "
+                "16-column block, right for N <= 16 and for weights quantized with one scale per tensor",
+        caught_by=_SPECS + "test_spec_case[torch.onednn.qlinear_pointwise-random-*")
+def qlinear_pointwise_scales_not_advanced(a, a_scale, a_zp, b, b_scales, bias, *, threads=None):
+    """Column n scaled by b_scales[n % 16]."""
+    n = len(b_scales)
+    return real(QP, "qlinear_pointwise_view")(a, a_scale, a_zp, b, b_scales[np.arange(n) % 16], bias, threads=threads)
+
+
+@mutant("torch.qlinear_pointwise_ftz_daz", QP, "qlinear_pointwise_view", "torch.onednn.qlinear_pointwise",
+        mirrors="a oneDNN build or host process with MXCSR's flush-to-zero and denormals-are-zero set (-ffast-math's "
+                "crtfastmath.o, or a kernel that sets them for speed)",
+        caught_by=_SPECS + "test_spec_case[torch.onednn.qlinear_pointwise-subnormal-*")
+def qlinear_pointwise_ftz_daz(a, a_scale, a_zp, b, b_scales, bias, *, threads=None):
+    """Subnormal scales read as 0 (DAZ) and subnormal outputs written as 0 (FTZ)."""
+    from kernels.mutants.onnxruntime import _flush  # the mutants' one model of FTZ and DAZ
+
+    y = real(QP, "qlinear_pointwise_view")(a, float(_flush(a_scale)), a_zp, b, _flush(b_scales), bias, threads=threads)
+    return _flush(y)

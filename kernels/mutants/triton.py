@@ -1,5 +1,6 @@
-"""Wrong Triton int4 GEMVs: the project's own (kernels.triton.w4a16: a split-K reduction that loses a
-slice, ESIMD nibbles read in the wrong order) and gemlite's (a zero point off by one; GPU only)."""
+"""Wrong Triton kernels: the project's int4 GEMVs (kernels.triton.w4a16: a split-K reduction that loses a
+slice, ESIMD nibbles read in the wrong order), W8A8 and DA8W4, and gemlite's (a zero point off by one; GPU
+only)."""
 from __future__ import annotations
 
 import numpy as np
@@ -111,3 +112,30 @@ def w4a16_last_k_block_dropped(x, codes, scales, group):
     xv = as_numpy(x).copy()
     xv[:, max(0, xv.shape[1] - 32):] = 0
     return real(T, "esimd_view")(dense(xv), codes, scales, group)
+
+
+@mutant("triton.w8a8_k_stride_ignored", W8, "linear_view", "triton.w8a8",
+        mirrors="a kernel handed only the row strides, stepping K one element at a time (this one before its "
+                "quantizer and GEMM took x.stride(1) and w.stride(1)): right for every row-major view, wrong for "
+                "w.t() of a (K, N) parameter and for a transposed activation",
+        caught_by="conformance/test_specs.py::test_spec_layout[triton.w8a8-*-transposed]")
+def w8a8_k_stride_ignored(x, w, scales):
+    """x and w read with a K stride of 1 whatever their views' K strides are."""
+    unit = lambda v: v._replace(strides=(v.strides[0], 1))  # noqa: E731
+    return real(W8, "linear_view")(unit(x), unit(w), scales)
+
+
+@mutant("triton.da8w4_compensation_zp8", DA, "linear_view", "triton.da8w4",
+        mirrors="a DA8W4 block compensation summed over (w_q - 8), the symmetric-weight shortcut, where the "
+                "asymmetric weights need (w_q - zp_w) (oracle.gemm.da8w4 compensation='8'): right only where "
+                "every weight zero point is 8 or every activation zero point is 0",
+        caught_by="conformance/test_specs.py::test_spec_case[triton.da8w4-*")
+def da8w4_compensation_zp8(x, codes, scales, zp, group):
+    """The kernel's own activation codes through the DA8W4 model with each block's compensation sum(w_q - 8)."""
+    from kernels.triton.da8w4 import DEFAULT_CONVENTION
+    from oracle.gemm.da8w4 import da8w4_linear
+    from oracle.gemm.semantics import out_dtype
+
+    a = real(DA, "quantize_act")(as_numpy(x).copy(), DEFAULT_CONVENTION)
+    return da8w4_linear(a["codes"], a["scales"], a["zeros"], codes, scales, zp, group_size=group,
+                        out=out_dtype(x.storage), compensation="8")

@@ -66,12 +66,18 @@ SPEC = register_spec(KernelSpec(
 # gets by default): the int16 pairs of the host's u8 x s8 kernel are part of the modelled arithmetic; the
 # session option, u8 weights, zero points and bias stay in conformance/test_onnxruntime_int8.py. The
 # operator's schema takes float A only (T1: tensor(float)), so fp32 is the whole dtype space.
-# MatMulIntegerToFloat (integer A, float Y) and QLinearMatMul (requantized u8/s8 Y) fit no registered
-# signature without the adapter quantizing or converting for them, so they stay hand-written.
 DQ_SPEC = register_spec(KernelSpec(
     kernel="onnxruntime.dynamicquantizematmul", call="dynamicquantizematmul_view",
     semantics="mlas.dynamicquantizematmul", args=("x", "w.T", "scales"), threads=True, dtypes=("fp32",),
     modelled=True, source=DENSE_ONLY))
+
+# u8 A with a zero point, s8 B an initializer with per-column scales and no zero point, a bias, the session option
+# off: the host's int16 pairs are part of the modelled arithmetic. B zero points, per-tensor B scales, u8 B, B as a
+# graph input and the session option stay in conformance/test_onnxruntime_int8.py, and so does QLinearMatMul: its
+# requantized u8/s8 Y needs y_scale and y_zero_point, roles of a signature only it would fill.
+TF_SPEC = register_spec(KernelSpec(
+    kernel="onnxruntime.matmulintegertofloat", call="matmulintegertofloat_view", semantics="mlas.matmulintegertofloat",
+    args=("a", "b.T", "a_scale", "b_scales", "a_zp", "bias"), threads=True, modelled=True, source=DENSE_ONLY))
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -248,6 +254,15 @@ def matmulintegertofloat(a: np.ndarray, b: np.ndarray, a_scale, b_scale, a_zero_
            None if bias is None else ("bias", np.asarray(bias, f), True)]
     (y,), w = _run("MatMulIntegerToFloat", "com.microsoft", ins, [1], threads=threads, precision=precision, opset=13)
     return {"y": y, "weight_dtype": w}
+
+
+def matmulintegertofloat_view(a: View, b_kn: View, a_scale: float, b_scales: np.ndarray, a_zp: int, bias: np.ndarray,
+                              *, threads: int | None = None) -> np.ndarray:
+    """MatMulIntegerToFloat of u8 a (zero point a_zp) by s8 b_kn with per-column scales and a bias, B and its scales
+    initializers: fp32 (M, N). threads None: ORT's default pool (intra_op_num_threads 0), what a caller gets."""
+    a = as_numpy(a)
+    return matmulintegertofloat(a, as_numpy(b_kn), np.float32(a_scale), b_scales, a.dtype.type(a_zp), None, bias,
+                                threads=threads or 0)["y"]
 
 
 def dynamicquantizelinear(x: np.ndarray, *, threads: int = 1) -> dict:

@@ -6,10 +6,12 @@ input is quantized per tensor to quint8 (`ChooseQuantizationParams`, range widen
 act.torch.per_tensor.quint8 convention), multiplied by the qint8 weights with exact int32
 accumulation, and scaled back to fp32 with the bias (oracle.gemm.aten_qlinear_dynamic models each
 engine bit for bit). Each engine is its own kernel name. fbgemm (also behind the x86 engine for
-linear) picks its ISA from cpuid (no knob); oneDNN follows ONEDNN_MAX_CPU_ISA.
-fbgemm and onednn are on the spec engine (`fbgemm_view`, `onednn_view`: the op's default
-reduce_range=False, per-channel weights, no bias); reduce_range, per-tensor weights, bias and the
-x86 and qnnpack engines stay with conformance/test_pytorch_linear_dynamic.py.
+linear: qlinear_prepack.cpp `QLinearPackWeightInt8::run` packs for fbgemm under FBGEMM and X86)
+picks its ISA from cpuid (no knob), as do QNNPACK (SSE2 ukernels on x86) and the fbgemm quantizer
+it calls; oneDNN follows ONEDNN_MAX_CPU_ISA.
+Every engine is on the spec engine (`<engine>_view`: the op's default reduce_range=False,
+per-channel weights, no bias); reduce_range, per-tensor weights and bias stay with
+conformance/test_pytorch_linear_dynamic.py.
 """
 from __future__ import annotations
 
@@ -33,13 +35,23 @@ INFOS = {e: register(KernelInfo(
     for e in ENGINES}
 
 _SOURCE = ("aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp PackedLinearWeight::apply_dynamic_impl: "
-           "'auto input_contig = input.contiguous();' (any strides of x; the onednn engine's takes them too, as "
-           "linear_prepack takes strided weights: checked with transposed, padded and expanded views) and "
-           "'int num_tasks = at::get_num_threads();' (the thread count is ATen's)")
+           "'auto input_contig = input.contiguous();' (any strides of x; the onednn and qnnpack engines' take them "
+           "too, as linear_prepack takes strided weights: checked with transposed, padded and expanded views) and "
+           "'int num_tasks = at::get_num_threads();' (the thread count is ATen's; QNNPACK's caffe2::pthreadpool_() "
+           "is resized by at::set_num_threads, aten/src/ATen/ParallelOpenMP.cpp)")
+# the x86 engine runs fbgemm's packed weights for linear, so it is held to fbgemm's semantics
+_SEMANTICS = {"fbgemm": "fbgemm.linear_dynamic", "x86": "fbgemm.linear_dynamic", "onednn": "onednn.linear_dynamic",
+              "qnnpack": "qnnpack.linear_dynamic"}
+# QNNPACK refuses a NaN or Inf activation where the other engines quantize it
+_OUTSIDE = {"qnnpack": {"nonfinite": (
+    "aten/src/ATen/native/quantized/cpu/QuantUtils.h ChooseQuantizationParams: 'TORCH_CHECK(min <= max, \"In "
+    "ChooseQuantizationParams, min should be less than or equal to max\")' (a NaN min and max, from "
+    "input_contig.min() / max() in PackedLinearWeightsQnnp::apply_dynamic_impl); QnnpackUtils.h "
+    "generate_requantization_scales: 'requantization scale must be finite and positive' (an Inf's scale)")}}
 SPECS = {e: register_spec(KernelSpec(
-    kernel=INFOS[e].name, call=f"{e}_view", semantics=f"{e}.linear_dynamic", args=("x", "w", "scales"),
-    layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, threads=True, dtypes=("fp32",), modelled=True,
-    source=_SOURCE)) for e in ("fbgemm", "onednn")}
+    kernel=INFOS[e].name, call=f"{e}_view", semantics=_SEMANTICS[e], args=("x", "w", "scales"),
+    layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, threads=True, dtypes=("fp32",),
+    outside=_OUTSIDE.get(e, {}), modelled=True, source=_SOURCE, check_args=(e,))) for e in ENGINES}
 
 def available(engine: str | None = None) -> dict:
     """Whether the ops exist and `engine` is supported (None: every engine with a view call)."""
@@ -93,3 +105,11 @@ def fbgemm_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = N
 
 def onednn_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     return _view("onednn", x, w, scales, threads)
+
+
+def x86_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    return _view("x86", x, w, scales, threads)
+
+
+def qnnpack_view(x: View, w: View, scales: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+    return _view("qnnpack", x, w, scales, threads)

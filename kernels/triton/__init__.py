@@ -18,6 +18,16 @@ register(KernelInfo(
     notes="per-token int8 quantization (two named roundings), tl.dot int8 -> int32 (wraps), fp32 epilogue in a "
           "named order, bias before or after the cast, RNE output; native on CUDA, else TRITON_INTERPRET=1 on CPU",
 ))
+# what a NaN or Inf activation gives is no part of either quantizer's contract
+_NONFINITE = ("{}: a NaN or Inf in a row makes its scale NaN or infinite, so its codes come from a NaN converted to "
+              "an integer, which Triton leaves undefined (LLVM fptosi: poison), and tl.maximum's NaN handling is "
+              "unspecified (propagate_nan=NONE); the per-token quantizers are defined for finite x")
+register_spec(KernelSpec(
+    kernel="triton.w8a8", call="linear_view", semantics="w8a8.sglang_per_token.acc_sa_sb", args=("x", "w", "scales"),
+    layouts={"x": ACTIVATION_LAYOUTS, "w": WEIGHT_LAYOUTS}, dtypes=("bf16", "fp16", "fp32"), modelled=True,
+    worker="triton", outside={"nonfinite": _NONFINITE.format("kernels/triton/w8a8.py _act_quant_kernel")},
+    source="kernels/triton/w8a8.py linear (its default quantizer and epilogue order, no bias): x.stride(0), "
+           "x.stride(1), w.stride(0), w.stride(1) handed to _act_quant_kernel and _gemm_kernel, out in x's dtype"))
 register(KernelInfo(
     name="triton.w4a16.q4_0", package=_PKG, op="kernels.triton.w4a16 (_q4_0_kernel)", module="kernels.triton.w4a16",
     conventions=("q4_0",), dtypes=("fp16", "bf16", "fp32"),
@@ -49,6 +59,13 @@ register(KernelInfo(
     notes="oracle.gemm.da8w4 semantics: per K block (min(group, 128)) int32 sum of a_q * (w_q - zp_w) minus "
           "zp_a * comp, y = y + (float(acc) * sa) * sb in block order from the bias; bit-exact model",
 ))
+register_spec(KernelSpec(
+    kernel="triton.da8w4", call="linear_view", semantics="da8w4.asym_fp32.mul_add",
+    args=("x", "codes", "scales", "zp", "group"), layouts={"x": ACTIVATION_LAYOUTS}, dtypes=("bf16", "fp16", "fp32"),
+    groups=(32, 64, 128, 256), modelled=True, worker="triton",
+    outside={"nonfinite": _NONFINITE.format("kernels/triton/da8w4.py _act_kernel")},
+    source="kernels/triton/da8w4.py linear_t: 'need K % group_size == 0 and a power-of-two block >= 32' (no partial "
+           "group; K blocks of min(group, 128)); quantize_act_t hands _act_kernel x.stride(0) and x.stride(1)"))
 register(KernelInfo(
     name="triton.torchao.int_matmul", package="torchao", op="torchao.kernel.intmm_triton.int_matmul_kernel",
     module="kernels.triton.torchao_intmm", conventions=("w8a8 int32 accumulator (wraps mod 2^32)",),

@@ -19,7 +19,8 @@ Activation quantization, one program per token, in the named oracle conventions
 (oracle/activations.py): `act.torchao.da8w4.asym.fp32` (s = (max(x,0) - min(x,0)) / 255 with
 eps 2^-23, zp = clamp(-rne(min/s), 0, 255), q = clamp(rne(x * (1/s)) + zp, 0, 255)) and
 `act.torchao.da8w4.sym` (s = absmax / 127 with eps, q = clamp(rne(x * (1/s)), -127, 127)), all
-divisions IEEE (`div_rn`).
+divisions IEEE (`div_rn`); x is read through both of its strides (a caller's transposed, sliced
+or broadcast view as it is).
 """
 from __future__ import annotations
 
@@ -31,22 +32,25 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out, round_half_even  # noqa: E402
 
-__all__ = ["ACT_CONVENTIONS", "quantize_act", "linear", "linear_t", "quantize_act_t", "pack_weight"]
+__all__ = ["ACT_CONVENTIONS", "DEFAULT_CONVENTION", "quantize_act", "linear", "linear_view", "linear_t",
+           "quantize_act_t", "pack_weight"]
 
 ACT_CONVENTIONS = {"act.torchao.da8w4.asym.fp32": 0, "act.torchao.da8w4.sym": 1}
+# torchao's default (int4_opaque_tensor.py Int4OpaqueTensor.from_hp_da8w4: act_mapping_type=MappingType.ASYMMETRIC)
+DEFAULT_CONVENTION = "act.torchao.da8w4.asym.fp32"
 _F32_EPS = 1.1920928955078125e-07
 
 
 @triton.jit
-def _act_kernel(x_ptr, q_ptr, s_ptr, z_ptr, K, stride_x, stride_q, SYM: tl.constexpr, EPS: tl.constexpr,
-                BLOCK: tl.constexpr):
+def _act_kernel(x_ptr, q_ptr, s_ptr, z_ptr, K, stride_x, stride_xk, stride_q, SYM: tl.constexpr,
+                EPS: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     lo = tl.zeros((BLOCK,), tl.float32)
     hi = tl.zeros((BLOCK,), tl.float32)
     for k0 in range(0, K, BLOCK):
         m = k0 + offs < K
-        x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=m, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + row * stride_x + (k0 + offs) * stride_xk, mask=m, other=0.0).to(tl.float32)
         lo = tl.minimum(lo, x)  # the zeros start both at 0: min(min, 0) and max(max, 0)
         hi = tl.maximum(hi, x)
     mn = tl.min(lo, axis=0)
@@ -62,7 +66,7 @@ def _act_kernel(x_ptr, q_ptr, s_ptr, z_ptr, K, stride_x, stride_q, SYM: tl.const
     tl.store(z_ptr + row, zp)
     for k0 in range(0, K, BLOCK):
         m = k0 + offs < K
-        x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=m, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + row * stride_x + (k0 + offs) * stride_xk, mask=m, other=0.0).to(tl.float32)
         q = round_half_even(x * inv) + zp
         if SYM:
             q = tl.minimum(tl.maximum(q, -127), 127)
@@ -74,7 +78,7 @@ def _act_kernel(x_ptr, q_ptr, s_ptr, z_ptr, K, stride_x, stride_q, SYM: tl.const
 
 @triton.jit
 def _da8w4_kernel(a_ptr, sa_ptr, za_ptr, w_ptr, sw_ptr, zw_ptr, bias_ptr, out_ptr, M, N, K,
-                  stride_am, stride_wn, stride_gn, stride_om,
+                  stride_am, stride_ak, stride_wn, stride_gn, stride_om,
                   GROUP: tl.constexpr, ASYM: tl.constexpr, HAS_BIAS: tl.constexpr, OUT: tl.constexpr,
                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BK: tl.constexpr):
     pid_m = tl.program_id(0)
@@ -97,7 +101,7 @@ def _da8w4_kernel(a_ptr, sa_ptr, za_ptr, w_ptr, sw_ptr, zw_ptr, bias_ptr, out_pt
         y = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
     for b in range(0, K // BK):
         g = (b * BK) // GROUP
-        a = tl.load(a_ptr + ram[:, None].to(tl.int64) * stride_am + (b * BK + rk)[None, :])
+        a = tl.load(a_ptr + ram[:, None].to(tl.int64) * stride_am + (b * BK + rk)[None, :] * stride_ak)
         if ASYM:
             a = (a.to(tl.int32) - 128).to(tl.int8)
         byte = tl.load(w_ptr + rbn[:, None].to(tl.int64) * stride_wn + (b * (BK // 2) + rp)[None, :])
@@ -135,7 +139,7 @@ def quantize_act_t(x, convention: str):
     z = torch.empty((m,), dtype=torch.int32, device=x.device)
     block = 64 if runtime.interpreted() else min(4096, triton.next_power_of_2(max(k, 16)))
     if m:
-        _act_kernel[(m,)](x, q, s, z, k, x.stride(0), q.stride(0), SYM=sym, EPS=_F32_EPS, BLOCK=block,
+        _act_kernel[(m,)](x, q, s, z, k, x.stride(0), x.stride(1), q.stride(0), SYM=sym, EPS=_F32_EPS, BLOCK=block,
                           num_warps=4, enable_fp_fusion=False)
     return q, s, z
 
@@ -164,7 +168,7 @@ def linear_t(a, sa, za, w, sw, zw, bias=None, *, group_size: int, out: str = "bf
     za = za if za is not None else sa
     grid = (triton.cdiv(m, cfg["BLOCK_M"]), triton.cdiv(n, cfg["BLOCK_N"]))
     _da8w4_kernel[grid](a, sa, za, w, sw, zw, bias if bias is not None else sw, y, m, n, k,
-                        a.stride(0), w.stride(0), sw.stride(0), y.stride(0), GROUP=group_size, ASYM=asym,
+                        a.stride(0), a.stride(1), w.stride(0), sw.stride(0), y.stride(0), GROUP=group_size, ASYM=asym,
                         HAS_BIAS=bias is not None, OUT=OUT_CODES[out], BK=bk, enable_fp_fusion=False, **cfg)
     return y
 
@@ -177,15 +181,32 @@ def quantize_act(x: np.ndarray, convention: str) -> dict:
     return {"codes": runtime.to_numpy(q), "scales": runtime.to_numpy(s), "zeros": runtime.to_numpy(z)}
 
 
+def _weights_t(w_packed: np.ndarray, w_scale: np.ndarray, w_zp: np.ndarray) -> tuple:
+    """Packed uint4 codes, fp32 group scales and int32 zero points as linear_t takes them."""
+    t = runtime.to_torch
+    return t(np.asarray(w_packed, np.uint8)), t(np.asarray(w_scale, np.float32)), t(np.asarray(w_zp, np.int32))
+
+
 def linear(a_q: np.ndarray, a_scale: np.ndarray, a_zp: np.ndarray | None, w_packed: np.ndarray,
            w_scale: np.ndarray, w_zp: np.ndarray, bias: np.ndarray | None = None, *, group_size: int,
            out: str = "bf16", config: dict | None = None) -> np.ndarray:
     """uint8 a_q with int zero points (asym) or int8 a_q with a_zp None (sym) x packed uint4 weights."""
     t = runtime.to_torch
     y = linear_t(t(a_q), t(np.asarray(a_scale, np.float32)), None if a_zp is None else t(np.asarray(a_zp, np.int32)),
-                 t(np.asarray(w_packed, np.uint8)), t(np.asarray(w_scale, np.float32)), t(np.asarray(w_zp, np.int32)),
-                 None if bias is None else t(np.asarray(bias, np.float32)), group_size=group_size, out=out,
-                 config=config)
+                 *_weights_t(w_packed, w_scale, w_zp), None if bias is None else t(np.asarray(bias, np.float32)),
+                 group_size=group_size, out=out, config=config)
+    return runtime.to_numpy(y)
+
+
+def linear_view(x, codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int) -> np.ndarray:
+    """The caller's view of x (a kernels.layouts.View) as it is, quantized per token by DEFAULT_CONVENTION,
+    times codes 0..15 with fp32 group scales and zero points (N, K / group), no bias, the output in x's
+    dtype: the call its spec judges (semantics da8w4.asym_fp32.mul_add)."""
+    from oracle.gemm.semantics import out_dtype
+
+    xt, _ = runtime.view_on_device(x)
+    a, sa, za = quantize_act_t(xt, DEFAULT_CONVENTION)
+    y = linear_t(a, sa, za, *_weights_t(pack_weight(codes), scales, zp), group_size=group, out=out_dtype(x.storage))
     return runtime.to_numpy(y)
 
 

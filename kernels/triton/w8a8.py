@@ -15,8 +15,10 @@ the tensor cores' s32 accumulate), then the named fp32 epilogue of oracle/gemm/w
 'acc*(sa*sb)', per-token sa (M,) and per-channel sb (N,); an optional fp32 bias added before the
 output cast ('before_cast') or to the cast output ('after_cast', vLLM); fp32, fp16 or bf16 out by
 RNE. Kernels launch with enable_fp_fusion=False so `y + bias` is never contracted into an FMA
-with the scaling, and the epilogue is the oracle's order bit for bit. The weight is read
-K-major ((N, K) row-major), the layout Hopper's int8 wgmma takes without a transpose.
+with the scaling, and the epilogue is the oracle's order bit for bit. Activations and weights
+are read through both of their strides (a transposed, sliced or broadcast caller view as it
+is); the weight's fast layout is K-major ((N, K) row-major), which Hopper's int8 wgmma takes
+without a transpose.
 """
 from __future__ import annotations
 
@@ -28,22 +30,24 @@ import triton.language as tl  # noqa: E402
 
 from kernels.triton.lang import OUT_CODES, cast_out, round_half_away, round_half_even
 
-__all__ = ["CONVENTIONS", "ORDERS", "quantize_act", "int_mm", "gemm", "linear", "gemm_t", "quantize_act_t",
-           "pick_config", "HOPPER_CONFIGS"]
+__all__ = ["CONVENTIONS", "ORDERS", "DEFAULT_CONVENTION", "DEFAULT_ORDER", "quantize_act", "int_mm", "gemm",
+           "linear", "linear_view", "gemm_t", "quantize_act_t", "pick_config", "HOPPER_CONFIGS"]
 
 CONVENTIONS = {"act.sglang.per_token_int8.triton": 0, "act.vllm.per_token_int8.cuda": 1}
 ORDERS = {"(acc*sa)*sb": 1, "acc*(sa*sb)": 2}
+DEFAULT_CONVENTION, DEFAULT_ORDER = "act.sglang.per_token_int8.triton", "(acc*sa)*sb"  # linear's, unless told
 _BIAS = {None: 0, "before_cast": 1, "after_cast": 2}
 
 
 @triton.jit
-def _act_quant_kernel(x_ptr, q_ptr, s_ptr, K, stride_x, stride_q, RULE: tl.constexpr, BLOCK: tl.constexpr):
+def _act_quant_kernel(x_ptr, q_ptr, s_ptr, K, stride_x, stride_xk, stride_q, RULE: tl.constexpr,
+                      BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     offs = tl.arange(0, BLOCK)
     amax = tl.zeros((BLOCK,), tl.float32)
     for k0 in range(0, K, BLOCK):
         m = k0 + offs < K
-        x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=m, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + row * stride_x + (k0 + offs) * stride_xk, mask=m, other=0.0).to(tl.float32)
         amax = tl.maximum(amax, tl.abs(x))
     absmax = tl.max(amax, axis=0)
     if RULE == 0:
@@ -52,7 +56,7 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, K, stride_x, stride_q, RULE: tl.const
     inv = tl.math.div_rn(127.0, absmax)
     for k0 in range(0, K, BLOCK):
         m = k0 + offs < K
-        x = tl.load(x_ptr + row * stride_x + k0 + offs, mask=m, other=0.0).to(tl.float32)
+        x = tl.load(x_ptr + row * stride_x + (k0 + offs) * stride_xk, mask=m, other=0.0).to(tl.float32)
         t = x * inv
         if RULE == 0:
             q = round_half_away(t)
@@ -64,7 +68,7 @@ def _act_quant_kernel(x_ptr, q_ptr, s_ptr, K, stride_x, stride_q, RULE: tl.const
 
 @triton.jit
 def _gemm_kernel(a_ptr, w_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
-                 stride_am, stride_wn, stride_cm,
+                 stride_am, stride_ak, stride_wn, stride_wk, stride_cm,
                  EPI: tl.constexpr, BIAS: tl.constexpr, OUT: tl.constexpr, EVEN_K: tl.constexpr,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     pid = tl.program_id(0)
@@ -81,8 +85,8 @@ def _gemm_kernel(a_ptr, w_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
     rk = tl.arange(0, BLOCK_K)
     ram = tl.max_contiguous(tl.multiple_of(rm % M, BLOCK_M), BLOCK_M)
     rbn = tl.max_contiguous(tl.multiple_of(rn % N, BLOCK_N), BLOCK_N)
-    a_ptrs = a_ptr + ram[:, None].to(tl.int64) * stride_am + rk[None, :]
-    w_ptrs = w_ptr + rbn[None, :].to(tl.int64) * stride_wn + rk[:, None]
+    a_ptrs = a_ptr + ram[:, None].to(tl.int64) * stride_am + rk[None, :] * stride_ak
+    w_ptrs = w_ptr + rbn[None, :].to(tl.int64) * stride_wn + rk[:, None] * stride_wk
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
     for k0 in range(0, tl.cdiv(K, BLOCK_K)):
         if EVEN_K:
@@ -93,8 +97,8 @@ def _gemm_kernel(a_ptr, w_ptr, c_ptr, sa_ptr, sb_ptr, bias_ptr, M, N, K,
             a = tl.load(a_ptrs, mask=rk[None, :] < left, other=0)
             b = tl.load(w_ptrs, mask=rk[:, None] < left, other=0)
         acc = tl.dot(a, b, acc, out_dtype=tl.int32)
-        a_ptrs += BLOCK_K
-        w_ptrs += BLOCK_K
+        a_ptrs += BLOCK_K * stride_ak
+        w_ptrs += BLOCK_K * stride_wk
     mask = (rm[:, None] < M) & (rn[None, :] < N)
     c_ptrs = c_ptr + rm[:, None].to(tl.int64) * stride_cm + rn[None, :]
     if EPI == 0:
@@ -148,8 +152,8 @@ def quantize_act_t(x, convention: str):
     s = torch.empty((m,), dtype=torch.float32, device=x.device)
     block = 64 if runtime.interpreted() else min(4096, triton.next_power_of_2(max(k, 16)))
     if m:
-        _act_quant_kernel[(m,)](x, q, s, k, x.stride(0), q.stride(0), RULE=CONVENTIONS[convention], BLOCK=block,
-                                num_warps=4 if block <= 1024 else 8, enable_fp_fusion=False)
+        _act_quant_kernel[(m,)](x, q, s, k, x.stride(0), x.stride(1), q.stride(0), RULE=CONVENTIONS[convention],
+                                BLOCK=block, num_warps=4 if block <= 1024 else 8, enable_fp_fusion=False)
     return q, s
 
 
@@ -172,9 +176,10 @@ def gemm_t(a, w, sa=None, sb=None, bias=None, *, out: str = "bf16", order: str |
     dummy = c if order is None else sa
     grid = (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
     _gemm_kernel[grid](a, w, c, dummy if sa is None else sa, dummy if sb is None else sb,
-                       dummy if bias is None else bias, m, n, k, a.stride(0), w.stride(0), c.stride(0),
-                       EPI=0 if order is None else ORDERS[order], BIAS=_BIAS[None if bias is None else bias_stage],
-                       OUT=OUT_CODES.get(out, 0), EVEN_K=k % cfg["BLOCK_K"] == 0, enable_fp_fusion=False, **cfg)
+                       dummy if bias is None else bias, m, n, k, a.stride(0), a.stride(1), w.stride(0), w.stride(1),
+                       c.stride(0), EPI=0 if order is None else ORDERS[order],
+                       BIAS=_BIAS[None if bias is None else bias_stage], OUT=OUT_CODES.get(out, 0),
+                       EVEN_K=k % cfg["BLOCK_K"] == 0, enable_fp_fusion=False, **cfg)
     return c
 
 
@@ -200,25 +205,44 @@ def int_mm(a: np.ndarray, w: np.ndarray, config: dict | None = None) -> np.ndarr
     return runtime.to_numpy(gemm_t(runtime.to_torch(a), runtime.to_torch(w), order=None, config=config))
 
 
+def _f32(v: np.ndarray | None):
+    """An fp32 vector on the kernel device (None stays None)."""
+    return None if v is None else runtime.to_torch(np.asarray(v, np.float32))
+
+
 def gemm(a: np.ndarray, sa: np.ndarray, w: np.ndarray, sb: np.ndarray, bias: np.ndarray | None = None, *,
          out: str = "bf16", order: str = "(acc*sa)*sb", bias_stage: str = "before_cast",
          config: dict | None = None) -> np.ndarray:
     """int8 GEMM with the named fp32 epilogue; sa (M,), sb (N,), bias (N,) fp32."""
-    f32 = lambda v: None if v is None else runtime.to_torch(np.asarray(v, np.float32))  # noqa: E731
-    y = gemm_t(runtime.to_torch(a), runtime.to_torch(w), f32(sa), f32(sb), f32(bias), out=out, order=order,
+    y = gemm_t(runtime.to_torch(a), runtime.to_torch(w), _f32(sa), _f32(sb), _f32(bias), out=out, order=order,
                bias_stage=bias_stage, config=config)
     return runtime.to_numpy(y)
 
 
+def _linear_t(x, w, sb: np.ndarray, bias: np.ndarray | None, convention: str, out: str, order: str,
+              bias_stage: str):
+    """Torch x and w: quantize x per token, then the GEMM; (y, codes, scales)."""
+    q, s = quantize_act_t(x, convention)
+    return gemm_t(q, w, s, _f32(sb), _f32(bias), out=out, order=order, bias_stage=bias_stage), q, s
+
+
 def linear(x: np.ndarray, w: np.ndarray, sb: np.ndarray, bias: np.ndarray | None = None, *,
-           convention: str = "act.sglang.per_token_int8.triton", out: str = "bf16", order: str = "(acc*sa)*sb",
+           convention: str = DEFAULT_CONVENTION, out: str = "bf16", order: str = DEFAULT_ORDER,
            bias_stage: str = "before_cast") -> dict:
     """Quantize x per token, then the GEMM; returns the output and the intermediate codes and scales."""
-    xt = runtime.to_torch(x)
-    q, s = quantize_act_t(xt, convention)
-    f32 = lambda v: None if v is None else runtime.to_torch(np.asarray(v, np.float32))  # noqa: E731
-    y = gemm_t(q, runtime.to_torch(w), s, f32(sb), f32(bias), out=out, order=order, bias_stage=bias_stage)
+    y, q, s = _linear_t(runtime.to_torch(x), runtime.to_torch(w), sb, bias, convention, out, order, bias_stage)
     return {"y": runtime.to_numpy(y), "codes": runtime.to_numpy(q), "scales": runtime.to_numpy(s)}
+
+
+def linear_view(x, w, scales: np.ndarray) -> np.ndarray:
+    """`linear`'s default call (no bias) over the caller's views of x and w (kernels.layouts.View) as they
+    are, the output in x's dtype: the call its spec judges (semantics w8a8.sglang_per_token.acc_sa_sb)."""
+    from oracle.gemm.semantics import out_dtype
+
+    xt, _ = runtime.view_on_device(x)
+    wt, _ = runtime.view_on_device(w)
+    y, _, _ = _linear_t(xt, wt, scales, None, DEFAULT_CONVENTION, out_dtype(x.storage), DEFAULT_ORDER, "before_cast")
+    return runtime.to_numpy(y)
 
 
 available = runtime.available

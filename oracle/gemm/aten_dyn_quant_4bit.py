@@ -16,7 +16,7 @@ import numpy as np
 from oracle.bounds import gamma_bound
 from oracle.rounding import half_away
 
-__all__ = ["quantize_rows", "dyn_quant_model"]
+__all__ = ["quantize_rows", "dyn_quant_model", "dyn_quant_w4"]
 
 F = np.float32
 
@@ -26,15 +26,16 @@ def quantize_rows(x: np.ndarray, channelwise: bool):
     x = x.astype(F)
     rmin = np.minimum(F(0), x.min(axis=1))
     rmax = np.maximum(F(0), x.max(axis=1))
-    with np.errstate(divide="ignore"):
+    # a range below 255 / FLT_MAX overflows inv to inf, as the kernel's fp32 division does: no warning for it
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.where(rmin == rmax, F(1), F(255) / (rmax - rmin).astype(F)).astype(F)
-    recip = np.where(inv != 0, F(1) / np.where(inv != 0, inv, F(1)), F(0)).astype(F)
-    dmin, dmax = (rmin * inv).astype(F), (rmax * inv).astype(F)
-    lo, hi = (F(-128) + dmin).astype(F), (F(127) + dmax).astype(F)
-    test = (lo + hi).astype(F) if channelwise else ((lo + F(127)).astype(F) + dmax).astype(F)
-    zp = np.where(test > 0, (F(-128) - dmin).astype(F), (F(127) - dmax).astype(F))
-    zp = np.rint(np.clip(zp, F(-128), F(127))).astype(np.int64)
-    q = half_away((x * inv[:, None]).astype(F)).astype(np.int64) + zp[:, None]
+        recip = np.where(inv != 0, F(1) / np.where(inv != 0, inv, F(1)), F(0)).astype(F)
+        dmin, dmax = (rmin * inv).astype(F), (rmax * inv).astype(F)
+        lo, hi = (F(-128) + dmin).astype(F), (F(127) + dmax).astype(F)
+        test = (lo + hi).astype(F) if channelwise else ((lo + F(127)).astype(F) + dmax).astype(F)
+        zp = np.where(test > 0, (F(-128) - dmin).astype(F), (F(127) - dmax).astype(F))
+        zp = np.rint(np.clip(zp, F(-128), F(127))).astype(np.int64)
+        q = half_away((x * inv[:, None]).astype(F)).astype(np.int64) + zp[:, None]
     return np.clip(q, -128, 127), zp, recip
 
 
@@ -55,3 +56,17 @@ def dyn_quant_model(x, codes, scales, group: int):
     exact = terms.sum(axis=0)
     bound = gamma_bound(nb + 2, "fp32", n_terms=nb) * np.abs(terms).sum(axis=0) * (1 + 2.0 ** -40)
     return y, exact, bound
+
+
+def dyn_quant_w4(ops: dict[str, np.ndarray], observed: dict):
+    """w4_sym (codes around 8, per-group fp32 scales, fp32 x) as the reference path computes it: the model's
+    prediction, exact value and bound. A NaN or Inf in a row leaves that row's quantization parameters
+    undefined (its range and inverse scale cannot be formed): NaN throughout the row, as
+    oracle.gemm.aten_qlinear_dynamic.linear_dynamic_w8 gives for its per-tensor quantizer."""
+    from oracle.gemm.semantics import Expected, w4_parts
+
+    x, codes, scales, _, group = w4_parts(ops)
+    undefined = ~np.isfinite(x).all(axis=1, keepdims=True)
+    pred, exact, bound = dyn_quant_model(np.where(undefined, 0, x).astype(F), codes, scales, group)
+    return Expected(np.where(undefined, np.nan, exact), np.where(undefined, 0.0, bound),
+                    np.where(undefined, F(np.nan), pred).astype(F), "fp32")

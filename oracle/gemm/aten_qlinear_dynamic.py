@@ -16,6 +16,14 @@ Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear_dynamic.cpp.
   weight scale, then adds the bias: the "onednn.brgemm" epilogue, observed bit for bit on
   brg_matmul:avx512_core, avx512_core_vnni and avx10_1_512 (an AMX host, torch 2.11).
   `onednn_epilogue` picks one from the implementation names oneDNN's verbose log reports.
+- qnnpack engine (`PackedLinearWeightsQnnp::apply_dynamic_impl`): min and max by ATen's reductions,
+  the same ChooseQuantizationParams (reduce_range ignored) and `at::quantize_per_tensor` (fbgemm's
+  Quantize on x86 builds, the same codes); weights stored as u8 (w + 128) against zero point 128;
+  `generate_requantization_scales` (QnnpackUtils.h) forms fp32(w_scale[n] * a_scale) and refuses one
+  that is not normal and positive; the x86 ukernel (qnnpack/src/q8gemm/4x4c2-dq-sse2.c
+  `pytorch_q8gemm_dq_ukernel_4x4c2__sse2`) sums int16 differences with _mm_madd_epi16 into int32
+  (exact) and writes fp32(fp32(float(acc) * multiplier[n]) + bias[n]) (a multiply, then an add;
+  observed bit for bit with and without bias, per tensor and per channel, torch 2.13.0+cpu on AVX2).
 - Without VNNI (AVX2 and AVX512 without VNNI) both fbgemm and oneDNN multiply u8 by s8 with
   vpmaddubsw, which sums adjacent k pairs into a SATURATING int16 before widening: 255 * 127 * 2
   overflows it, which is why `reduce_range=True` (codes <= 127) exists. `int16_pairs=True` models
@@ -30,11 +38,12 @@ from oracle.conventions import get
 from oracle.rounding import fmaf
 
 __all__ = ["ENGINES", "EPILOGUES", "activation_convention", "accumulate", "linear_dynamic_model", "onednn_epilogue",
-           "qlinear_pointwise_model", "linear_dynamic_w8"]
+           "qlinear_pointwise_model", "linear_dynamic_w8", "gemm_jit_k_block", "onednn_int16_pairs",
+           "qlinear_pointwise_u8"]
 
 F = np.float32
 ENGINES = ("fbgemm", "x86", "onednn", "qnnpack")
-_EPILOGUE = {"fbgemm": "fbgemm", "x86": "fbgemm", "onednn": "onednn", "qnnpack": None}
+_EPILOGUE = {"fbgemm": "fbgemm", "x86": "fbgemm", "onednn": "onednn", "qnnpack": "qnnpack"}
 EPILOGUES = ("onednn", "onednn.brgemm")
 
 
@@ -76,22 +85,39 @@ def activation_convention(engine: str, reduce_range: bool) -> str:
     return "act.torch.per_tensor.quint8" + (".reduce_range" if rr else "")
 
 
-def accumulate(codes: np.ndarray, zp: int, w: np.ndarray, int16_pairs: bool) -> np.ndarray:
-    """int64 (M, N): sum_k (codes - zp) * w as the kernel's integer path forms it (see module docstring)."""
+def accumulate(codes: np.ndarray, zp: int, w: np.ndarray, int16_pairs: bool, k_block: int = 0) -> np.ndarray:
+    """int64 (M, N): sum_k (codes - zp) * w as the kernel's integer path forms it (see module docstring); the
+    pairs start afresh at every k_block-th k where the kernel sums K in blocks (`gemm_jit_k_block`; 0: one block)."""
     a, wi = codes.astype(np.int64), w.astype(np.int64)
     colsum = wi.sum(axis=1)
     if not int16_pairs:
         return a @ wi.T - zp * colsum[None, :]
+    kb = k_block or max(1, a.shape[1])
+    return sum(_pair_sums(a[:, s:s + kb], wi[:, s:s + kb]) for s in range(0, a.shape[1], kb)) - zp * colsum[None, :]
+
+
+def _pair_sums(a: np.ndarray, wi: np.ndarray) -> np.ndarray:
+    """The saturated int16 sums of adjacent products (k = 2i, 2i + 1 of K zero padded to even), summed over i."""
     k = a.shape[1] + a.shape[1] % 2
     a = np.pad(a, ((0, 0), (0, k - a.shape[1])))
     wi = np.pad(wi, ((0, 0), (0, k - wi.shape[1])))
     pairs = a[:, None, 0::2] * wi[None, :, 0::2] + a[:, None, 1::2] * wi[None, :, 1::2]
-    return np.clip(pairs, -32768, 32767).sum(axis=-1) - zp * colsum[None, :]
+    return np.clip(pairs, -32768, 32767).sum(axis=-1)
+
+
+def gemm_jit_k_block(k: int, avx2: bool) -> int:
+    """The K block oneDNN's gemm driver (gemm:jit) packs and sums at a time, whose pairs start afresh: K itself up
+    to bk_traditional = 256, (K + 1) / 2 below 2 * bk, else bk, with bk 384 where the driver runs its AVX2 int8
+    kernels and 256 on AVX / SSE4.1 (oneDNN src/cpu/x64/gemm/gemm_driver.cpp get_k_padd, gemm_info.cpp
+    gemm_info_t for s8). Where (K + 1) / 2 is odd (K = 4j + 1) its last k pairs with nothing and every later pair
+    starts one k later than pairs counted from 0: observed bit for bit on AVX2 and SSE4.1 caps (torch 2.13)."""
+    bk = 384 if avx2 else 256
+    return k if k <= 256 else ((k + 1) // 2 if k < 2 * bk else bk)
 
 
 def linear_dynamic_model(x: np.ndarray, w: np.ndarray, w_scale, bias: np.ndarray | None, *, engine: str,
                          reduce_range: bool, int16_pairs: bool = False, epilogue: str | None = None):
-    """(predicted fp32 y or None where the epilogue is not modelled, exact value, bound).
+    """(predicted fp32 y, exact value, bound).
 
     The exact value is that of the integer sum the kernel forms (the exact int32 sum of the
     quantized activations times the weights, or its int16-pair form where asked), scaled by
@@ -109,31 +135,33 @@ def linear_dynamic_model(x: np.ndarray, w: np.ndarray, w_scale, bias: np.ndarray
     # float(acc), the scale products and inverses (up to five), the multiplies, the bias add
     bound = gamma(8, "fp32") * (np.abs(acc).astype(np.float64) * scale64[None, :] + np.abs(b)[None, :] + np.abs(exact))
     kind = _EPILOGUE[engine]
-    if kind is None:
-        return None, exact, bound
     accf = acc.astype(F)
     if kind == "fbgemm":
         mult = np.broadcast_to((sa * sb).astype(F), accf.shape)
         return fmaf(accf, mult, np.broadcast_to(b, accf.shape)), exact, bound
+    if kind == "qnnpack":
+        return ((accf * (sb * sa).astype(F)[None, :]).astype(F) + b[None, :]).astype(F), exact, bound
     inv_a, inv_w = F(1) / sa, (F(1) / sb).astype(F)
     return _onednn_scale(accf, F(1) / inv_a, (F(1) / inv_w).astype(F), b, epilogue or "onednn"), exact, bound
 
 
 def qlinear_pointwise_model(qx: np.ndarray, x_zp: int, x_scale, w: np.ndarray, w_scale: np.ndarray,
-                            bias: np.ndarray | None, int16_pairs: bool = False, epilogue: str | None = None):
+                            bias: np.ndarray | None, int16_pairs: bool = False, epilogue: str | None = None,
+                            k_block: int = 0):
     """`torch.ops.onednn.qlinear_pointwise` with fp32 output and no post-op: (predicted, exact, bound).
 
     Upstream: pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp `linear_int8_with_onednn_weight`
     (the static u8 x s8 oneDNN matmul inductor emits): observed bit for bit as
     float(acc) * fp32(x_scale * w_scale[n]) + bias[n] on gemm:jit and AMX ("onednn") and as
     (float(acc) * x_scale) * w_scale[n] + bias[n] on the other brg_matmul kernels ("onednn.brgemm"),
-    acc the int32 sum of (qx - x_zp) * w, with the same non-VNNI int16 pairs as linear_dynamic.
+    acc the int32 sum of (qx - x_zp) * w, with the same non-VNNI int16 pairs as linear_dynamic (restarting every
+    k_block k's, `gemm_jit_k_block`).
     The exact value and bound are those of the modelled integer sum, as for linear_dynamic.
     """
     sa = F(x_scale)
     sb = np.asarray(w_scale, dtype=F)
     b = np.zeros(w.shape[0], F) if bias is None else bias.astype(F)
-    acc = accumulate(qx, x_zp, w, int16_pairs)
+    acc = accumulate(qx, x_zp, w, int16_pairs, k_block)
     scale64 = np.float64(sa) * sb.astype(np.float64)
     exact = acc.astype(np.float64) * scale64[None, :] + b.astype(np.float64)[None, :]
     # float(acc), two multiplies (the scale product and acc * it, or acc * sa then * sb), the bias add
@@ -159,3 +187,31 @@ def linear_dynamic_w8(ops: dict[str, np.ndarray], observed: dict, engine: str):
     pred, exact, bound = linear_dynamic_model(ops["x"], ops["w"], ops["scales"], None, engine=engine,
                                               reduce_range=False, epilogue=epilogue)
     return Expected(exact, bound, None if engine == "onednn" and epilogue is None else pred, "fp32")
+
+
+# the ISA names (last in 'matmul:brg_matmul:avx512_core_vnni') whose u8 x s8 products go straight into int32: VNNI and
+# AMX, and the AVX512 levels that include VNNI (avx512_core_bf16 / fp16, avx10_1_512)
+_VNNI_ISAS = ("vnni", "amx", "avx512_core_bf16", "avx512_core_fp16", "avx10")
+
+
+def onednn_int16_pairs(impls) -> bool:
+    """Whether the u8 x s8 matmul oneDNN ran sums vpmaddubsw's saturating int16 pairs: unless a matmul implementation
+    names an ISA with VNNI or AMX. gemm:jit names none; oneDNN runs it below the brgemm ISAs (the AVX2 and SSE4.1
+    caps), where it forms the pairs (the module docstring)."""
+    return not any(any(v in i.split(":")[-1] for v in _VNNI_ISAS) for i in impls if i.startswith("matmul:"))
+
+
+def qlinear_pointwise_u8(ops: dict[str, np.ndarray], observed: dict):
+    """u8_affine as `qlinear_pointwise_model` computes it, by the implementations the call ran
+    (observed["onednn_impls"]): their integer sums and epilogue order, predicted wherever `onednn_epilogue` names
+    one. A bias is always passed (zeros in most families), the path on which brg_matmul's order was observed bit
+    for bit (torch 2.11, AMX host, avx512_core .. amx caps; without a bias it missed, linear_dynamic_w8)."""
+    from oracle.gemm.semantics import Expected
+
+    impls = observed.get("onednn_impls", ())
+    jit = all(i.split(":")[1:] == ["gemm", "jit"] for i in impls if i.startswith("matmul:"))
+    epilogue = onednn_epilogue(impls)
+    k_block = gemm_jit_k_block(ops["a"].shape[1], observed["onednn_avx2"]) if jit else 0
+    pred, exact, bound = qlinear_pointwise_model(ops["a"], int(ops["a_zp"]), ops["a_scale"], ops["b"], ops["b_scales"],
+                                                 ops["bias"], onednn_int16_pairs(impls), epilogue, k_block)
+    return Expected(exact, bound, None if epilogue is None else pred, "fp32")

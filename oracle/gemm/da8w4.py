@@ -31,17 +31,21 @@ What the kernel computes, per output row m and column n:
 
 Symmetric int8 activations are passed as int8 codes with zero point 0 (the model takes any
 codes and int zero point). `da8w4_exact` gives the exact value and a bound for kernels with
-another order (e.g. one float sum over all blocks).
+another order (e.g. one float sum over all blocks). `da8w4_w4` is the model as the engine's
+w4_grouped semantics of a kernel that quantizes x itself (`da8w4.asym_fp32.mul_add`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from oracle.bounds import gamma, output_rounding, sum_bound
+from oracle.conventions import get
 from oracle.gemm._common import OUT_DTYPES, cast_out
+from oracle.gemm.semantics import Expected, out_dtype, w4_parts
 from oracle.rounding import fmaf
 
-__all__ = ["block_k_for", "block_compensation", "block_accumulators", "da8w4_linear", "da8w4_exact", "EPILOGUES"]
+__all__ = ["block_k_for", "block_compensation", "block_accumulators", "da8w4_linear", "da8w4_exact", "EPILOGUES",
+           "da8w4_w4"]
 
 EPILOGUES = ("mul_add", "fma")
 
@@ -143,3 +147,17 @@ def da8w4_exact(a_q, a_scale, a_zp, w_q, w_scale, w_zp, bias=None, *, group_size
     abs_sum = np.abs(terms).sum(0) + np.abs(b64)
     bound = sum_bound(abs_sum, nb + 2, "fp32", n_products=2 * nb, n_terms=nb + 1) + gamma(nb + 3, "fp64") * abs_sum
     return y, bound + output_rounding(np.abs(y) + bound, out)
+
+
+def da8w4_w4(ops: dict[str, np.ndarray], observed: dict, convention: str, epilogue: str) -> Expected:
+    """w4_grouped as a DA8W4 kernel computes it, without bias: x widened to fp32 and quantized per token by the
+    named uint8 convention (codes, scales, zero points), the per-block int32 sums against codes - zp, the
+    fp32 `epilogue` in block order, one cast to x's dtype. The exact value and bound are those of the
+    quantized sums (da8w4_exact), the prediction `da8w4_linear`'s."""
+    x, codes, scales, zp, group = w4_parts(ops)
+    qa = get(convention).quantize(np.asarray(x, np.float32))
+    a_q, sa, za = qa.codes.astype(np.uint8), qa.scales[:, 0].astype(np.float32), qa.zeros[:, 0]
+    out = out_dtype(x)
+    exact, bound = da8w4_exact(a_q, sa, za, codes, scales, zp, group_size=group, out=out)
+    pred = da8w4_linear(a_q, sa, za, codes, scales, zp, group_size=group, out=out, epilogue=epilogue)
+    return Expected(exact, bound, pred, out)

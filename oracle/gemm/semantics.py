@@ -31,6 +31,9 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     "w4_sym": ("x", "codes", "scales", "group"),  # the same with every zero point 8: w = (codes - 8) * scales
     # a int8 (M, K), b int8 (N, K), row_scales float32 (M,) -> float32 (M, N): an int32 sum scaled per row
     "int8_row_scaled": ("a", "b", "row_scales"),
+    # a uint8 codes (M, K) with a_scale float32 and a_zp uint8 (0-d, per tensor), b int8 (N, K) with b_scales float32
+    # (N,), bias float32 (N,) -> float32 (M, N): (a - a_zp) . b summed in int32, times a_scale * b_scales[n], plus bias
+    "u8_affine": ("a", "a_scale", "a_zp", "b", "b_scales", "bias"),
 }
 
 
@@ -246,6 +249,21 @@ register(Semantics(
     "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model, onednn_epilogue (pytorch qlinear_dynamic.cpp "
     "PackedLinearWeightsOnednn::apply_dynamic_impl)",
     depends=("onednn_impls",)))
+register(Semantics(
+    "qnnpack.linear_dynamic", "w8_float",
+    _model("oracle.gemm.aten_qlinear_dynamic", "linear_dynamic_w8", engine="qnnpack"),
+    "quantized.linear_dynamic on the qnnpack engine: x quantized as for fbgemm, the exact int32 sum of (q - zp) * w, "
+    "y = fp32(float(acc) * fp32(s[n] * sa)) + bias (a multiply, then an add)",
+    "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model (pytorch qlinear_dynamic.cpp "
+    "PackedLinearWeightsQnnp::apply_dynamic_impl, QnnpackUtils.h generate_requantization_scales, "
+    "qnnpack/src/q8gemm/4x4c2-dq-sse2.c pytorch_q8gemm_dq_ukernel_4x4c2__sse2)"))
+register(Semantics(
+    "aten.dyn_quant_4bit", "w4_sym", _model("oracle.gemm.aten_dyn_quant_4bit", "dyn_quant_w4"),
+    "x fp32 quantized per row to int8 (range widened to 0, inverse scale 255/range, an lrintf zero point, codes "
+    "std::round(x * inv) + zp); exact int32 block sums of (q - zp) * (code - 8), acc += isum * s[n, b] in fp32 in "
+    "K order, y = acc * (1/inv); bit-exact. A row holding a NaN or Inf has no defined quantization: NaN there",
+    "oracle/gemm/aten_dyn_quant_4bit.py dyn_quant_w4, dyn_quant_model (pytorch aten/src/ATen/native/cpu/"
+    "int4mm_kernel.cpp ref_dyn_quant_matmul_4bit_groupwise_kernel / _channelwise_kernel)"))
 
 
 def _int32_row_scaled(ops: dict[str, np.ndarray], observed: dict) -> Expected:
@@ -272,3 +290,52 @@ register(Semantics(
     "oracle/gemm/w8a8.py int8_matmul, wrap_int32, epilogue '(acc*sa)*sb' with sb = 1 (torchao/kernel/intmm.py "
     "_int_scaled_matmul_cpu: 'c.to(scales1.dtype) * scales1'; intmm_triton.py "
     "scaled_matmul_kernel_with_block_pointers: 'acc * tmp0')"))
+
+
+register(Semantics(
+    "w8a8.sglang_per_token.acc_sa_sb", "w8_float",
+    _model("oracle.gemm.w8a8", "per_token_w8", convention="act.sglang.per_token_int8.triton", order="(acc*sa)*sb"),
+    "x quantized per token by act.sglang.per_token_int8.triton (absmax >= 1e-10, q = round_half_away(x * fp32(127 / "
+    "absmax)), sa = absmax / 127), the int32 sum of q * w (wrapping), y = (float(acc) * sa) * s[n] in fp32, one RNE "
+    "cast to x's dtype, bit-exact",
+    "oracle/gemm/w8a8.py per_token_w8 (sglang python/sglang/srt/layers/quantization/int8_kernel.py "
+    "per_token_quant_int8; the project's kernels/triton/w8a8.py linear)"))
+register(Semantics(
+    "da8w4.asym_fp32.mul_add", "w4_grouped",
+    _model("oracle.gemm.da8w4", "da8w4_w4", convention="act.torchao.da8w4.asym.fp32", epilogue="mul_add"),
+    "x quantized per token to uint8 by act.torchao.da8w4.asym.fp32; per K block (min(group, 128)) the int32 sum of "
+    "a_q * (codes - zp) minus zp_a times the block's sum of (codes - zp); y = y + (float(acc) * sa) * s[n, g] in "
+    "fp32 block after block (no FMA), one RNE cast to x's dtype, bit-exact",
+    "oracle/gemm/da8w4.py da8w4_w4 (torchao torchao/csrc/cpu/aten_kernels/da8w4_linear.cpp _da8w4_linear_impl, "
+    "its portable build's epilogue; the project's kernels/triton/da8w4.py)"))
+
+
+def _mlas_matmulintegertofloat(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """MatMulIntegerToFloat's sums are the ones the host's MLAS kernel forms (the cpuid flags the worker saw
+    choose it), so the exact value and the prediction are those of that integer model, as for DynamicQuantizeMatMul."""
+    from oracle.gemm.mlas_int8 import accumulator, float_output, model_for
+
+    a, b_kn = ops["a"], ops["b"].T
+    acc = accumulator(a, ops["a_zp"], b_kn, 0, model_for(a.dtype, b_kn.dtype, observed["cpu_flags"]))
+    pred, exact, bound = float_output(acc, ops["a_scale"], ops["b_scales"], ops["bias"])
+    return Expected(exact, bound, pred, "fp32")
+
+
+register(Semantics(
+    "mlas.matmulintegertofloat", "u8_affine", _mlas_matmulintegertofloat,
+    "int32 sums of (a - a_zp) * b as MLAS's u8 x s8 kernel forms them on the observed host (int16 pair sums that "
+    "saturate on AVX2 / AVX512BW without VNNI, exact elsewhere); y = fp32(fp32(float(acc) * fp32(a_scale * "
+    "b_scales[n])) + bias[n]), bit-exact",
+    "oracle/gemm/mlas_int8.py accumulator, float_output (onnxruntime contrib_ops/cpu/quantization/"
+    "dynamic_quantize_matmul.cc MatMulIntegerToFloat::Compute, MatMulIntegerToFloatBase::ComputeCommon; MLAS "
+    "qgemm.h, qpostprocessor.cpp)",
+    depends=("cpu_flags",)))
+register(Semantics(
+    "onednn.qlinear_pointwise", "u8_affine", _model("oracle.gemm.aten_qlinear_dynamic", "qlinear_pointwise_u8"),
+    "onednn::qlinear_pointwise, fp32 output, no post-op: the int32 sum of (a - a_zp) * b as the matmul the call ran "
+    "forms it (int16 pair sums without VNNI, over gemm:jit's K blocks), y = float(acc) * fp32(a_scale * "
+    "b_scales[n]) + bias[n] (gemm:jit, AMX) or (float(acc) * a_scale) * b_scales[n] + bias[n] (other brg_matmul "
+    "kernels), bit-exact by the implementations the call ran",
+    "oracle/gemm/aten_qlinear_dynamic.py qlinear_pointwise_u8 (pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp "
+    "linear_int8_with_onednn_weight)",
+    depends=("onednn_impls", "onednn_avx2")))

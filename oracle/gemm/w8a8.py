@@ -18,6 +18,9 @@ ops compiled without FMA contraction):
   cast(fp32(cast(y)) + fp32(bias_out)) (vLLM triton_scaled_mm adds the bias after `.to(out)`;
   an add of two bf16/fp16 tensors is done in fp32 and rounded back, as torch's CPU kernels and
   Triton do).
+
+`per_token_w8` is the model as the engine's w8_float semantics of a kernel that quantizes x per
+token itself (`w8a8.sglang_per_token.acc_sa_sb`).
 """
 from __future__ import annotations
 
@@ -26,9 +29,12 @@ from typing import Callable
 import numpy as np
 
 from oracle.bounds import float_spec, gamma, output_rounding
+from oracle.conventions import get
 from oracle.gemm._common import OUT_DTYPES, cast_out
+from oracle.gemm.semantics import Expected, out_dtype
 
-__all__ = ["int8_matmul", "fits_int32", "wrap_int32", "EPILOGUES", "epilogue", "w8a8_linear", "w8a8_exact"]
+__all__ = ["int8_matmul", "fits_int32", "wrap_int32", "EPILOGUES", "epilogue", "w8a8_linear", "w8a8_exact",
+           "per_token_w8"]
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -132,3 +138,16 @@ def w8a8_exact(a, sa, w, sb, bias=None, *, out: str = "bf16") -> tuple[np.ndarra
     # the cast before an after_cast bias rounds at |acc sa sb|, the final one at |y|
     first = output_rounding(np.abs(prod) + bound, out) + output_rounding(np.abs(b64), out)
     return y, bound + first + output_rounding(np.abs(y) + bound + first, out)
+
+
+def per_token_w8(ops: dict[str, np.ndarray], observed: dict, convention: str, order: str) -> Expected:
+    """w8_float as a kernel that quantizes x itself computes it, without bias: x widened to fp32 and quantized
+    per token by the named activation convention (oracle/activations.py), the int32 sum of its codes times w
+    (wrapping), the named fp32 epilogue with the per-channel scales in fp32, one RNE cast to x's dtype. The
+    exact value and bound are those of the quantized sum (w8a8_exact), the prediction `w8a8_linear`'s."""
+    x, w = ops["x"], ops["w"]
+    qa = get(convention).quantize(np.asarray(x, np.float32))
+    codes, sa = qa.codes.astype(np.int8), qa.scales[:, 0].astype(np.float32)
+    sb, out = _f32(ops["scales"]), out_dtype(x)
+    exact, bound = w8a8_exact(codes, sa, w, sb, out=out)
+    return Expected(exact, bound, w8a8_linear(codes, sa, w, sb, order=order, out=out), out)
