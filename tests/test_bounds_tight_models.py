@@ -272,3 +272,24 @@ def test_linear_dynamic_bound_reached_as_far_as_it_goes():
         ex = ACC * Fraction(3, 4) * _fr(sb) + b
         assert abs(_fr(pred[0, 0]) - ex) > n_ties - 0.01, engine
         assert _check(pred[0, 0], ex, bound[0, 0], exact[0, 0]) > floor, engine
+
+
+def test_linear_dynamic_code_slack_covers_each_quantizer_variant():
+    """The activations `unpinned_codes` flags are exactly those where the quantizer variants seen on real hosts
+    (fmaf(x, 1/s, zp), rne(fp32(x * (1/s))) + zp, a multiplier 2 ulps off 1/s) disagree or nearly do: every
+    disagreement is flagged, and the flagged ones are few (each widens the bound by one code step)."""
+    import oracle.activations  # noqa: F401  (registers the activation conventions)
+    from oracle.gemm.aten_qlinear_dynamic import unpinned_codes
+    from oracle.rounding import fmaf, rne
+
+    conv = "act.torch.per_tensor.quint8"
+    x = np.random.default_rng(7).standard_normal((64, 4096)).astype(np.float32)
+    qa = get(conv).quantize(x)
+    s, zp = np.float32(qa.scales[0, 0]), np.float32(qa.zeros[0, 0])
+    inv = np.float32(1) / s
+    near = unpinned_codes(x, conv)
+    variants = [rne(fmaf(x, np.full_like(x, m), np.full_like(x, zp))) for m in (inv, np.nextafter(np.nextafter(
+        inv, np.float32(np.inf)), np.float32(np.inf)))] + [rne((x * inv).astype(np.float32)) + zp]
+    disagree = np.any([v != variants[0] for v in variants[1:]], axis=0)
+    assert disagree.any() and not (disagree & ~near).any()
+    assert near.sum() < 1e-3 * near.size

@@ -169,11 +169,31 @@ def qlinear_pointwise_model(qx: np.ndarray, x_zp: int, x_scale, w: np.ndarray, w
     return _onednn_scale(acc.astype(F), sa, sb, b, epilogue or "onednn"), exact, bound
 
 
+# the engines whose activation quantizer's arithmetic differs between the hosts it was seen on: qnnpack's input goes
+# through ATen's quantize_per_tensor, fmaf(x, 1/s, zp) rounded on torch 2.13 (AMD AVX2 host) and
+# rne(fp32(x * (1/s))) + zp on torch 2.11 (Intel AMX host); onednn's through oneDNN's reorder, which on the AMX
+# host's brg_matmul path quantized one element of 262,144 as a multiplier 2 ulps above fp32(1/s) would
+_UNPINNED_QUANTIZER = ("qnnpack", "onednn")
+_CODE_MARGIN = 2.0 ** -20  # relative: covers an fp32 rounding of x / s and of the sum, and a multiplier 4 ulps off
+
+
+def unpinned_codes(x: np.ndarray, conv: str) -> np.ndarray:
+    """(M, K) bool: the activations whose quantized value x / s + zp lies so near a half step that the variants of
+    the quantizer's fp32 arithmetic (`_UNPINNED_QUANTIZER`) may round it either way; elsewhere every variant
+    gives the convention's code."""
+    qa = get(conv).quantize(np.ascontiguousarray(x, dtype=F))
+    zp = float(qa.zeros[0, 0])
+    t = x.astype(np.float64) / np.float64(qa.scales[0, 0]) + zp
+    return np.abs(t - np.floor(t) - 0.5) <= _CODE_MARGIN * (np.abs(t - zp) + np.abs(t))
+
+
 def linear_dynamic_w8(ops: dict[str, np.ndarray], observed: dict, engine: str):
     """w8_float (per-channel qint8 weights, no bias) as `engine` computes it with reduce_range=False: the
     exact int32 sum and the engine's epilogue; for onednn the order of the implementations the call ran
-    (observed["onednn_impls"]), no prediction where it is not one modelled. A NaN or Inf anywhere in x leaves
-    the per-tensor quantization parameters undefined (the quantizer cannot compute them): NaN throughout."""
+    (observed["onednn_impls"]), no prediction where it is not one modelled. For qnnpack and onednn an activation
+    within a rounding's reach of a half step (`unpinned_codes`) may take either code: the bound grows by one code
+    step of it and nothing is predicted. A NaN or Inf anywhere in x leaves the per-tensor quantization parameters
+    undefined (the quantizer cannot compute them): NaN throughout."""
     from oracle.gemm.semantics import Expected
 
     if not np.isfinite(ops["x"]).all():
@@ -186,7 +206,15 @@ def linear_dynamic_w8(ops: dict[str, np.ndarray], observed: dict, engine: str):
     epilogue = onednn_epilogue(impls) if engine == "onednn" and jit else None
     pred, exact, bound = linear_dynamic_model(ops["x"], ops["w"], ops["scales"], None, engine=engine,
                                               reduce_range=False, epilogue=epilogue)
-    return Expected(exact, bound, None if engine == "onednn" and epilogue is None else pred, "fp32")
+    if engine == "onednn" and epilogue is None:
+        pred = None
+    if engine in _UNPINNED_QUANTIZER and (near := unpinned_codes(ops["x"], activation_convention(engine, False))).any():
+        # such a code may be one off: its column of weights, scaled, joins the bound, and no output is predicted
+        sa = get(activation_convention(engine, False)).quantize(np.ascontiguousarray(ops["x"], dtype=F)).scales[0, 0]
+        step = np.float64(sa) * ops["scales"].astype(np.float64)[None, :]
+        bound = bound + step * (near.astype(np.float64) @ np.abs(ops["w"].astype(np.float64)).T)
+        pred = None
+    return Expected(exact, bound, pred, "fp32")
 
 
 # the ISA names (last in 'matmul:brg_matmul:avx512_core_vnni') whose u8 x s8 products go straight into int32: VNNI and

@@ -245,7 +245,8 @@ register(Semantics(
     _model("oracle.gemm.aten_qlinear_dynamic", "linear_dynamic_w8", engine="onednn"),
     "quantized.linear_dynamic on the onednn engine (reduce_range=False): x quantized as for fbgemm, the exact int32 "
     "sum, scaled by fp32(1/(1/sa) * 1/(1/s[n])) (gemm:jit, AMX) or by 1/(1/sa) then 1/(1/s[n]) (other brg_matmul "
-    "kernels), by the implementations the call ran",
+    "kernels), by the implementations the call ran; an activation within a rounding of a half step may take either "
+    "code (unpinned_codes: one code step in the bound, no prediction)",
     "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model, onednn_epilogue (pytorch qlinear_dynamic.cpp "
     "PackedLinearWeightsOnednn::apply_dynamic_impl)",
     depends=("onednn_impls",)))
@@ -253,7 +254,8 @@ register(Semantics(
     "qnnpack.linear_dynamic", "w8_float",
     _model("oracle.gemm.aten_qlinear_dynamic", "linear_dynamic_w8", engine="qnnpack"),
     "quantized.linear_dynamic on the qnnpack engine: x quantized as for fbgemm, the exact int32 sum of (q - zp) * w, "
-    "y = fp32(float(acc) * fp32(s[n] * sa)) + bias (a multiply, then an add)",
+    "y = fp32(float(acc) * fp32(s[n] * sa)) + bias (a multiply, then an add); an activation within a rounding of a "
+    "half step may take either code (unpinned_codes: one code step in the bound, no prediction)",
     "oracle/gemm/aten_qlinear_dynamic.py linear_dynamic_model (pytorch qlinear_dynamic.cpp "
     "PackedLinearWeightsQnnp::apply_dynamic_impl, QnnpackUtils.h generate_requantization_scales, "
     "qnnpack/src/q8gemm/4x4c2-dq-sse2.c pytorch_q8gemm_dq_ukernel_4x4c2__sse2)"))
