@@ -44,11 +44,15 @@ def observe() -> dict:
 
 
 def config(m: int, n: int, k: int, block: tuple[int, int, int, int, int] | None = None):
-    """A triton.Config from torchao's own list: small in the interpreter, Hopper-sized on the GPU."""
+    """A triton.Config from torchao's own list: small tiles in the interpreter, whose BLOCK_K is the largest of
+    256, 128, 64 that divides K (32 otherwise: an interpreted K step costs the same whatever its width, so a
+    K = 131200 GEMV takes 2 s instead of 12; a K that BLOCK_K divides never meets the EVEN_K defect), and
+    Hopper-sized on the GPU."""
     import triton
 
     if block is None:
-        block = (32, 32, 32, 1, 4) if runtime.interpreted() else (128, 256, 128, 3, 8)
+        bk = next((b for b in (256, 128, 64) if k % b == 0), 32)
+        block = (32, 32, bk, 1, 4) if runtime.interpreted() else (128, 256, 128, 3, 8)
     bm, bn, bk, stages, warps = block
     return triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8}, num_stages=stages,
                          num_warps=warps)
