@@ -159,7 +159,7 @@ def linear_t(a, sa, za, w, sw, zw, bias=None, *, group_size: int, out: str = "bf
     asym = a.dtype == torch.uint8
     if not asym and a.dtype != torch.int8:
         raise ValueError(f"activation codes must be uint8 (asym) or int8 (sym), got {a.dtype}")
-    cfg = dict(config or (dict(BLOCK_M=16, BLOCK_N=16, num_warps=4) if runtime.interpreted()
+    cfg = dict(config or (dict(BLOCK_M=16, BLOCK_N=64, num_warps=4) if runtime.interpreted()
                           else dict(BLOCK_M=64 if m > 32 else 16, BLOCK_N=64, num_warps=4, num_stages=3)))
     dt = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[out]
     y = torch.empty((m, n), dtype=dt, device=a.device)
