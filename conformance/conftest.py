@@ -57,7 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--kernel", action="append", default=[], help="run only kernels matching these names or globs")
     g.addoption("--convention", "--format", dest="convention", action="append", default=[],
                 help="run only these conventions/formats (names or globs)")
-    g.addoption("--profile", default="quick", choices=("quick", "full"), help="quick: ~1 min on 2 cores")
+    g.addoption("--profile", default="quick", choices=("quick", "full"), help="quick: about 1.5 min a level on 2 cores")
     g.addoption("--results", default=None, help="write every judged case to this JSON file")
     g.addoption("--kernel-timeout", type=float, default=120.0, help="seconds before a kernel call is a hang")
     g.addoption("--mutant", default=None, help="run against this deliberately wrong kernel (kernels/mutants)")
