@@ -137,16 +137,18 @@ class Session:
             self.workers[key] = MutantWorker(w, self.mutant) if self.mutant else w
         return self.workers[key]
 
-    def on_gpu(self, kernel: str) -> bool:
-        """Whether `kernel` runs on a GPU in this session: a Triton kernel does where torch sees CUDA
-        (asked once, of a worker): the Triton worker's environment and the known defects of the
-        native path both follow this one answer."""
-        if not kernel.startswith("triton."):
-            return False
+    def triton_gpu(self) -> bool:
+        """Whether the Triton kernels run on a GPU in this session: where torch sees CUDA (asked once, of a
+        worker). The Triton worker's environment and the known defects of the native path both follow
+        this one answer."""
         if self._triton_gpu is None:
             o = self.worker(self.levels[0]).call("kernels.triton.runtime", "cuda_available")
             self._triton_gpu = bool(o.ok and o.value)
         return self._triton_gpu
+
+    def on_gpu(self, kernel: str) -> bool:
+        """Whether `kernel` runs on a GPU in this session (a Triton kernel where `triton_gpu`)."""
+        return kernel.startswith("triton.") and self.triton_gpu()
 
     def retire(self, level: str) -> None:
         """Restart `level`'s workers: a kernel that lied may have corrupted its process, so the next case

@@ -3,7 +3,7 @@
 TRITON_INTERPRET must be in the environment before triton is first imported in a process, and
 the suite's shared worker may already have imported it (torchao's intmm does), so the Triton
 tests run in a worker of their own: the session asks a shared worker once whether torch sees CUDA
-(Session.on_gpu, which the known defects' "cuda" trigger follows too), and the dedicated worker
+(Session.triton_gpu, which the known defects' "cuda" trigger follows too), and the dedicated worker
 starts with TRITON_INTERPRET=1 only when it does not. Availability, failures
 and the call invariants are judged as every other kernel's (conformance/calls.py). No torch or
 triton is imported here.
@@ -20,8 +20,8 @@ __all__ = ["worker", "ready", "call"]
 
 def worker(qsession) -> Worker:
     """The level's Triton worker (created once, closed with the session's workers)."""
-    gpu = qsession.on_gpu("triton.")
-    return qsession.named_worker("triton", {} if gpu else {"TRITON_INTERPRET": "1"})  # --mutant routing included
+    env = {} if qsession.triton_gpu() else {"TRITON_INTERPRET": "1"}
+    return qsession.named_worker("triton", env)  # --mutant routing included
 
 
 def ready(qsession, judge, module: str, kernel: str, convention: str, shape=()) -> str:

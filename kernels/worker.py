@@ -231,19 +231,22 @@ def _resident(pid: int) -> int:
     return 0
 
 
-def _exited(pid: int, wait_s: float) -> bool:
-    """Whether the process exits within `wait_s`, without reaping it: its pid (and so its process
-    group) stays reserved until we have killed what it left behind."""
-    end = time.monotonic() + wait_s
+def _wait(pid: int, seconds: float, reap: bool) -> tuple[bool, int | None]:
+    """Whether child `pid` exits within `seconds`, and its return code as Popen gives it (None where it
+    is already gone). Without `reap` it stays a zombie: its pid (and so its process group) stays
+    reserved until we have killed what it left behind. The parent asks it of its own children, the
+    zygote of the workers it forked."""
+    end = time.monotonic() + seconds
     while True:
         try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
+            r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | (0 if reap else os.WNOWAIT))
         except ChildProcessError:
-            return True
+            return True, None
+        if r is not None:
+            return True, -r.si_status if r.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else r.si_status
         if time.monotonic() >= end:
-            return False
-        time.sleep(0.05)
+            return False, None
+        time.sleep(0.02)
 
 
 def _kill_group(proc: "subprocess.Popen[bytes] | _Forked") -> None:
@@ -269,7 +272,7 @@ def _reap(proc: "subprocess.Popen[bytes] | _Forked", workdir: str) -> None:
 
 
 def _has_exited(proc: "subprocess.Popen[bytes] | _Forked", wait_s: float) -> bool:
-    return proc.exited(wait_s) if isinstance(proc, _Forked) else _exited(proc.pid, wait_s)
+    return proc.exited(wait_s) if isinstance(proc, _Forked) else _wait(proc.pid, wait_s, reap=False)[0]
 
 
 class _Zygote:
@@ -351,9 +354,10 @@ class _Forked:
 
     def poll(self) -> int | None:
         if self.returncode is None:
-            exited, rc = self.zygote.wait(self.pid, 0.0, True)
-            if exited:
-                self.returncode = -signal.SIGKILL if rc is None else rc
+            try:
+                self.wait(0.0)
+            except subprocess.TimeoutExpired:
+                pass
         return self.returncode
 
     def exited(self, wait_s: float) -> bool:
@@ -390,7 +394,6 @@ class Worker:
         self._unloadable: dict[str, Outcome] = {}  # emulated: module -> its SIGILL-while-loading answer
         self._emulator: Worker | None = None
         self._proc: subprocess.Popen[bytes] | _Forked | None = None
-        self._started = False  # a first worker ran: replacements are forked by the zygote
         self._zygote: _Zygote | None | bool = None  # False: it could not fork
         self._dir = ""  # this process's files, inside _root
         self._root = ""  # the worker's folder, kept across restarts: the process folders and `FACTS_ENV`'s
@@ -398,7 +401,8 @@ class Worker:
         self._cleanup: weakref.finalize | None = None
 
     def _start(self) -> "subprocess.Popen[bytes] | _Forked":
-        if not self._root:
+        first = not self._root  # replacements (the worker's folder exists) are forked by the zygote
+        if first:
             self._root = tempfile.mkdtemp(prefix="qoracle-worker-")
             self._root_cleanup = weakref.finalize(self, shutil.rmtree, self._root, True)
             os.mkdir(os.path.join(self._root, "facts"))
@@ -408,8 +412,7 @@ class Worker:
             open(path, "wb").close()
         env = {**os.environ, **self.env, _LIMIT_ENV: str(self.memory_limit), FACTS_ENV: os.path.join(self._root, "facts")}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH", "")) if p)
-        self._proc = self._fork(env, log, err) if self._started and not self.emulated else None
-        self._started = True
+        self._proc = None if first or self.emulated else self._fork(env, log, err)
         if self._proc is None:
             self._proc = self._spawn({**env, "QORACLE_WORKER_LOG": log}, err)
             os.set_blocking(self._proc.stdin.fileno(), False)
@@ -704,21 +707,6 @@ def _serve(proto_in: int, proto_out: int, log: int) -> None:
             _write_frame(proto_out, ("error", None, f"the value could not be sent back: {type(e).__name__}: {e}", ()))
         if reply[0] == "crashed":
             return  # the parent replaces a worker that ran out of memory
-
-
-def _wait(pid: int, seconds: float, reap: bool) -> tuple[bool, int | None]:
-    """Zygote side: whether child `pid` exits within `seconds`, and its return code as Popen gives it."""
-    end = time.monotonic() + seconds
-    while True:
-        try:
-            r = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | (0 if reap else os.WNOWAIT))
-        except ChildProcessError:
-            return True, None
-        if r is not None:
-            return True, -r.si_status if r.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else r.si_status
-        if time.monotonic() >= end:
-            return False, None
-        time.sleep(0.02)
 
 
 def _forked(fds: list[int]) -> None:

@@ -287,7 +287,7 @@ def test_linear_dynamic_code_slack_covers_each_quantizer_variant():
     qa = get(conv).quantize(x)
     s, zp = np.float32(qa.scales[0, 0]), np.float32(qa.zeros[0, 0])
     inv = np.float32(1) / s
-    near = unpinned_codes(x, conv)
+    near = unpinned_codes(x, s, zp)
     variants = [rne(fmaf(x, np.full_like(x, m), np.full_like(x, zp))) for m in (inv, np.nextafter(np.nextafter(
         inv, np.float32(np.inf)), np.float32(np.inf)))] + [rne((x * inv).astype(np.float32)) + zp]
     disagree = np.any([v != variants[0] for v in variants[1:]], axis=0)

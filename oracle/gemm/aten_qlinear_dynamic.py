@@ -68,6 +68,10 @@ def onednn_epilogue(impls) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
+def _gemm_jit_only(impls) -> bool:
+    """Whether every matmul implementation the call ran is gemm:jit (none ran: vacuously)."""
+    return all(i.split(":")[1:] == ["gemm", "jit"] for i in impls if i.startswith("matmul:"))
+
 def _onednn_scale(accf: np.ndarray, src: np.float32, wei: np.ndarray, b: np.ndarray, epilogue: str) -> np.ndarray:
     """float(acc) scaled by fp32 src and per-column wei scales in the named order, plus bias, in fp32."""
     if epilogue == "onednn":
@@ -177,13 +181,12 @@ _UNPINNED_QUANTIZER = ("qnnpack", "onednn")
 _CODE_MARGIN = 2.0 ** -20  # relative: covers an fp32 rounding of x / s and of the sum, and a multiplier 4 ulps off
 
 
-def unpinned_codes(x: np.ndarray, conv: str) -> np.ndarray:
-    """(M, K) bool: the activations whose quantized value x / s + zp lies so near a half step that the variants of
-    the quantizer's fp32 arithmetic (`_UNPINNED_QUANTIZER`) may round it either way; elsewhere every variant
+def unpinned_codes(x: np.ndarray, scale: float, zp: float) -> np.ndarray:
+    """(M, K) bool: the activations whose quantized value x / scale + zp lies so near a half step that the variants
+    of the quantizer's fp32 arithmetic (`_UNPINNED_QUANTIZER`) may round it either way; elsewhere every variant
     gives the convention's code."""
-    qa = get(conv).quantize(np.ascontiguousarray(x, dtype=F))
-    zp = float(qa.zeros[0, 0])
-    t = x.astype(np.float64) / np.float64(qa.scales[0, 0]) + zp
+    zp = float(zp)
+    t = x.astype(np.float64) / np.float64(scale) + zp
     return np.abs(t - np.floor(t) - 0.5) <= _CODE_MARGIN * (np.abs(t - zp) + np.abs(t))
 
 
@@ -202,19 +205,21 @@ def linear_dynamic_w8(ops: dict[str, np.ndarray], observed: dict, engine: str):
     impls = observed.get("onednn_impls", ())
     # only gemm:jit's order is confirmed for per-channel weights without a bias: brg_matmul's (VNNI, AMX)
     # missed it on 25 of 561 outputs on the AMX host, so there the bound judges
-    jit = all(i.split(":")[1:] == ["gemm", "jit"] for i in impls if i.startswith("matmul:"))
-    epilogue = onednn_epilogue(impls) if engine == "onednn" and jit else None
+    epilogue = onednn_epilogue(impls) if engine == "onednn" and _gemm_jit_only(impls) else None
     pred, exact, bound = linear_dynamic_model(ops["x"], ops["w"], ops["scales"], None, engine=engine,
                                               reduce_range=False, epilogue=epilogue)
     if engine == "onednn" and epilogue is None:
         pred = None
-    if engine in _UNPINNED_QUANTIZER and (near := unpinned_codes(ops["x"], activation_convention(engine, False))).any():
-        # such a code may be one off: its column of weights, scaled, joins the bound, and no output is predicted
-        sa = get(activation_convention(engine, False)).quantize(np.ascontiguousarray(ops["x"], dtype=F)).scales[0, 0]
-        step = np.float64(sa) * ops["scales"].astype(np.float64)[None, :]
-        bound = bound + step * (near.astype(np.float64) @ np.abs(ops["w"].astype(np.float64)).T)
-        pred = None
+    if engine in _UNPINNED_QUANTIZER:
+        qa = get(activation_convention(engine, False)).quantize(np.ascontiguousarray(ops["x"], dtype=F))
+        near = unpinned_codes(ops["x"], qa.scales[0, 0], qa.zeros[0, 0])
+        if near.any():
+            # such a code may be one off: its column of weights, scaled, joins the bound, and no output is predicted
+            step = np.float64(qa.scales[0, 0]) * ops["scales"].astype(np.float64)[None, :]
+            bound = bound + step * (near.astype(np.float64) @ np.abs(ops["w"].astype(np.float64)).T)
+            pred = None
     return Expected(exact, bound, pred, "fp32")
+
 
 
 # the ISA names (last in 'matmul:brg_matmul:avx512_core_vnni') whose u8 x s8 products go straight into int32: VNNI and
@@ -237,9 +242,8 @@ def qlinear_pointwise_u8(ops: dict[str, np.ndarray], observed: dict):
     from oracle.gemm.semantics import Expected
 
     impls = observed.get("onednn_impls", ())
-    jit = all(i.split(":")[1:] == ["gemm", "jit"] for i in impls if i.startswith("matmul:"))
     epilogue = onednn_epilogue(impls)
-    k_block = gemm_jit_k_block(ops["a"].shape[1], observed["onednn_avx2"]) if jit else 0
+    k_block = gemm_jit_k_block(ops["a"].shape[1], observed["onednn_avx2"]) if _gemm_jit_only(impls) else 0
     pred, exact, bound = qlinear_pointwise_model(ops["a"], int(ops["a_zp"]), ops["a_scale"], ops["b"], ops["b_scales"],
                                                  ops["bias"], onednn_int16_pairs(impls), epilogue, k_block)
     return Expected(exact, bound, None if epilogue is None else pred, "fp32")
