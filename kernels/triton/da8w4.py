@@ -137,7 +137,7 @@ def quantize_act_t(x, convention: str):
     q = torch.empty((m, k), dtype=torch.int8 if sym else torch.uint8, device=x.device)
     s = torch.empty((m,), dtype=torch.float32, device=x.device)
     z = torch.empty((m,), dtype=torch.int32, device=x.device)
-    block = 64 if runtime.interpreted() else min(4096, triton.next_power_of_2(max(k, 16)))
+    block = runtime.row_block(k)
     if m:
         _act_kernel[(m,)](x, q, s, z, k, x.stride(0), x.stride(1), q.stride(0), SYM=sym, EPS=_F32_EPS, BLOCK=block,
                           num_warps=4, enable_fp_fusion=False)

@@ -16,7 +16,7 @@ import numpy as np
 
 from kernels.loading import import_failure
 
-__all__ = ["interpreted", "device", "available", "observe", "to_torch", "to_numpy", "TORCH_DTYPES"]
+__all__ = ["interpreted", "row_block", "device", "available", "observe", "to_torch", "to_numpy", "TORCH_DTYPES"]
 
 
 def _cuda() -> bool:
@@ -69,12 +69,54 @@ def _bf16_widening_shim() -> None:
     interpreter._convert_float = patched
 
 
+def _patch_once_shim() -> None:
+    """The triton 3.6 interpreter re-patches every triton.language builtin (inspect.getmembers over
+    the module, a lambda per builtin) on each call of a @triton.jit helper from a kernel, although
+    the launch already patched them: a third of an interpreted launch's time. Inside a launch, a
+    helper whose language modules the launch has patched is called as is; values are unchanged
+    (the same builder, whose builtins stay patched until the launch restores them). A helper
+    seeing a module the launch has not patched still patches it, as before."""
+    from triton.runtime import interpreter
+
+    original = interpreter._patch_lang
+    if getattr(original, "_qoracle_shim", False):
+        return
+    launch: list[set] = []  # the language modules patched by each launch in progress
+
+    def langs(fn) -> set:
+        return {id(v) for v in fn.__globals__.values() if v is interpreter.tl or v is interpreter.tl.core}
+
+    def patched(fn):
+        if launch and langs(fn) <= launch[-1]:
+            return interpreter._LangPatchScope()
+        scope = original(fn)
+        if launch:
+            launch[-1] |= langs(fn)
+        return scope
+
+    grid_call = interpreter.GridExecutor.__call__
+
+    def grid_patched(self, *args, **kwargs):
+        launch.append(set())
+        try:
+            return grid_call(self, *args, **kwargs)
+        finally:
+            launch.pop()
+
+    patched._qoracle_shim = True
+    patched._qoracle_original = original  # a test compares the bytes of both
+    grid_patched._qoracle_original = grid_call
+    interpreter._patch_lang = patched
+    interpreter.GridExecutor.__call__ = grid_patched
+
+
 if "TRITON_INTERPRET" not in os.environ and not _cuda():
     os.environ["TRITON_INTERPRET"] = "1"
 if os.environ.get("TRITON_INTERPRET", "0") == "1":
     try:
         _numpy2_index_shim()
         _bf16_widening_shim()
+        _patch_once_shim()
     except ImportError:  # no triton: available() says so
         pass
 
@@ -88,6 +130,16 @@ def cuda_available() -> bool:
 
 def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def row_block(k: int) -> int:
+    """The K step of a one-program-per-row activation quantizer: on the GPU one step up to K = 4096
+    (the whole row in registers); in the interpreter 256, where a step costs the same whatever its
+    width, so K > 256 still takes the several-step path (a running min/max carried across steps)
+    that the GPU takes past 4096."""
+    import triton
+
+    return 256 if interpreted() else min(4096, triton.next_power_of_2(max(k, 16)))
 
 
 def device() -> str:

@@ -428,7 +428,7 @@ def pick_config(m: int, n: int, k: int, layout: str = "esimd") -> dict:
     K split only when N gives fewer than two programs per SM, into as many slices as fill that; for
     M > 1, V2 with [16, 512] / [16, 256] tiles over up to 4 x rows."""
     if runtime.interpreted():
-        return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=16, BLOCK_K=128, SPLIT_K=1,
+        return dict(BLOCK_M=min(4, triton.next_power_of_2(max(m, 1))), BLOCK_N=32, BLOCK_K=128, SPLIT_K=1,
                     num_warps=4, DEQ_FMA=0)
     if m == 1:
         cfg = dict(V=4, BLOCK_M=1, BLOCK_N=4, BLOCK_K=2048, num_warps=2, DEQ_FMA=1)

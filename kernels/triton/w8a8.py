@@ -129,7 +129,7 @@ HOPPER_CONFIGS = (
     dict(BLOCK_M=128, BLOCK_N=128, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=5),
     dict(BLOCK_M=64, BLOCK_N=128, BLOCK_K=128, GROUP_M=8, num_warps=4, num_stages=4),
 )
-_INTERPRETER_CONFIG = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, GROUP_M=2, num_warps=4, num_stages=1)
+_INTERPRETER_CONFIG = dict(BLOCK_M=16, BLOCK_N=32, BLOCK_K=64, GROUP_M=2, num_warps=4, num_stages=1)
 
 
 def pick_config(m: int, n: int, k: int) -> dict:
@@ -150,7 +150,7 @@ def quantize_act_t(x, convention: str):
     m, k = x.shape
     q = torch.empty((m, k), dtype=torch.int8, device=x.device)
     s = torch.empty((m,), dtype=torch.float32, device=x.device)
-    block = 64 if runtime.interpreted() else min(4096, triton.next_power_of_2(max(k, 16)))
+    block = runtime.row_block(k)
     if m:
         _act_quant_kernel[(m,)](x, q, s, k, x.stride(0), x.stride(1), q.stride(0), RULE=CONVENTIONS[convention],
                                 BLOCK=block, num_warps=4 if block <= 1024 else 8, enable_fp_fusion=False)
