@@ -97,9 +97,10 @@ _I8_SHAPES = [(1, 1, 1), (3, 33, 7), (17, 257, 48), (64, 1023, 24)]
 
 def _i8_extremes(profile: str) -> Iterator[Case]:
     for va, vb in ((-128, -128), (-128, 127), (127, 127), (0, -128)):
-        # K = 131200 with -128 x -128 sums past 2^31: the int32 result must wrap, not saturate (a GEMV
-        # of two columns, milliseconds, so the quick profile has it too)
-        for m, k, n in [(1, 4096, 16), (17, 33, 7)] + ([(1, 131200, 2)] if (va, vb) == (-128, -128) else []):
+        # K = 131584 (514 x 256) with -128 x -128 sums past 2^31: the int32 result must wrap, not saturate
+        # (a GEMV of two columns, milliseconds natively, so the quick profile has it too; a K that 256
+        # divides lets an interpreted Triton GEMM take 256-wide steps)
+        for m, k, n in [(1, 4096, 16), (17, 33, 7)] + ([(1, 131584, 2)] if (va, vb) == (-128, -128) else []):
             yield Case(f"a{va}_b{vb}_{_mkn(m, k, n)}", "extremes",
                        {"a": np.full((m, k), va, np.int8), "b": np.full((n, k), vb, np.int8)})
 

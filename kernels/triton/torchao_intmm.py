@@ -45,8 +45,8 @@ def observe() -> dict:
 
 def config(m: int, n: int, k: int, block: tuple[int, int, int, int, int] | None = None):
     """A triton.Config from torchao's own list: small tiles in the interpreter, whose BLOCK_K is the largest of
-    256, 128, 64 that divides K (32 otherwise: an interpreted K step costs the same whatever its width, so a
-    K = 131200 GEMV takes 2 s instead of 12; a K that BLOCK_K divides never meets the EVEN_K defect), and
+    256, 128, 64 that divides K (32 otherwise: an interpreted K step costs the same whatever its width, so the
+    K = 131584 int32-wrap GEMV takes 514 steps, not 4112; a K that BLOCK_K divides never meets the EVEN_K defect), and
     Hopper-sized on the GPU."""
     import triton
 
