@@ -19,7 +19,9 @@ Grouped 4-bit weights add: zero_points (codes and zero points at 0 and 15), scal
 subnormal and large group scales), k_boundary (K one off a whole number of groups, where the
 kernel claims partial groups), and tails whose K tail is the last group. uint8 affine activations
 (u8_affine) add zero_points (the activation's zero point at 0, 127, 128 and 255), and a bias in ties
-that sets a fused multiply-add apart from the product rounded, then the bias added.
+that sets a fused multiply-add apart from the product rounded, then the bias added. Requantized uint8 outputs
+(u8_requant) add weight zero points per column (in zero_points), outputs saturated at 0 and 255 (only in
+extremes) and requantized values on exact halves (ties).
 Every family is a pure function of its name, the space point and the profile (seeded by name), so each level of
 a run and each machine judges the same bytes.
 """
@@ -575,6 +577,114 @@ def _ua_layout_case(m: int, equal_rows: bool) -> Case:
                     np.repeat(a, m, 0) if equal_rows else a, zp, b, sa, sb)
 
 
+# ---- uint8 affine activations x int8 per-channel weights -> uint8 requantized ----------------------------------
+# u8_affine's operands without the bias, with per-channel weight zero points and the output's y_scale and y_zp. Each
+# family keeps to its own ground: outputs at 0 or 255 only in extremes (y_scale elsewhere keeps every output at least
+# ten steps inside the range), zero points past 127 and nonzero weight zero points only in zero_points, per-channel
+# scales that differ across more than 16 columns only in random, outputs on exact halves only in ties.
+
+_UQ_REACH = 110  # elsewhere than extremes, the largest |acc * scale| in output steps (y_zp within 118..137)
+
+
+def _uq_case(cid: str, family: str, a: np.ndarray, zp: int, b: np.ndarray, a_scale: float, b_scales: np.ndarray,
+             y_scale: float, y_zp: int, b_zp: np.ndarray | None = None) -> Case:
+    """A u8_requant case (weight zero points 0 where none are given)."""
+    c = _ua_case(cid, family, a, zp, b, a_scale, b_scales)
+    ops = {k: v for k, v in c.operands.items() if k != "bias"}
+    return Case(cid, family, {**ops, "b_zp": np.zeros(len(b_scales), np.int8) if b_zp is None else
+                              np.asarray(b_zp, np.int8), "y_scale": np.array(y_scale, np.float32),
+                              "y_zp": np.array(y_zp, np.uint8)})
+
+
+def _uq_y_scale(a: np.ndarray, zp: int, b: np.ndarray, a_scale: float, b_scales: np.ndarray,
+                b_zp: np.ndarray | None = None, reach: float = _UQ_REACH) -> float:
+    """The y_scale that puts the largest |acc| * a_scale * b_scales[n] `reach` output steps from the zero point,
+    acc as either integer model of oracle.gemm.mlas_int8 forms it (exact, or u8 x s8 int16 pairs), so no output
+    saturates whichever the host computes."""
+    from oracle.gemm.mlas_int8 import MODELS, accumulator
+
+    zb = 0 if b_zp is None else np.asarray(b_zp, np.int64)
+    bk = np.asarray(b, np.int8).T
+    accs = [np.abs(accumulator(np.asarray(a, np.uint8), zp, bk, zb, m).astype(np.float64)) for m in MODELS]
+    big = max(float((acc * np.float64(a_scale) * np.asarray(b_scales, np.float64)[None, :]).max()) for acc in accs)
+    return float(np.float32(max(big, 1e-30) / reach))
+
+
+def _uq_from_ua(c: Case, y_zp: int, b_zp: np.ndarray | None = None) -> Case:
+    """A u8_affine case without its bias, with weight zero points, a y_scale of its own (`_uq_y_scale`) and y_zp."""
+    o = c.operands
+    za = int(o["a_zp"])
+    sy = _uq_y_scale(o["a"], za, o["b"], o["a_scale"], o["b_scales"], b_zp)
+    return _uq_case(c.id, c.family, o["a"], za, o["b"], o["a_scale"], o["b_scales"], sy, y_zp, b_zp)
+
+
+def _uq_draw(r: np.random.Generator, m: int, k: int, n: int) -> tuple:
+    """u8_affine's draw with a y_scale that keeps every output inside the range and y_zp in 118..137."""
+    a, zp, b, sa, sb = _ua_draw(r, m, k, n)
+    return a, zp, b, sa, sb, _uq_y_scale(a, zp, b, sa, sb), int(r.integers(118, 138))
+
+
+def _uq_random(profile: str) -> Iterator[Case]:
+    """GEMV to batch, odd K and N, N past 16 with a scale of its own per column."""
+    r = _rng("u8 requant random")
+    for m, k, n in _UA_SHAPES + ([(129, 2048, 65)] if profile == "full" else []):
+        yield _uq_case(_mkn(m, k, n), "random", *_uq_draw(r, m, k, n))
+
+
+def _uq_extremes(profile: str) -> Iterator[Case]:
+    """u8_affine's extremes (codes 255 in every other row, zero point 0, weights all 127 or all -128: saturated int16
+    pairs, and a K = 65473 GEMV whose sum needs more than 24 bits) with per-column scales spread from an eighth to
+    eight times the multiplier that takes the larger model's sum to the end of the range: the upper columns saturate
+    at 255 (weights 127) or 0 (-128) in either model, the lower ones land inside, and rows of zero codes give y_zp."""
+    r = _rng("u8 requant extremes")
+    for c in _ua_extremes(profile):
+        ops = c.operands
+        n = len(ops["b_scales"])
+        yz = int(r.integers(118, 138))
+        sb = ops["b_scales"][0] * 2.0 ** np.linspace(-3, 3, n)
+        sy = _uq_y_scale(ops["a"], 0, ops["b"], ops["a_scale"], np.full(n, ops["b_scales"][0]), reach=128)
+        yield _uq_case(c.id, "extremes", ops["a"], 0, ops["b"], ops["a_scale"], sb, sy, yz)
+
+
+def _uq_zero_points(profile: str) -> Iterator[Case]:
+    """u8_affine's zero points (0, 127, 128, 255 over rows alternating 0 and 255), and one case of weight zero points
+    per column across the whole s8 range (-128 and 127 among them): a zero point read as s8, clamped, dropped or
+    taken per tensor is off by multiples of the row or column sums."""
+    r = _rng("u8 requant zero points")
+    for c in _ua_zero_points(profile):
+        zb = r.integers(-128, 128, len(c.operands["b_scales"])) if int(c.operands["a_zp"]) == 127 else None
+        if zb is not None:
+            zb[:2] = -128, 127
+            c = Case(c.id + "_zbcol", c.family, c.operands)
+        yield _uq_from_ua(c, int(r.integers(118, 138)), zb)
+
+
+def _uq_tails(profile: str) -> Iterator[Case]:
+    """u8_affine's tails (the signal in the last k, row or column alone), each with a y_scale of its own."""
+    r = _rng("u8 requant tails")
+    for c in _ua_tails(profile):
+        yield _uq_from_ua(c, int(r.integers(118, 138)))
+
+
+def _uq_ties(profile: str) -> Iterator[Case]:
+    """a - zp odd (+-1, +-3, +-5) at k = 0 and 0 elsewhere, b[:, 0] odd (+-1 .. +-15) beside full-range weights, a_scale
+    2^-4, b_scales 2^-5 and 3 * 2^-5 in turn, y_scale 2^-8: the requantization scale is exactly 0.5 or 1.5 and every
+    acc * scale an exact half (+-0.5 .. +-112.5): round half to even, truncation and half away from zero all differ."""
+    r = _rng("u8 requant ties")
+    m, k, n, zp = 6, 33, 16, 7
+    a = np.full((m, k), zp)
+    a[:, 0] = zp + np.array([1, -1, 3, -3, 5, -5])
+    b = r.integers(-128, 128, (n, k))
+    b[:, 0] = np.concatenate([np.arange(1, 16, 2), -np.arange(1, 16, 2)])
+    sb = np.where(np.arange(n) % 2, 3 * 2.0 ** -5, 2.0 ** -5)
+    yield _uq_case(_mkn(m, k, n), "ties", a, zp, b, 2.0 ** -4, sb, 2.0 ** -8, 128)
+
+
+def _uq_layout_case(m: int, equal_rows: bool) -> Case:
+    """u8_affine's layout operands with a y_scale of their own."""
+    return _uq_from_ua(_ua_layout_case(m, equal_rows), 128)
+
+
 # signature -> family -> generator(space, profile)
 FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
     "int8_gemm": {"extremes": lambda sp, p: _i8_extremes(p), "tails": lambda sp, p: _i8_tails(p),
@@ -589,6 +699,9 @@ FAMILIES: dict[str, dict[str, Callable[[Space, str], Iterator[Case]]]] = {
     "u8_affine": {name: (lambda g: lambda sp, p: g(p))(gen) for name, gen in (
         ("extremes", _ua_extremes), ("zero_points", _ua_zero_points), ("tails", _ua_tails), ("ties", _ua_ties),
         ("subnormal", _ua_subnormal), ("random", _ua_random))},
+    "u8_requant": {name: (lambda sp, p, g=gen: g(p)) for name, gen in (
+        ("extremes", _uq_extremes), ("zero_points", _uq_zero_points), ("tails", _uq_tails), ("ties", _uq_ties),
+        ("random", _uq_random))},
 }
 
 LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
@@ -598,6 +711,7 @@ LAYOUT_CASES: dict[str, Callable[[Space, int, bool], Case]] = {
     "w4_sym": lambda sp, m, eq: _w4_layout_case(sp, m, eq, sym=True),
     "int8_row_scaled": lambda sp, m, eq: _rs_layout_case(m, eq),
     "u8_affine": lambda sp, m, eq: _ua_layout_case(m, eq),
+    "u8_requant": lambda sp, m, eq: _uq_layout_case(m, eq),
 }
 
 

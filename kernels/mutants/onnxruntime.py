@@ -231,3 +231,85 @@ def matmulintegertofloat_fma(a, b_kn, a_scale, b_scales, a_zp, bias, *, threads=
     shape = accf.shape
     return fmaf(accf, np.broadcast_to(_tf_multiplier(a_scale, b_scales), shape),
                 np.broadcast_to(np.asarray(bias, np.float32), shape))
+
+
+def _ql_real(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, threads) -> np.ndarray:
+    return real(Q, "qlinearmatmul_view")(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, threads=threads)
+
+
+def _ql_scaled(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, threads, a_zp_read=None) -> np.ndarray:
+    """fp32(float(acc) * scale[n]) before rounding, acc the int32 sums the real QLinearMatMul forms (MatMulInteger's,
+    through the same MLAS GEMM), with the activations' zero point read as `a_zp_read` where given."""
+    from kernels.layouts import as_numpy
+    from oracle.gemm.mlas_int8 import qlinear_scale
+    from oracle.gemm.w8a8 import wrap_int32
+
+    b = as_numpy(b_kn)
+    acc = real(Q, "matmulinteger")(as_numpy(a), b, np.uint8(a_zp), np.asarray(b_zp, np.int8), threads=threads or 0)["y"]
+    if a_zp_read is not None:  # acc = ... - a_zp * colsum(b - b_zp): the same sums with another zero point
+        colsum = (b.astype(np.int64) - np.asarray(b_zp, np.int64)[None, :]).sum(axis=0)
+        acc = wrap_int32(acc.astype(np.int64) - (a_zp_read - int(a_zp)) * colsum[None, :])
+    scale = qlinear_scale(a_scale, b_scales, y_scale).reshape(1, -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (np.asarray(acc, np.int32).astype(np.float32) * scale).astype(np.float32)
+
+
+def _ql_out(v: np.ndarray, y_zp, rounding=np.rint) -> np.ndarray:
+    """saturate(rounding(v) + y_zp) to uint8."""
+    return np.clip(rounding(v.astype(np.float64)) + int(y_zp), 0, 255).astype(np.uint8)
+
+
+@mutant("ort.qlinearmatmul_round_half_up", Q, "qlinearmatmul_view", "onnxruntime.qlinearmatmul",
+        mirrors="a scalar requantize written with the C idiom (int32_t)floorf(v + 0.5f) (round half up) where MLAS's "
+                "_mm_cvtps_epi32 rounds half to even: the same bytes except where acc * scale is an exact half",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.qlinearmatmul-ties-*")
+def qlinearmatmul_round_half_up(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, *, threads=None):
+    """Requantized values on an exact half rounded up (floor(v + 0.5)) instead of to even."""
+    v = _ql_scaled(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, threads)
+    return _ql_out(v, y_zp, lambda x: np.floor(x + 0.5))
+
+
+@mutant("ort.qlinearmatmul_narrow_range", Q, "qlinearmatmul_view", "onnxruntime.qlinearmatmul",
+        mirrors="TensorFlow's narrow_range ([1, 255] for 8 bits, FakeQuantWithMinMaxVars narrow_range=True) carried "
+                "into a requantize clamp where ONNX saturates to the type's whole range: right for every output "
+                "above 0, which a calibrated output scale makes nearly all of them",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.qlinearmatmul-extremes-*")
+def qlinearmatmul_narrow_range(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, *, threads=None):
+    """Outputs saturated to [1, 255] instead of [0, 255]."""
+    return np.maximum(_ql_real(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, threads), 1).astype(np.uint8)
+
+
+@mutant("ort.qlinearmatmul_zero_point_as_s8", Q, "qlinearmatmul_view", "onnxruntime.qlinearmatmul",
+        mirrors="a u8 activation zero point carried through a signed 8-bit field (an int8_t zero_point in a "
+                "requantization struct): right for every zero point below 128, which ReLU outputs mostly have",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.qlinearmatmul-zero_points-zp128_*")
+def qlinearmatmul_zero_point_as_s8(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, *, threads=None):
+    """Activation zero points 128..255 read as a_zp - 256."""
+    if int(a_zp) < 128:
+        return _ql_real(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, threads)
+    return _ql_out(_ql_scaled(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, threads, int(a_zp) - 256), y_zp)
+
+
+@mutant("ort.qlinearmatmul_zero_rows_skipped", Q, "qlinearmatmul_view", "onnxruntime.qlinearmatmul",
+        mirrors="a sparsity shortcut that writes y_zp for activation rows whose codes all equal the zero point "
+                "(padding tokens) but scans only whole 8-byte vectors: a row whose only other codes lie in the "
+                "K % 8 tail is taken for empty",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.qlinearmatmul-tail_k-*")
+def qlinearmatmul_zero_rows_skipped(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, *, threads=None):
+    """Rows whose first K - K % 8 codes equal the zero point come out as y_zp."""
+    from kernels.layouts import as_numpy
+
+    y = _ql_real(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, threads)
+    codes = as_numpy(a)
+    empty = np.all(codes[:, :codes.shape[1] - codes.shape[1] % 8] == a_zp, axis=1)
+    return np.where(empty[:, None], np.uint8(y_zp), y).astype(np.uint8)
+
+
+@mutant("ort.qlinearmatmul_scales_not_advanced", Q, "qlinearmatmul_view", "onnxruntime.qlinearmatmul",
+        mirrors="a per-column requantization scale pointer not advanced with the N block: the first 16 columns' "
+                "scales serve every 16-column block, right for N <= 16 and for weights with one scale per tensor",
+        caught_by="conformance/test_specs.py::test_spec_case[onnxruntime.qlinearmatmul-random-*")
+def qlinearmatmul_scales_not_advanced(a, a_scale, a_zp, b_kn, b_scales, b_zp, y_scale, y_zp, *, threads=None):
+    """Column n requantized with b_scales[n % 16]."""
+    s = np.asarray(b_scales, np.float32)
+    return _ql_real(a, a_scale, a_zp, b_kn, s[np.arange(len(s)) % 16], b_zp, y_scale, y_zp, threads)

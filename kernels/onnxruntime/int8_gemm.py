@@ -73,11 +73,17 @@ DQ_SPEC = register_spec(KernelSpec(
 
 # u8 A with a zero point, s8 B an initializer with per-column scales and no zero point, a bias, the session option
 # off: the host's int16 pairs are part of the modelled arithmetic. B zero points, per-tensor B scales, u8 B, B as a
-# graph input and the session option stay in conformance/test_onnxruntime_int8.py, and so does QLinearMatMul: its
-# requantized u8/s8 Y needs y_scale and y_zero_point, roles of a signature only it would fill.
+# graph input and the session option stay in conformance/test_onnxruntime_int8.py.
 TF_SPEC = register_spec(KernelSpec(
     kernel="onnxruntime.matmulintegertofloat", call="matmulintegertofloat_view", semantics="mlas.matmulintegertofloat",
     args=("a", "b.T", "a_scale", "b_scales", "a_zp", "bias"), threads=True, modelled=True, source=DENSE_ONLY))
+
+# u8 A and Y, s8 B an initializer with per-column scales and zero points, the session option off (the host's int16
+# pairs modelled): the arguments in the operator's input order. s8 A and Y, per-tensor B scales, B as a graph input,
+# the session option and opset 21 stay in conformance/test_onnxruntime_int8.py.
+QL_SPEC = register_spec(KernelSpec(
+    kernel="onnxruntime.qlinearmatmul", call="qlinearmatmul_view", semantics="mlas.qlinearmatmul",
+    args=("a", "a_scale", "a_zp", "b.T", "b_scales", "b_zp", "y_scale", "y_zp"), threads=True, source=DENSE_ONLY))
 
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -224,6 +230,15 @@ def qlinearmatmul(a: np.ndarray, a_scale, a_zero_point, b: np.ndarray, b_scale, 
     (y,), w = _run("QLinearMatMul", "", ins, [_TYPES[yz.dtype]], threads=threads, precision=precision, opset=opset,
                    b_index=3)
     return {"y": y, "weight_dtype": w}
+
+
+def qlinearmatmul_view(a: View, a_scale: float, a_zp: int, b_kn: View, b_scales: np.ndarray, b_zp: np.ndarray,
+                       y_scale: float, y_zp: int, *, threads: int | None = None) -> np.ndarray:
+    """QLinearMatMul of u8 a by s8 b_kn with per-column scales and zero points, B and its quantization parameters
+    initializers: u8 (M, N). threads None: ORT's default pool (intra_op_num_threads 0), what a caller gets."""
+    a = as_numpy(a)
+    return qlinearmatmul(a, np.float32(a_scale), a.dtype.type(a_zp), as_numpy(b_kn), b_scales, b_zp,
+                         np.float32(y_scale), np.uint8(y_zp), threads=threads or 0)["y"]
 
 
 def dynamicquantizematmul(a: np.ndarray, b: np.ndarray, b_scale, b_zero_point=None, bias=None, *,

@@ -34,6 +34,10 @@ SIGNATURES: dict[str, tuple[str, ...]] = {
     # a uint8 codes (M, K) with a_scale float32 and a_zp uint8 (0-d, per tensor), b int8 (N, K) with b_scales float32
     # (N,), bias float32 (N,) -> float32 (M, N): (a - a_zp) . b summed in int32, times a_scale * b_scales[n], plus bias
     "u8_affine": ("a", "a_scale", "a_zp", "b", "b_scales", "bias"),
+    # a uint8 (M, K) with a_scale float32 and a_zp uint8 (0-d), b int8 (N, K) with b_scales float32 (N,) and b_zp int8
+    # (N,) (per channel), y_scale float32 and y_zp uint8 (0-d) -> uint8 (M, N): the int32 sum of (a - a_zp)(b - b_zp)
+    # requantized to saturate(round(acc * a_scale * b_scales[n] / y_scale) + y_zp)
+    "u8_requant": ("a", "a_scale", "a_zp", "b", "b_scales", "b_zp", "y_scale", "y_zp"),
 }
 
 
@@ -315,12 +319,28 @@ register(Semantics(
 def _mlas_matmulintegertofloat(ops: dict[str, np.ndarray], observed: dict) -> Expected:
     """MatMulIntegerToFloat's sums are the ones the host's MLAS kernel forms (the cpuid flags the worker saw
     choose it), so the exact value and the prediction are those of that integer model, as for DynamicQuantizeMatMul."""
-    from oracle.gemm.mlas_int8 import accumulator, float_output, model_for
+    from oracle.gemm.mlas_int8 import float_output
+
+    pred, exact, bound = float_output(_mlas_acc(ops, observed), ops["a_scale"], ops["b_scales"], ops["bias"])
+    return Expected(exact, bound, pred, "fp32")
+
+
+def _mlas_acc(ops: dict[str, np.ndarray], observed: dict) -> np.ndarray:
+    """The int32 sums of (a - a_zp)(b - b_zp) (b_zp 0 where the signature has none) that MLAS's kernel for these
+    operand types forms on the host the worker observed (oracle.gemm.mlas_int8.model_for, session option off)."""
+    from oracle.gemm.mlas_int8 import accumulator, model_for
 
     a, b_kn = ops["a"], ops["b"].T
-    acc = accumulator(a, ops["a_zp"], b_kn, 0, model_for(a.dtype, b_kn.dtype, observed["cpu_flags"]))
-    pred, exact, bound = float_output(acc, ops["a_scale"], ops["b_scales"], ops["bias"])
-    return Expected(exact, bound, pred, "fp32")
+    model = model_for(a.dtype, b_kn.dtype, observed["cpu_flags"])
+    return accumulator(a, ops["a_zp"], b_kn, ops.get("b_zp", 0), model)
+
+
+def _mlas_qlinearmatmul(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """QLinearMatMul's u8 output: MLAS's int32 sums (those of MatMulIntegerToFloat) requantized per column."""
+    from oracle.gemm.mlas_int8 import qlinear_scale, requantize
+
+    scale = qlinear_scale(ops["a_scale"], ops["b_scales"], ops["y_scale"])
+    return Expected(requantize(_mlas_acc(ops, observed), scale, ops["y_zp"], np.uint8))
 
 
 register(Semantics(
@@ -341,3 +361,12 @@ register(Semantics(
     "oracle/gemm/aten_qlinear_dynamic.py qlinear_pointwise_u8 (pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp "
     "linear_int8_with_onednn_weight)",
     depends=("onednn_impls", "onednn_avx2")))
+register(Semantics(
+    "mlas.qlinearmatmul", "u8_requant", _mlas_qlinearmatmul,
+    "int32 sums of (a - a_zp)(b - b_zp[n]) as MLAS's u8 x s8 kernel forms them on the observed host (int16 pair sums "
+    "of the raw codes that saturate on AVX2 / AVX512BW without VNNI, exact elsewhere), requantized as "
+    "saturate(RNE(fp32(float(acc) * fp32(fp32(a_scale * b_scales[n]) / y_scale))) + y_zp) to uint8, byte for byte",
+    "oracle/gemm/mlas_int8.py accumulator, qlinear_scale, requantize (onnxruntime core/providers/cpu/quantization/"
+    "quantize_linear_matmul.cc QLinearMatMul::Compute; MLAS qgemm.h MlasGemmQuantOperation, quantize.cpp "
+    "MlasRequantizeOutput)",
+    depends=("cpu_flags",)))
