@@ -40,6 +40,7 @@ from conformance.levels import base_nodeid
 import kernels.mutants as mutants
 from kernels.isa import LEVELS, ORDER, host_has, knobs_for
 from kernels.registry import kernels as all_kernels
+from kernels.spec import worker_purpose
 from kernels.worker import Worker
 
 CASE_KEY = "qoracle_case"  # user_properties key of a recorded case
@@ -57,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--kernel", action="append", default=[], help="run only kernels matching these names or globs")
     g.addoption("--convention", "--format", dest="convention", action="append", default=[],
                 help="run only these conventions/formats (names or globs)")
-    g.addoption("--profile", default="quick", choices=("quick", "full"), help="quick: about 1.5 min a level on 2 cores")
+    g.addoption("--profile", default="quick", choices=("quick", "full"), help="quick: about 1 min a level on 2 cores (-n 2)")
     g.addoption("--results", default=None, help="write every judged case to this JSON file")
     g.addoption("--kernel-timeout", type=float, default=120.0, help="seconds before a kernel call is a hang")
     g.addoption("--mutant", default=None, help="run against this deliberately wrong kernel (kernels/mutants)")
@@ -148,12 +149,14 @@ class Session:
 
     def on_gpu(self, kernel: str) -> bool:
         """Whether `kernel` runs on a GPU in this session (a Triton kernel where `triton_gpu`)."""
-        return kernel.startswith("triton.") and self.triton_gpu()
+        return worker_purpose(kernel) == "triton" and self.triton_gpu()
 
-    def retire(self, level: str) -> None:
-        """Restart `level`'s workers: a kernel that lied may have corrupted its process, so the next case
-        starts in a fresh one."""
-        for key in [k for k in self.workers if k[0] == level]:
+    def retire(self, level: str, kernel: str) -> None:
+        """Restart the worker that ran `kernel` at `level`: a kernel that lied may have corrupted its process,
+        so the next case starts in a fresh one. The level's other workers never ran it and keep their
+        imports (a Triton worker's triton, torchao and interpreted kernels cost seconds to load again)."""
+        key = (level, worker_purpose(kernel))
+        if key in self.workers:
             self.workers[key].restart()
 
     def reproduce(self, nodeid: str, level: str) -> str:
@@ -361,7 +364,7 @@ class Judge:
             # otherwise pay a library load; one whose entry also registers crashes may be corrupting
             # memory, and is retired like any other
             if not (known and result.status == "FAIL" and "CRASHED" not in known.signature):
-                self.session.retire(self.level)
+                self.session.retire(self.level, kernel)
             if known:
                 raise KnownDefectFailure(f"{message}\n  known defect: {known.why} ({known.reference})")
             pytest.fail(message, pytrace=False)

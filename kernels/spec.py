@@ -37,6 +37,12 @@ VIEW_ROLES = ("a", "b", "x", "w")
 # worker purposes a spec may name (conformance/test_specs.py maps each to the worker that serves it)
 WORKERS = ("", "triton")
 
+
+def worker_purpose(kernel: str) -> str:
+    """The worker that runs `kernel`: the Triton harness's for a Triton kernel (named triton.*), else the
+    session's; a spec's `worker` must agree, so a failure retires the process that ran the kernel."""
+    return "triton" if kernel.startswith("triton.") else ""
+
 _SPECS: dict[str, "KernelSpec"] = {}
 
 
@@ -116,8 +122,9 @@ def _validate(s: KernelSpec) -> None:
         raise ValueError(f"{s.kernel}: arguments {bad} are not operands of {sem.signature} ({', '.join(roles)})")
     if ("group" in roles) != bool(s.groups):
         raise ValueError(f"{s.kernel}: groups {s.groups} for signature {sem.signature} (grouped signatures need them)")
-    if s.worker not in WORKERS:
-        raise ValueError(f"{s.kernel}: worker {s.worker!r}; known: {', '.join(map(repr, WORKERS))}")
+    if s.worker not in WORKERS or s.worker != worker_purpose(s.kernel):
+        raise ValueError(f"{s.kernel}: worker {s.worker!r}; known: {', '.join(map(repr, WORKERS))}, and a Triton "
+                         "kernel (triton.*) runs in the 'triton' worker, every other in ''")
     for arg, lays in s.layouts.items():
         unknown = [lay for lay in lays if lay not in LAYOUTS]
         if arg not in s.args or unknown or "dense" not in lays:

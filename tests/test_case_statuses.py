@@ -78,7 +78,7 @@ def test_details_are_scrubbed_of_machine_paths() -> None:
 
 def _judge(monkeypatch, defect: KnownDefect | None):
     session = SimpleNamespace(isa="native", levels=["native"], reproduce=lambda nodeid, level: f"pytest {nodeid}",
-                              retire=lambda level: None, on_gpu=lambda kernel: False)
+                              retire=lambda level, kernel: None, on_gpu=lambda kernel: False)
     item = SimpleNamespace(nodeid="conformance/test_x.py::t", user_properties=[])
     monkeypatch.setattr(cc, "lookup", lambda kernel, isa, nodeid, gpu: defect)
     return cc.Judge(session, item), item
@@ -123,3 +123,15 @@ def test_suspect_is_a_recorded_warning(monkeypatch) -> None:
     with pytest.warns(cc.SuspectResult, match="SUSPECT"):
         judge(Result("SUSPECT", "conv", "op", detail="outside the probable tier"), kernel="k.x")
     assert json.loads(item.user_properties[0][1])["status"] == "SUSPECT"
+
+
+def test_a_failure_retires_only_the_worker_that_ran_the_kernel() -> None:
+    """A lying kernel may have corrupted its own process, not the level's other workers: a BesTLA crash keeps
+    the Triton worker (and its loaded kernels), a Triton failure keeps the session's worker."""
+    restarted: list[tuple[str, str]] = []
+    workers = {key: SimpleNamespace(restart=lambda key=key: restarted.append(key))
+               for key in (("avx2", ""), ("avx2", "triton"), ("scalar", ""), ("scalar", "triton"))}
+    session = SimpleNamespace(workers=workers)
+    cc.Session.retire(session, "avx2", "bestla.igemm_s8s8s32")
+    cc.Session.retire(session, "scalar", "triton.w8a8")
+    assert restarted == [("avx2", ""), ("scalar", "triton")]

@@ -51,6 +51,7 @@ def test_every_registered_spec_names_registered_semantics() -> None:
     (dict(layouts={"a": ("transposed",)}), "'dense' required"),
     (dict(kernel="no.such.kernel"), "unregistered kernel"),
     (dict(worker="gpu"), "worker"),
+    (dict(worker="triton"), "worker"),  # a CPU kernel in the Triton worker would be retired in the wrong one
 ])
 def test_a_spec_that_names_nothing_real_is_refused(change: dict, message: str) -> None:
     base = dict(kernel="torch.int_mm", call="int_mm_view", semantics="w8a8.int32_wrap", args=("a", "b.T"))

@@ -435,3 +435,20 @@ def qlinear_pointwise_ftz_daz(a, a_scale, a_zp, b, b_scales, bias, *, threads=No
 
     y = real(QP, "qlinear_pointwise_view")(a, float(_flush(a_scale)), a_zp, b, _flush(b_scales), bias, threads=threads)
     return _flush(y)
+
+
+QS = "kernels.pytorch.qlinear_static"
+
+
+@mutant("torch.qlinear_static_round_half_away", QS, "fbgemm_view", "torch.quantized.linear.fbgemm",
+        mirrors="a requantization that rounds with std::lround / roundf (halves away from zero) instead of "
+                "ReQuantizeOutput's lrintf / cvtps2dq (halves to even): right everywhere but on exact halves",
+        caught_by=_SPECS + "test_spec_case[torch.quantized.linear.fbgemm-ties-*")
+def qlinear_static_round_half_away(a, a_scale, a_zp, w, w_scales, w_zp, y_scale, y_zp, *, threads=None):
+    """Requantized values on exact halves rounded away from zero."""
+    y = real(QS, "fbgemm_view")(a, a_scale, a_zp, w, w_scales, w_zp, y_scale, y_zp, threads=threads)
+    acc = (as_numpy(a).astype(np.int64) - a_zp) @ (as_numpy(w).astype(np.int64) - w_zp.astype(np.int64)[:, None]).T
+    mult = ((F(a_scale) * w_scales.astype(F)).astype(F) / F(y_scale)).astype(F)
+    v = (acc.astype(F) * mult[None, :]).astype(F)
+    away = np.sign(v) * np.floor(np.abs(v) + F(0.5))
+    return np.clip(y.astype(np.int64) + (away - np.rint(v)).astype(np.int64), 0, 255).astype(np.uint8)

@@ -12,3 +12,4 @@ from kernels.pytorch import (  # noqa: F401  (imported for their registrations)
     weight_int4pack_mm,
     weight_int8pack_mm,
 )
+from kernels.pytorch import qlinear_static  # noqa: F401  (imported for its registrations)

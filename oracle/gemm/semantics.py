@@ -370,3 +370,13 @@ register(Semantics(
     "quantize_linear_matmul.cc QLinearMatMul::Compute; MLAS qgemm.h MlasGemmQuantOperation, quantize.cpp "
     "MlasRequantizeOutput)",
     depends=("cpu_flags",)))
+register(Semantics(
+    "fbgemm.qlinear", "u8_requant", _model("oracle.gemm.fbgemm_requant", "qlinear_requant"),
+    "quantized.linear (static, no bias) on fbgemm: the exact int32 sum of (a - a_zp)(b - b_zp[n]) (raw-code products "
+    "corrected by row and column offsets), requantized as saturate(RNE(fp32(float(acc) * fp32(fp32(a_scale * "
+    "b_scales[n]) / y_scale))) + y_zp) to uint8, byte for byte: QLinearMatMul's requantization, another library's "
+    "convention",
+    "oracle/gemm/fbgemm_requant.py qlinear_u8 (pytorch aten/src/ATen/native/quantized/cpu/qlinear.cpp "
+    "PackedLinearWeight::apply_impl, qlinear_prepack.cpp calc_col_offsets_transpose; FBGEMM "
+    "include/fbgemm/OutputProcessing-inl.h ReQuantizeOutput::f, src/QuantUtilsAvx2.cc "
+    "requantizeOutputProcessingAvx2)"))
