@@ -42,7 +42,8 @@ __all__ = [
     "ScaledIntDot", "round_to", "round_mode", "sum_in", "absorption_terms", "gemv_absorption_terms",
     "accumulator_candidates", "accumulator_case", "order_terms", "order_case", "cast_terms", "cast_case", "subnormal_predictions",
     "subnormal_cases", "int16_pairs", "int_absorption", "int_accumulator_candidates", "int_accumulator_case",
-    "scaled_accumulator_case", "epilogue_case", "scaled_subnormal_cases", "standard_cases",
+    "scaled_accumulator_case", "epilogue_case", "scaled_subnormal_cases", "standard_cases", "REQUANT_ACC",
+    "requant_pairs_case", "requant_ties_case",
 ]
 
 F32 = np.float32
@@ -508,3 +509,36 @@ def standard_cases(dot: Dot, sub_inputs: Dot | None = None, sub_products: Dot | 
     if sub_inputs is not None and sub_products is not None:
         cases += subnormal_cases(sub_inputs, sub_products)
     return cases
+
+
+# -- requantized u8 outputs (QLinearMatMul, static quantized linear) ---------------------------------------------
+
+REQUANT_ACC = ("acc int32", "acc int16 pairs")  # VNNI/AMX hosts sum int32; AVX2 hosts pair through int16
+# encode(a u8 codes (M, K), w s8 (N, K), y_scale, y_zp) -> (args, kwargs) with a_scale = b_scale = 1, zero points 0
+Requant = Callable[[np.ndarray, np.ndarray, float, int], tuple[tuple, dict]]
+
+
+def requant_pairs_case(module: str, func: str, encode: Requant, output: str | None) -> Case:
+    """Every product 255 * 127 (u8 x s8 pairs overflow int16), requantized by 2^-15: the pairs' sum shows."""
+    from oracle.rounding import rne
+
+    a, w = np.full((2, 64), 255), np.full((16, 64), 127)
+    out = lambda acc: np.clip(rne(acc / 2.0 ** 15), 0, 255).astype(np.uint8)  # noqa: E731
+    cands = (Candidate("acc int32", out(a @ w.T), "exact int32 sums", False),
+             Candidate("acc int16 pairs", out(int16_pairs(a, w)), "adjacent k pairs saturated to int16", False))
+    args, kwargs = encode(a, w, 2.0 ** 15, 0)
+    return Case("pairs past int16, y_scale 2^15", module, func, args, cands, kwargs, output, REQUANT_ACC,
+                "accumulator")
+
+
+def requant_ties_case(module: str, func: str, encode: Requant, output: str | None) -> Case:
+    """Odd sums requantized by sa * sb / sy = 1/2: every output an exact tie (zero point 128)."""
+    from oracle.rounding import half_away, rne, trunc
+
+    rng = np.random.default_rng(11)
+    a, w = rng.integers(0, 10, (4, 8)), rng.integers(-3, 4, (16, 8))  # |acc| / 2 <= 108: no saturation
+    acc = a @ w.T
+    cands = tuple(Candidate(m, (f(acc / 2.0) + 128).astype(np.uint8), f"acc * 1/2 rounded {m}", False)
+                  for m, f in zip(CAST_MODES, (rne, half_away, trunc)))
+    args, kwargs = encode(a, w, 2.0, 128)
+    return Case("ties at acc / 2", module, func, args, cands, kwargs, output, ("RNE",), "requantization rounding")

@@ -9,8 +9,9 @@ import numpy as np
 
 from kernels.fingerprints import Candidate, Case, ProbeSet
 from kernels.probes_numerics import (X_SUBNORMAL, Dot, IntDot, ScaledIntDot, epilogue_case, int_absorption,
-                                     int_accumulator_case, int16_pairs, scaled_accumulator_case,
-                                     scaled_subnormal_cases, standard_cases, subnormal_predictions)
+                                     int_accumulator_case, requant_pairs_case, requant_ties_case,
+                                     scaled_accumulator_case, scaled_subnormal_cases, standard_cases,
+                                     subnormal_predictions)
 from oracle import conventions
 from oracle.conventions import QuantizedWeight
 from oracle.gemm.mlas_int8 import dynamic_quantize_u8, quantize_linear
@@ -64,29 +65,6 @@ def _mitf_cases() -> list[Case]:
 
 def _qlinear(a: np.ndarray, w: np.ndarray, y_scale: float, y_zp: int) -> tuple[tuple, dict]:
     return (a.astype(np.uint8), F(1), np.uint8(0), _kn(w), F(1), np.int8(0), F(y_scale), np.uint8(y_zp)), {}
-
-
-def _qlinear_pairs_case() -> Case:
-    """Every product 255 * 127 (pairs overflow int16), requantized by 2^-15: the pairs' sum shows."""
-    a, w = np.full((2, 64), 255), np.full((16, 64), 127)
-    out = lambda acc: np.clip(rne(acc / 2.0 ** 15), 0, 255).astype(np.uint8)  # noqa: E731
-    cands = (Candidate("acc int32", out(a @ w.T), "exact int32 sums", False),
-             Candidate("acc int16 pairs", out(int16_pairs(a, w)), "adjacent k pairs saturated to int16", False))
-    args, kwargs = _qlinear(a, w, 2.0 ** 15, 0)
-    return Case("pairs past int16, y_scale 2^15", _MOD, "qlinearmatmul", args, cands, kwargs, "y", _EITHER,
-                "accumulator")
-
-
-def _qlinear_ties_case() -> Case:
-    """Odd sums requantized by sa * sb / sy = 1/2: every output an exact tie (zero point 128)."""
-    rng = np.random.default_rng(11)
-    a, w = rng.integers(0, 10, (4, 8)), rng.integers(-3, 4, (16, 8))  # |acc| / 2 <= 108: no saturation
-    acc = a @ w.T
-    cands = tuple(Candidate(m, (f(acc / 2.0) + 128).astype(np.uint8), f"acc * 1/2 rounded {m}", False)
-                  for m, f in ROUNDINGS.items())
-    args, kwargs = _qlinear(a, w, 2.0, 128)
-    return Case("ties at acc / 2", _MOD, "qlinearmatmul", args, cands, kwargs, "y", ("RNE",),
-                "requantization rounding")
 
 
 # -- DynamicQuantizeLinear -------------------------------------------------------------------------------------
@@ -197,7 +175,8 @@ PROBES = (
     ProbeSet("onnxruntime.matmulintegertofloat", f"{_INT}; epilogue fp32(acc) * fp32(sa * sb) vs (acc * sa) * sb; "
              "FTZ/DAZ on the scales", _MOD, _mitf_cases),
     ProbeSet("onnxruntime.qlinearmatmul", "int32 vs int16 saturating pairs; requantization ties RNE vs half away vs "
-             "toward zero", _MOD, lambda: [_qlinear_pairs_case(), _qlinear_ties_case()]),
+             "toward zero", _MOD, lambda: [requant_pairs_case(_MOD, "qlinearmatmul", _qlinear, "y"),
+                                       requant_ties_case(_MOD, "qlinearmatmul", _qlinear, "y")]),
     ProbeSet("onnxruntime.dynamicquantizelinear", "code and zero-point ties RNE vs half away vs toward zero; FTZ on a "
              "subnormal scale", _MOD, _dql_cases),
     ProbeSet("onnxruntime.quantizelinear", "code ties RNE vs half away vs toward zero; x / s vs x * (1/s); DAZ on "

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from kernels.fingerprints import Case, ProbeSet
+from kernels.layouts import dense
 from kernels.probes_numerics import (DTYPES, Dot, IntDot, ScaledIntDot, epilogue_case, int_absorption,
-                                     int_accumulator_case, scaled_accumulator_case, scaled_subnormal_cases,
-                                     standard_cases)
+                                     int_accumulator_case, requant_pairs_case, requant_ties_case,
+                                     scaled_accumulator_case, scaled_subnormal_cases, standard_cases)
 
 __all__ = ["PROBES"]
 
@@ -92,6 +93,20 @@ def _linear_dynamic_numerics(engine: str):
     return build
 
 
+def _qlinear_static(a: np.ndarray, w: np.ndarray, y_scale: float, y_zp: int) -> tuple[tuple, dict]:
+    """quantized.linear's view call: u8 a and s8 w (N, K) dense, scales 1, zero points 0."""
+    n = w.shape[0]
+    return (dense(a.astype(np.uint8)), 1.0, 0, dense(w.astype(np.int8)), np.ones(n, F), np.zeros(n, np.int8),
+            float(y_scale), int(y_zp)), {}
+
+
+def _qlinear_static_cases(engine: str):
+    def build() -> list[Case]:
+        mod, func = "kernels.pytorch.qlinear_static", f"{engine}_view"
+        return [requant_pairs_case(mod, func, _qlinear_static, None), requant_ties_case(mod, func, _qlinear_static, None)]
+    return build
+
+
 def _int_scaled_dot() -> ScaledIntDot:
     """torchao int_scaled_matmul: int8 a @ b (K, N), times fp32 row scales (M, 1); no weight scale."""
     def encode(a, w, sa, sb):
@@ -117,4 +132,7 @@ PROBES = (
              "kernels.pytorch.qlinear_pointwise", _qlinear_cases),
     *(ProbeSet(f"torch.quantized.linear_dynamic.{e}", _INT, "kernels.pytorch.linear_dynamic",
                _linear_dynamic_numerics(e), (e,)) for e in ("fbgemm", "x86", "onednn", "qnnpack")),
+    *(ProbeSet(f"torch.quantized.linear.{e}", "int32 vs int16 saturating pairs; requantization ties RNE vs half "
+               "away vs toward zero", "kernels.pytorch.qlinear_static", _qlinear_static_cases(e), (e,))
+      for e in ("fbgemm", "x86")),
 )
