@@ -4,9 +4,12 @@ DA8W4 runs where torchao's CPU kernel is built (pytorch/ao from source, or
 benchmarks/build_torchao_cpu.py with QORACLE_TORCHAO_CPU_LIB naming its library) and the CPU has
 what that build needs; otherwise it is UNAVAILABLE with the reason.
 
-int_matmul and int_scaled_matmul are judged by conformance/test_specs.py (their KernelSpecs in
-kernels/torchao/__init__.py; int_scaled_matmul on semantics w8a8.int32_row_scaled, `float(acc) * scales1`
-bit for bit).
+int_matmul, int_scaled_matmul and DA8W4 as torchao's linear calls it (float x quantized per token by
+torchao's own quantizer, no bias, output in x's dtype; semantics da8w4.asym.torchao_build, every case
+family and layout of x) are judged by conformance/test_specs.py (their KernelSpecs in
+kernels/torchao/__init__.py). What stays here is what that table cannot say: the prepacked
+compensation, a bias, symmetric int8 activations, all-8 weight zero points, and given codes and
+zero points at M values that pick the AVX512 build's paths.
 """
 from __future__ import annotations
 
@@ -26,16 +29,16 @@ DA8W4 = "torchao.da8w4_linear_cpu"
 # M = 66 is one 64-row block (brgemm) and a 2-row tail (small-M); M = 80 a 16-row tail whose zero
 # points all differ from rows 0..15 (a tile-local row index reads theirs). Without AMX (or on the
 # portable build) every M runs the scalar path. group 256 has two K blocks per group.
+# The spec (da8w4_view) covers asymmetric activations without bias at M 1..33; each case kept here says why.
 DA8W4_CASES = [
-    ("asym", 1, 256, 64, 32, "bf16", True, "asym"),
-    ("asym", 3, 512, 32, 64, "fp32", False, "asym"),
-    ("asym", 4, 256, 64, 128, "fp16", True, "asym"),
-    ("asym", 17, 512, 64, 256, "bf16", True, "asym"),
-    ("asym", 66, 256, 32, 32, "fp32", True, "asym"),
-    ("asym", 8, 256, 32, 64, "fp32", True, "sym"),
-    ("sym", 2, 256, 32, 32, "fp32", True, "asym"),
-    ("sym", 20, 512, 64, 128, "bf16", False, "asym"),
-    ("asym", 80, 256, 32, 64, "bf16", True, "asym"),
+    ("asym", 1, 256, 64, 32, "bf16", True, "asym"),  # bias, and M = 1 (the small-M path on AMX builds)
+    ("asym", 4, 256, 64, 128, "fp16", True, "asym"),  # bias, and M = 4, the small-M path's last M
+    ("asym", 17, 512, 64, 256, "bf16", True, "asym"),  # bias with two K blocks per group
+    ("asym", 66, 256, 32, 32, "fp32", True, "asym"),  # one brgemm block and a small-M tail on AMX builds
+    ("asym", 8, 256, 32, 64, "fp32", True, "sym"),  # every weight zero point 8 (the spec draws them 0..15 per group)
+    ("sym", 2, 256, 32, 32, "fp32", True, "asym"),  # symmetric int8 activations: not in the spec's semantics
+    ("sym", 20, 512, 64, 128, "bf16", False, "asym"),  # symmetric int8 activations, no bias
+    ("asym", 80, 256, 32, 64, "bf16", True, "asym"),  # a 16-row tail whose zero points differ from rows 0..15
 ]
 
 

@@ -65,3 +65,14 @@ def triton_scaled_ftz(a, b_kn, row_scales, *, block=None):
     s = np.where(np.abs(s) < np.finfo(F).tiny, F(0), s)
     y = real(TT, "int_scaled_matmul_view")(a, b_kn, s, block=block)
     return np.where(np.abs(y) < np.finfo(F).tiny, np.copysign(F(0), y), y).astype(F)
+
+
+@mutant("torchao.da8w4_group_scale_per_channel", T, "da8w4_view", "torchao.da8w4_linear_cpu",
+        mirrors="group-wise weight scales read per output channel (the [Nc, G, block_n] scales indexed without the "
+                "group, or a per-channel checkpoint's [N, 1] scale loader reused for [N, K / group] scales): right "
+                "whenever K holds one group, as a single-group smoke test does",
+        caught_by="conformance/test_specs.py::test_spec_*[torchao.da8w4_linear_cpu-*")
+def da8w4_group_scale_per_channel(x, codes, scales, zp, group, *, threads=None):
+    """Every group of a column scaled by the column's first group scale, through the real kernel."""
+    s = np.asarray(scales, F)
+    return real(T, "da8w4_view")(x, codes, np.repeat(s[:, :1], s.shape[1], axis=1), zp, group, threads=threads)

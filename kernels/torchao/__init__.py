@@ -26,6 +26,20 @@ register(KernelInfo(
     notes="oracle.gemm.da8w4 is its bit-exact model (epilogue 'mul_add' for the portable build, 'fma' for GCC's "
           "AVX512 build); the PyPI wheel has no CPU kernel: build it with benchmarks/build_torchao_cpu.py",
 ))
+register_spec(KernelSpec(
+    kernel="torchao.da8w4_linear_cpu", call="da8w4_view", semantics="da8w4.asym.torchao_build",
+    args=("x", "codes", "scales", "zp", "group"), layouts={"x": ACTIVATION_LAYOUTS}, threads=True,
+    dtypes=("fp32", "bf16", "fp16"), groups=(32, 64, 128), modelled=True, check_args=("da8w4",),
+    outside={"nonfinite": "torchao/quantization/quant_primitives.py _choose_qparams_affine: a row's torch.amin / "
+                          "torch.amax with a NaN or Inf makes its scale NaN or infinite, and quantize_affine's "
+                          "'.to(target_dtype)' of a NaN or out-of-range float is undefined (C++ float-to-integer "
+                          "conversion); the per-token quantizer is defined for finite x"},
+    source="torchao/prototype/quantization/int4/int4_opaque_tensor.py _da8w4_linear: 'input_tensor.reshape(-1, "
+           "input_tensor.shape[-1])' (a strided 2-D x as it comes to choose_qparams_affine and quantize_affine), "
+           "'act_int.contiguous()' to the op, output in x's dtype; from_hp_da8w4 asserts group_size in (32, 64, 128) "
+           "(the groups claimed; the op's group 256, two K blocks a group, stays in conformance/test_torchao_cpu.py) "
+           "and N % 32 == 0 (the adapter pads N to 32 with columns it slices off); da8w4_linear.cpp "
+           "_da8w4_linear_impl: no partial group; parallel over N blocks (and M blocks past M = 128), never over K"))
 register(KernelInfo(
     name="torchao.int_matmul", package="torchao", op="torchao.kernel.intmm.int_matmul", module=_MOD,
     isa_knobs=_ATEN, dtypes=("int8",), notes="CPU: safe_int_mm -> int32 torch.matmul, exact int32",

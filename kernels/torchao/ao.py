@@ -21,8 +21,11 @@ def _version() -> str:
         return ""
 
 
-def available() -> dict:
-    """torchao imports here (the int8 matmul paths need nothing more); never raises."""
+def available(path: str = "") -> dict:
+    """torchao imports here (the int8 matmul paths need nothing more); for path 'da8w4' whether its CPU
+    DA8W4 kernel runs here (available_da8w4); never raises."""
+    if path == "da8w4":
+        return available_da8w4()
     version = _version()
     if not version:
         return {"ok": False, "reason": "torchao is not installed", "version": ""}
@@ -163,11 +166,62 @@ def da8w4_linear_cpu(a_q: np.ndarray, a_scale: np.ndarray, a_zp: np.ndarray, w_q
 
 
 def observe() -> dict:
-    """ATen's CPU capability (the knob ATEN_CPU_CAPABILITY moves it) for the torch ops torchao calls."""
+    """ATen's CPU capability (the knob ATEN_CPU_CAPABILITY moves it) for the torch ops torchao calls, and, once the
+    DA8W4 library is loaded, the epilogue its build record implies ('' unknown; semantics da8w4.asym.torchao_build
+    reads it) and its ISA."""
     import torch
 
+    loaded = bool(_DA8W4_STATE.get("ok"))
     return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "how": "torch.backends.cpu.get_cpu_capability(); torch._int_mm runs on oneDNN (ONEDNN_VERBOSE shows its ISA)"}
+            "da8w4_epilogue": _DA8W4_STATE.get("epilogue", "") if loaded else None,
+            "da8w4_build": (_DA8W4_STATE.get("build") or {}).get("isa", "") if loaded else None,
+            "how": "torch.backends.cpu.get_cpu_capability(); torch._int_mm runs on oneDNN (ONEDNN_VERBOSE shows its ISA); "
+                   "da8w4_epilogue from the DA8W4 build record (available_da8w4)"}
+
+
+_BLOCK_N = 32  # da8w4_linear.cpp BLOCK_N: the prepack views the weight as [N / 32, 32, K / block_k, block_k]
+
+
+def _prepacked_weight(codes: np.ndarray, scales: np.ndarray, zp: np.ndarray):
+    """torchao::da8w4_linear_prepack_cpu of codes 0..15 (N, K), fp32 scales and zero points (N, K / group), as
+    Int4OpaqueTensor.from_hp_da8w4 calls it (zero points as int8), N padded with zero columns to the kernel's
+    32-column block (the prepack has no N tail; the padded outputs are sliced off), as a stand-in for the tensor
+    whose fields torchao's _da8w4_linear reads."""
+    from types import SimpleNamespace
+
+    import torch
+
+    n = codes.shape[0]
+    pad = -n % _BLOCK_N
+    grow = lambda a, fill: np.concatenate([a, np.full((pad, a.shape[1]), fill, a.dtype)]) if pad else a  # noqa: E731
+    t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a, dt))  # noqa: E731
+    packed = torch.ops.torchao.da8w4_linear_prepack_cpu(
+        t(grow(np.asarray(codes, np.uint8), 0), np.uint8), t(grow(np.asarray(scales, np.float32), 1), np.float32),
+        t(grow(np.asarray(zp, np.int8), 0), np.int8))
+    return SimpleNamespace(qdata=packed[0], scale_and_zero=packed[1], qzeros=packed[2], compensation=packed[3],
+                           act_mapping_type="asymmetric", shape=(n + pad, codes.shape[1])), n
+
+
+def da8w4_view(x: View, codes: np.ndarray, scales: np.ndarray, zp: np.ndarray, group: int, *,
+               threads: int | None = None) -> np.ndarray:
+    """What F.linear on an Int4OpaqueTensor DA8W4 weight runs for the caller's view of x as it is (torchao 0.18
+    torchao/prototype/quantization/int4/int4_opaque_tensor.py `_da8w4_linear`, called here, not copied: x
+    reshaped to 2-D, choose_qparams_affine and quantize_affine per token to uint8 in x's dtype, `act_int.contiguous()`,
+    torchao::da8w4_linear_cpu with x's dtype as the output dtype), no bias; the output in x's dtype."""
+    from torchao.prototype.quantization.int4.int4_opaque_tensor import _da8w4_linear
+
+    from kernels.pytorch._torch import num_threads, to_numpy
+
+    av = available_da8w4()
+    if not av["ok"]:
+        raise RuntimeError(av["reason"])
+    if codes.shape[1] % group or group % min(group, 128):
+        raise ValueError(f"K = {codes.shape[1]} is not a whole number of groups of {group} "
+                         "(da8w4_linear_prepack_cpu: group_size = K / G)")
+    weight, n = _prepacked_weight(codes, scales, zp)
+    with num_threads(threads):
+        y = _da8w4_linear(as_torch(x), weight, None)
+    return to_numpy(y[:, :n])
 
 
 def int_matmul(a: np.ndarray, b_kn: np.ndarray) -> np.ndarray:

@@ -161,3 +161,16 @@ def da8w4_w4(ops: dict[str, np.ndarray], observed: dict, convention: str, epilog
     exact, bound = da8w4_exact(a_q, sa, za, codes, scales, zp, group_size=group, out=out)
     pred = da8w4_linear(a_q, sa, za, codes, scales, zp, group_size=group, out=out, epilogue=epilogue)
     return Expected(exact, bound, pred, out)
+
+
+def da8w4_w4_torchao(ops: dict[str, np.ndarray], observed: dict) -> Expected:
+    """w4_grouped as torchao's `_da8w4_linear` (int4_opaque_tensor.py) runs it on the CPU kernel: x quantized per
+    token in its own dtype (act.torchao.da8w4.asym.{fp32,bf16,fp16}: choose_qparams_affine computes the range in x's
+    dtype), the block sums, and the epilogue of the build that ran (`observed['da8w4_epilogue']`: 'mul_add' portable,
+    'fma' GCC's AVX512 build); an unknown epilogue ('' or absent) leaves the exact value and bound, no prediction."""
+    from dataclasses import replace
+
+    epilogue = observed.get("da8w4_epilogue") or ""
+    conv = f"act.torchao.da8w4.asym.{out_dtype(ops['x'])}"
+    exp = da8w4_w4(ops, observed, conv, epilogue if epilogue in EPILOGUES else "mul_add")
+    return exp if epilogue in EPILOGUES else replace(exp, predicted=None)

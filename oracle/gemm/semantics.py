@@ -380,3 +380,13 @@ register(Semantics(
     "PackedLinearWeight::apply_impl, qlinear_prepack.cpp calc_col_offsets_transpose; FBGEMM "
     "include/fbgemm/OutputProcessing-inl.h ReQuantizeOutput::f, src/QuantUtilsAvx2.cc "
     "requantizeOutputProcessingAvx2)"))
+register(Semantics(
+    "da8w4.asym.torchao_build", "w4_grouped", _model("oracle.gemm.da8w4", "da8w4_w4_torchao"),
+    "x quantized per token to uint8 in its own dtype by act.torchao.da8w4.asym.{fp32,bf16,fp16}; per K block "
+    "(min(group, 128)) the int32 sum of a_q * (codes - zp) minus zp_a times the block's sum of (codes - zp); "
+    "y = y + (float(acc) * sa) * s[n, g] in fp32 block after block, rounded as the build that ran does it "
+    "(observed da8w4_epilogue: 'mul_add' two roundings, 'fma' one), one RNE cast to x's dtype, bit-exact",
+    "oracle/gemm/da8w4.py da8w4_w4_torchao (torchao torchao/prototype/quantization/int4/int4_opaque_tensor.py "
+    "_da8w4_linear; torchao/csrc/cpu/aten_kernels/da8w4_linear.cpp _da8w4_linear_impl; the build's flags as "
+    "benchmarks/build_torchao_cpu.py records them)",
+    depends=("da8w4_epilogue",)))
