@@ -9,6 +9,7 @@ import numpy as np
 
 from kernels.layouts import View, as_torch
 from kernels.loading import import_failure
+from kernels.worker import environment_fact
 
 _DA8W4 = ("da8w4_linear_cpu", "da8w4_linear_prepack_cpu")
 _LIB_ENV = "QORACLE_TORCHAO_CPU_LIB"
@@ -73,6 +74,21 @@ def _epilogue(record: dict) -> str:
 _DA8W4_STATE: dict = {}
 
 
+def _missing_da8w4() -> list[str]:
+    """What torchao's DA8W4 ops lack in this process: a schema, or a CPU kernel (importing torchao registers the
+    schemas, a loaded library the kernels)."""
+    import torch
+    import torchao  # noqa: F401  (registers the op schemas)
+
+    out = []
+    for op in _DA8W4:
+        if not hasattr(torch.ops.torchao, op):
+            out.append(f"torchao::{op} is not registered")
+        elif not torch._C._dispatch_has_kernel_for_dispatch_key(f"torchao::{op}", "CPU"):
+            out.append(f"torchao::{op} has no CPU kernel (schema only, from torchao/ops.py)")
+    return out
+
+
 def available_da8w4() -> dict:
     """Whether both DA8W4 ops have a CPU kernel here (torchao's own build, or the library that
     benchmarks/build_torchao_cpu.py built, named by QORACLE_TORCHAO_CPU_LIB), and exactly why not.
@@ -86,29 +102,21 @@ def available_da8w4() -> dict:
     version = _version()
     if not version:
         return {"ok": False, "reason": "torchao is not installed", "version": ""}
+    lib = os.environ.get(_LIB_ENV, "")
+    if not lib:  # where torchao's own build lacks the kernel, say so without importing it after every restart
+        own = environment_fact(f"torchao-{version}-da8w4-cpu", lambda: {"missing": "; ".join(_missing_da8w4())})
+        if own["missing"]:
+            return {"ok": False, "version": version, "reason": own["missing"] + (
+                f". torchao {version} from PyPI is a CUDA build without torchao/csrc/cpu; build the CPU kernel from "
+                f"a pytorch/ao checkout with benchmarks/build_torchao_cpu.py --source DIR and set {_LIB_ENV} to "
+                "the library it prints")}
     import torch
-    import torchao  # noqa: F401  (registers the op schemas)
-
-    def missing() -> list[str]:
-        out = []
-        for op in _DA8W4:
-            if not hasattr(torch.ops.torchao, op):
-                out.append(f"torchao::{op} is not registered")
-            elif not torch._C._dispatch_has_kernel_for_dispatch_key(f"torchao::{op}", "CPU"):
-                out.append(f"torchao::{op} has no CPU kernel (schema only, from torchao/ops.py)")
-        return out
 
     amx = bool(getattr(torch._C._cpu, "_is_amx_tile_supported", lambda: False)())
-    if not missing():
+    if not _missing_da8w4():
         _DA8W4_STATE.update(ok=True, reason="", version=version, library="torchao's own build", build={},
                             epilogue="", amx=amx)
         return _DA8W4_STATE
-    lib = os.environ.get(_LIB_ENV, "")
-    if not lib:
-        return {"ok": False, "version": version, "reason": "; ".join(missing()) + (
-            f". torchao {version} from PyPI is a CUDA build without torchao/csrc/cpu; build the CPU kernel from a "
-            f"pytorch/ao checkout with benchmarks/build_torchao_cpu.py --source DIR and set {_LIB_ENV} to the "
-            "library it prints")}
     if not os.path.isfile(lib):
         return {"ok": False, "version": version, "reason": f"{_LIB_ENV} names {lib}, which does not exist"}
     record = _build_record(lib)
@@ -127,9 +135,9 @@ def available_da8w4() -> dict:
     except Exception as e:  # a broken or incompatible build: installed but does not load
         return {"ok": False, "version": version, "load_failed": True,
                 "reason": f"{_LIB_ENV}: torch.ops.load_library failed ({type(e).__name__}: {e})"}
-    if missing():
+    if _missing_da8w4():
         return {"ok": False, "version": version, "load_failed": True,
-                "reason": f"{os.path.basename(lib)} loaded but " + "; ".join(missing())}
+                "reason": f"{os.path.basename(lib)} loaded but " + "; ".join(_missing_da8w4())}
     _DA8W4_STATE.update(ok=True, reason="", version=version, library=os.path.basename(lib), amx=amx,
                         build={k: record.get(k) for k in ("isa", "cflags", "source_sha256", "source_commit",
                                                           "torch", "compiler_version", "compiler_family")},
