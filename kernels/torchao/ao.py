@@ -135,14 +135,24 @@ def available_da8w4() -> dict:
     except Exception as e:  # a broken or incompatible build: installed but does not load
         return {"ok": False, "version": version, "load_failed": True,
                 "reason": f"{_LIB_ENV}: torch.ops.load_library failed ({type(e).__name__}: {e})"}
-    if _missing_da8w4():
+    still = _missing_da8w4()
+    if still:
         return {"ok": False, "version": version, "load_failed": True,
-                "reason": f"{os.path.basename(lib)} loaded but " + "; ".join(_missing_da8w4())}
+                "reason": f"{os.path.basename(lib)} loaded but " + "; ".join(still)}
     _DA8W4_STATE.update(ok=True, reason="", version=version, library=os.path.basename(lib), amx=amx,
                         build={k: record.get(k) for k in ("isa", "cflags", "source_sha256", "source_commit",
                                                           "torch", "compiler_version", "compiler_family")},
                         epilogue=_epilogue(record))
     return _DA8W4_STATE
+
+
+def _prepack(codes: np.ndarray, scales: np.ndarray, zp: np.ndarray) -> tuple:
+    """torchao::da8w4_linear_prepack_cpu of uint8 codes 0..15 (N, K), fp32 scales and int8 zero points (N, K / group):
+    (packed weight, scales and zeros, qzeros, compensation)."""
+    import torch
+
+    t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a, dt))  # noqa: E731
+    return torch.ops.torchao.da8w4_linear_prepack_cpu(t(codes, np.uint8), t(scales, np.float32), t(zp, np.int8))
 
 
 def da8w4_linear_cpu(a_q: np.ndarray, a_scale: np.ndarray, a_zp: np.ndarray, w_q: np.ndarray,
@@ -163,8 +173,7 @@ def da8w4_linear_cpu(a_q: np.ndarray, a_scale: np.ndarray, a_zp: np.ndarray, w_q
         raise RuntimeError(av["reason"])
     t = lambda x, dt: torch.from_numpy(np.ascontiguousarray(x, dt))  # noqa: E731
     a = t(a_q, a_q.dtype)
-    w, ws, wz = t(w_q, np.uint8), t(w_scale, np.float32), t(w_zp, np.int8)
-    packed = torch.ops.torchao.da8w4_linear_prepack_cpu(w, ws, wz)
+    packed = _prepack(w_q, w_scale, w_zp)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[out]
     b = None if bias is None else t(bias, np.float32)
     y = torch.ops.torchao.da8w4_linear_cpu(a, t(a_scale, np.float32).reshape(-1), t(a_zp, np.int32).reshape(-1),
@@ -197,15 +206,11 @@ def _prepacked_weight(codes: np.ndarray, scales: np.ndarray, zp: np.ndarray):
     whose fields torchao's _da8w4_linear reads."""
     from types import SimpleNamespace
 
-    import torch
-
     n = codes.shape[0]
     pad = -n % _BLOCK_N
     grow = lambda a, fill: np.concatenate([a, np.full((pad, a.shape[1]), fill, a.dtype)]) if pad else a  # noqa: E731
-    t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a, dt))  # noqa: E731
-    packed = torch.ops.torchao.da8w4_linear_prepack_cpu(
-        t(grow(np.asarray(codes, np.uint8), 0), np.uint8), t(grow(np.asarray(scales, np.float32), 1), np.float32),
-        t(grow(np.asarray(zp, np.int8), 0), np.int8))
+    packed = _prepack(grow(np.asarray(codes, np.uint8), 0), grow(np.asarray(scales, np.float32), 1),
+                      grow(np.asarray(zp, np.int8), 0))
     return SimpleNamespace(qdata=packed[0], scale_and_zero=packed[1], qzeros=packed[2], compensation=packed[3],
                            act_mapping_type="asymmetric", shape=(n + pad, codes.shape[1])), n
 
